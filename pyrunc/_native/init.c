@@ -1,0 +1,920 @@
+/* pyrunc-init: the container's first process until it execs the user's program.
+ *
+ * The runtime (Python) clones a child that at once execs a sealed memfd copy of this
+ * static binary, so nothing of the interpreter is mapped while the container waits for
+ * `start` and the process may join user and time namespaces (a process sharing its VM
+ * with the interpreter may not).  This program knows no policy: it reads a plan, a list
+ * of ops computed and validated in Python (pyrunc/plan.py), and runs them in order.
+ * A failure is reported as (op index, errno) on the sync socket; Python words the error.
+ *
+ * usage: pyrunc-init SYNC_FD PLAN_FD
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "plan.h"
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+#define MAX_INTS 80
+#define MAX_STRS 4096
+
+struct op {
+	uint32_t code;
+	uint16_t nints, nstrs;
+	const int64_t *ints; /* unaligned-safe: copied by get_int */
+	const char *ints_raw;
+	const char *strs[MAX_STRS];
+	uint32_t lens[MAX_STRS];
+};
+
+static int sync_fd = -1;
+static int root_fd = -1;      /* O_PATH fd of the directory IN_ROOT paths resolve in */
+static int current_op = -1;
+
+static int64_t get_int(const struct op *op, int i)
+{
+	int64_t v;
+	if (i >= op->nints)
+		return 0;
+	memcpy(&v, op->ints_raw + 8 * i, sizeof(v));
+	return v;
+}
+
+static void send_msg(int type, int value, int err)
+{
+	struct init_msg m = { .type = type, .op = current_op, .err = err, .value = value };
+	ssize_t r;
+	do {
+		r = send(sync_fd, &m, sizeof(m), MSG_NOSIGNAL);
+	} while (r < 0 && errno == EINTR);
+}
+
+/* Report the failing op and errno, then die: the runtime cleans up. */
+static void __attribute__((noreturn)) fail(int err)
+{
+	send_msg(MSG_ERROR, 0, err ? err : EIO);
+	_exit(1);
+}
+
+#define CHECK(expr) do { if ((expr) < 0) fail(errno); } while (0)
+
+static void wait_ack(void)
+{
+	char ack = 1;
+	ssize_t r;
+	do {
+		r = recv(sync_fd, &ack, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	if (r != 1 || ack != 0)
+		_exit(1); /* the runtime gave up; it reports the reason itself */
+}
+
+static int openat2_in_root(const char *path, int flags, int extra_resolve)
+{
+	struct open_how how = {
+		.flags = (uint64_t)flags | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
+	};
+	while (*path == '/')
+		path++;
+	if (!*path)
+		path = ".";
+	return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+}
+
+/* Create every missing component of `path` inside the root (the last one as a dir or
+ * an empty file).  Components are created relative to an fd already resolved inside
+ * the root, so a symlink planted in the rootfs can never redirect creation outside. */
+static void mkdir_in_root(const char *path, int last_is_file)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len >= sizeof(buf))
+		fail(ENAMETOOLONG);
+	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	int dirfd = openat2_in_root("/", O_PATH | O_DIRECTORY, 0);
+	if (dirfd < 0)
+		fail(errno);
+	char *p = buf;
+	while (*p == '/')
+		p++;
+	while (*p) {
+		char *slash = strchr(p, '/');
+		if (slash)
+			*slash = '\0';
+		int last = slash == NULL;
+		/* resolve the whole prefix inside the root: symlinks in the rootfs stay in it */
+		int fd = openat2_in_root(buf, O_PATH, 0);
+		if (fd < 0 && errno == ENOENT) {
+			if (last && last_is_file) {
+				int f = openat(dirfd, p, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+				if (f < 0 && errno != EEXIST)
+					fail(errno);
+				if (f >= 0)
+					close(f);
+			} else if (mkdirat(dirfd, p, 0755) < 0 && errno != EEXIST) {
+				fail(errno);
+			}
+			fd = openat2_in_root(buf, O_PATH, 0);
+		}
+		if (fd < 0)
+			fail(errno);
+		close(dirfd);
+		dirfd = fd;
+		if (last)
+			break;
+		*slash = '/';
+		p = slash + 1;
+		while (*p == '/')
+			p++;
+	}
+	close(dirfd);
+}
+
+static void proc_fd_path(char *out, size_t n, int fd)
+{
+	/* /proc/self/fd/N: the kernel resolves the magic link to the very object we opened */
+	char digits[16];
+	int i = 0;
+	unsigned v = (unsigned)fd;
+	do {
+		digits[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	const char *prefix = "/proc/self/fd/";
+	size_t pl = strlen(prefix);
+	if (pl + (size_t)i + 1 > n)
+		fail(ENAMETOOLONG);
+	memcpy(out, prefix, pl);
+	for (int j = 0; j < i; j++)
+		out[pl + j] = digits[i - 1 - j];
+	out[pl + i] = '\0';
+}
+
+/* Flags the kernel locks on a mount seen from a less privileged user namespace: a
+ * remount must repeat them or it fails with EPERM. */
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+	if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
+	if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+	return f;
+}
+
+static void op_mount(const struct op *op)
+{
+	unsigned long flags = (unsigned long)get_int(op, 0);
+	int target_kind = (int)get_int(op, 1);
+	int mkdir_kind = (int)get_int(op, 2);
+	int source_kind = (int)get_int(op, 3);
+	const char *source = op->strs[0];
+	const char *target = op->strs[1];
+	const char *fstype = op->lens[2] ? op->strs[2] : NULL;
+	const char *data = op->lens[3] ? op->strs[3] : NULL;
+	char target_path[64], source_path[64];
+	int tfd = -1, sfd = -1;
+
+	if (target_kind == TARGET_IN_ROOT) {
+		if (mkdir_kind != MKDIR_NONE)
+			mkdir_in_root(target, mkdir_kind == MKDIR_FILE);
+		tfd = openat2_in_root(target, O_PATH, 0);
+		if (tfd < 0)
+			fail(errno);
+		proc_fd_path(target_path, sizeof(target_path), tfd);
+		target = target_path;
+	}
+	if (source_kind == SOURCE_IN_ROOT) {
+		sfd = openat2_in_root(source, O_PATH, 0);
+		if (sfd < 0)
+			fail(errno);
+		proc_fd_path(source_path, sizeof(source_path), sfd);
+		source = source_path;
+	} else if (!op->lens[0]) {
+		source = NULL;
+	}
+	if ((flags & MS_REMOUNT) && (flags & MS_BIND))
+		flags |= locked_flags(target) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+	CHECK(mount(source, target, fstype, flags, data));
+	if (tfd >= 0)
+		close(tfd);
+	if (sfd >= 0)
+		close(sfd);
+}
+
+static void op_mknod(const struct op *op)
+{
+	const char *path = op->strs[0];
+	mode_t mode = (mode_t)get_int(op, 0);
+	dev_t dev = (dev_t)get_int(op, 1);
+	/* create the parent inside the root, then the node relative to the parent fd */
+	char parent[4096];
+	size_t len = strlen(path);
+	if (len >= sizeof(parent))
+		fail(ENAMETOOLONG);
+	memcpy(parent, path, len + 1);
+	char *slash = strrchr(parent, '/');
+	const char *name = path;
+	if (slash) {
+		*slash = '\0';
+		name = path + (slash - parent) + 1;
+	} else {
+		parent[0] = '\0';
+	}
+	if (parent[0])
+		mkdir_in_root(parent, 0);
+	int dfd = openat2_in_root(parent[0] ? parent : "/", O_PATH | O_DIRECTORY, 0);
+	if (dfd < 0)
+		fail(errno);
+	unlinkat(dfd, name, 0);
+	CHECK(mknodat(dfd, name, mode, dev));
+	CHECK(fchownat(dfd, name, (uid_t)get_int(op, 2), (gid_t)get_int(op, 3), AT_SYMLINK_NOFOLLOW));
+	close(dfd);
+}
+
+static void op_symlink(const struct op *op)
+{
+	const char *path = op->strs[1];
+	char parent[4096];
+	size_t len = strlen(path);
+	if (len >= sizeof(parent))
+		fail(ENAMETOOLONG);
+	memcpy(parent, path, len + 1);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		fail(EINVAL);
+	*slash = '\0';
+	const char *name = path + (slash - parent) + 1;
+	int dfd = openat2_in_root(parent[0] ? parent : "/", O_PATH | O_DIRECTORY, 0);
+	if (dfd < 0)
+		fail(errno);
+	if (symlinkat(op->strs[0], dfd, name) < 0 && errno != EEXIST)
+		fail(errno);
+	close(dfd);
+}
+
+static void op_pivot_root(void)
+{
+	/* runc's way: pivot_root(".", ".") stacks the old root on top of the new one, then
+	 * detaching "." removes it without needing a directory inside the rootfs. */
+	CHECK(fchdir(root_fd));
+	CHECK(syscall(SYS_pivot_root, ".", "."));
+	CHECK(mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL));
+	CHECK(umount2(".", MNT_DETACH));
+	CHECK(chdir("/"));
+	close(root_fd);
+	root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		fail(errno);
+}
+
+static void op_move_root(void)
+{
+	CHECK(fchdir(root_fd));
+	CHECK(mount(".", "/", NULL, MS_MOVE, NULL));
+	CHECK(chroot("."));
+	CHECK(chdir("/"));
+	close(root_fd);
+	root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		fail(errno);
+}
+
+/* /dev/null inside the container, checked to be the real char device 1:3 so a
+ * symlink or a planted file can't turn a masked path into a bind of something else. */
+static int open_dev_null(void)
+{
+	int fd = openat2_in_root("/dev/null", O_PATH, RESOLVE_NO_SYMLINKS);
+	struct stat st;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+static void op_mask(const struct op *op)
+{
+	int fd = openat2_in_root(op->strs[0], O_PATH, 0);
+	struct stat st;
+	char target[64], source[64];
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(errno);
+	}
+	CHECK(fstat(fd, &st));
+	proc_fd_path(target, sizeof(target), fd);
+	if (S_ISDIR(st.st_mode)) {
+		CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL));
+	} else {
+		int nfd = open_dev_null();
+		if (nfd < 0)
+			fail(errno);
+		proc_fd_path(source, sizeof(source), nfd);
+		CHECK(mount(source, target, NULL, MS_BIND, NULL));
+		close(nfd);
+	}
+	close(fd);
+}
+
+static void op_readonly(const struct op *op)
+{
+	int fd = openat2_in_root(op->strs[0], O_PATH, 0);
+	char target[64];
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(errno);
+	}
+	proc_fd_path(target, sizeof(target), fd);
+	CHECK(mount(target, target, NULL, MS_BIND | MS_REC, NULL));
+	close(fd);
+	/* reopen: the fd still points at the object under the new bind */
+	fd = openat2_in_root(op->strs[0], O_PATH, 0);
+	if (fd < 0)
+		fail(errno);
+	proc_fd_path(target, sizeof(target), fd);
+	unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(target);
+	CHECK(mount(NULL, target, NULL, flags, NULL));
+	close(fd);
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			fail(errno);
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+}
+
+static void op_sysctl(const struct op *op)
+{
+	/* /proc must really be procfs: a rootfs could plant a directory or a symlink there */
+	int pfd = openat2_in_root("/proc/sys", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+	struct statfs sfs;
+	if (pfd < 0)
+		fail(errno);
+	if (fstatfs(pfd, &sfs) < 0)
+		fail(errno);
+	if (sfs.f_type != PROC_SUPER_MAGIC)
+		fail(EXDEV);
+	struct open_how how = {
+		.flags = O_WRONLY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, pfd, op->strs[0], &how, sizeof(how));
+	if (fd < 0)
+		fail(errno);
+	write_all(fd, op->strs[1], op->lens[1]);
+	close(fd);
+	close(pfd);
+}
+
+static void op_write_file(const struct op *op)
+{
+	int fd = open(op->strs[0], O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail(errno);
+	write_all(fd, op->strs[1], op->lens[1]);
+	close(fd);
+}
+
+static void send_fd(int sock, int fd)
+{
+	char data = 'T';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	CHECK(sendmsg(sock, &msg, MSG_NOSIGNAL));
+}
+
+/* A pty from the container's own devpts, the master sent over the console socket as
+ * runc does, the slave made the controlling terminal and stdio. */
+static void op_console(const struct op *op)
+{
+	int sock = (int)get_int(op, 0);
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int unlock = 0, ptn;
+	char slave_path[64];
+	if (master < 0)
+		fail(errno);
+	CHECK(ioctl(master, TIOCSPTLCK, &unlock));
+	CHECK(ioctl(master, TIOCGPTN, &ptn));
+	if (get_int(op, 1) > 0 && get_int(op, 2) > 0) {
+		struct winsize ws = { .ws_row = (unsigned short)get_int(op, 1),
+				      .ws_col = (unsigned short)get_int(op, 2) };
+		CHECK(ioctl(master, TIOCSWINSZ, &ws));
+	}
+	/* the slave's path in this devpts instance */
+	memcpy(slave_path, "/dev/pts/", 9);
+	{
+		char digits[16];
+		int i = 0;
+		unsigned v = (unsigned)ptn;
+		do {
+			digits[i++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		for (int j = 0; j < i; j++)
+			slave_path[9 + j] = digits[i - 1 - j];
+		slave_path[9 + i] = '\0';
+	}
+	int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		fail(errno);
+	/* /dev/console: bind the slave over it (created as a file inside the root) */
+	mkdir_in_root("/dev/console", 1);
+	int cfd = openat2_in_root("/dev/console", O_PATH, RESOLVE_NO_SYMLINKS);
+	if (cfd >= 0) {
+		char target[64];
+		proc_fd_path(target, sizeof(target), cfd);
+		CHECK(mount(slave_path, target, NULL, MS_BIND, NULL));
+		close(cfd);
+	}
+	send_fd(sock, master);
+	close(master);
+	close(sock);
+	if (setsid() < 0 && errno != EPERM)
+		fail(errno);
+	CHECK(ioctl(slave, TIOCSCTTY, 0));
+	CHECK(dup2(slave, 0));
+	CHECK(dup2(slave, 1));
+	CHECK(dup2(slave, 2));
+	if (slave > 2)
+		close(slave);
+}
+
+static void op_loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	if (s < 0)
+		fail(errno);
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	CHECK(ioctl(s, SIOCGIFFLAGS, &ifr));
+	ifr.ifr_flags |= IFF_UP;
+	CHECK(ioctl(s, SIOCSIFFLAGS, &ifr));
+	close(s);
+}
+
+static int capset_sets(uint64_t eff, uint64_t perm, uint64_t inh)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2] = {
+		{ .effective = (uint32_t)eff, .permitted = (uint32_t)perm, .inheritable = (uint32_t)inh },
+		{ .effective = (uint32_t)(eff >> 32), .permitted = (uint32_t)(perm >> 32),
+		  .inheritable = (uint32_t)(inh >> 32) },
+	};
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static void op_bounding(const struct op *op)
+{
+	uint64_t keep = (uint64_t)get_int(op, 0);
+	int last = (int)get_int(op, 1);
+	for (int cap = 0; cap <= last; cap++) {
+		if (keep & (1ULL << cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			fail(errno);
+	}
+}
+
+static void op_user(const struct op *op)
+{
+	uid_t uid = (uid_t)get_int(op, 0);
+	gid_t gid = (gid_t)get_int(op, 1);
+	int set_groups = (int)get_int(op, 2);
+	gid_t groups[MAX_INTS];
+	int n = 0;
+	for (int i = 3; i < op->nints && n < MAX_INTS; i++)
+		groups[n++] = (gid_t)get_int(op, i);
+	/* keep the permitted set across setuid; OP_CAPSET sets the final sets */
+	CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
+	if (set_groups)
+		CHECK(setgroups((size_t)n, groups));
+	CHECK(syscall(SYS_setresgid, gid, gid, gid));
+	CHECK(syscall(SYS_setresuid, uid, uid, uid));
+	CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0));
+}
+
+static void op_capset(const struct op *op)
+{
+	uint64_t eff = (uint64_t)get_int(op, 0), perm = (uint64_t)get_int(op, 1);
+	uint64_t inh = (uint64_t)get_int(op, 2), amb = (uint64_t)get_int(op, 3);
+	CHECK(capset_sets(eff, perm, inh));
+	CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
+	for (int cap = 0; cap < 64; cap++)
+		if (amb & (1ULL << cap))
+			CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
+}
+
+static void op_seccomp(const struct op *op)
+{
+	struct sock_fprog prog = {
+		.len = (unsigned short)(op->lens[0] / sizeof(struct sock_filter)),
+		.filter = (struct sock_filter *)(uintptr_t)op->strs[0],
+	};
+	unsigned flags = (unsigned)get_int(op, 0);
+	CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog));
+}
+
+/* Block until `pyrunc start` connects to the listening socket.  The connection stays
+ * open (close-on-exec) so that a failing execve can still be reported to `start`. */
+static int op_wait_start(const struct op *op)
+{
+	int lfd = (int)get_int(op, 0);
+	int conn;
+	do {
+		conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	} while (conn < 0 && errno == EINTR);
+	if (conn < 0)
+		fail(errno);
+	close(lfd);
+	char go;
+	ssize_t r;
+	do {
+		r = recv(conn, &go, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	if (r != 1)
+		_exit(1);
+	/* later failures go to `start` */
+	sync_fd = conn;
+	return conn;
+}
+
+static char exec_file[4096];
+
+/* execvp's search, with the container's PATH: done before `start` so that create fails
+ * on a missing program, as runc's does. */
+static void op_lookup(const struct op *op)
+{
+	const char *file = op->strs[0];
+	size_t flen = strlen(file);
+	if (!flen)
+		fail(ENOENT);
+	if (strchr(file, '/')) {
+		if (flen >= sizeof(exec_file))
+			fail(ENAMETOOLONG);
+		memcpy(exec_file, file, flen + 1);
+		return;
+	}
+	const char *p = op->lens[1] ? op->strs[1]
+		: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	int saw_eacces = 0;
+	for (;;) {
+		const char *end = strchr(p, ':');
+		size_t dlen = end ? (size_t)(end - p) : strlen(p);
+		if (dlen + flen + 2 <= sizeof(exec_file)) {
+			size_t off = 0;
+			if (dlen) {
+				memcpy(exec_file, p, dlen);
+				exec_file[dlen] = '/';
+				off = dlen + 1;
+			}
+			memcpy(exec_file + off, file, flen + 1);
+			struct stat st;
+			if (stat(exec_file, &st) == 0 && S_ISREG(st.st_mode)) {
+				if (access(exec_file, X_OK) == 0)
+					return;
+				saw_eacces = 1;
+			}
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	fail(saw_eacces ? EACCES : ENOENT);
+}
+
+static void op_exec(const struct op *op)
+{
+	int argc = (int)get_int(op, 0);
+	int nenv = op->nstrs - argc;
+	char **argv = calloc((size_t)argc + 1, sizeof(char *));
+	char **envp = calloc((size_t)nenv + 1, sizeof(char *));
+	if (!argv || !envp)
+		fail(ENOMEM);
+	for (int i = 0; i < argc; i++)
+		argv[i] = (char *)op->strs[i];
+	for (int i = 0; i < nenv; i++)
+		envp[i] = (char *)op->strs[argc + i];
+	execve(exec_file[0] ? exec_file : argv[0], argv, envp);
+	fail(errno);
+}
+
+static int parse_int(const char *s)
+{
+	int v = 0;
+	while (*s >= '0' && *s <= '9')
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
+static char *read_plan(int fd, size_t *len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	*len = (size_t)st.st_size;
+	char *buf = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+	return buf == MAP_FAILED ? NULL : buf;
+}
+
+static int decode_op(const char **pp, const char *end, struct op *op)
+{
+	const char *p = *pp;
+	if (end - p < 8)
+		return -1;
+	memcpy(&op->code, p, 4);
+	memcpy(&op->nints, p + 4, 2);
+	memcpy(&op->nstrs, p + 6, 2);
+	p += 8;
+	if (op->nstrs > MAX_STRS || (size_t)(end - p) < 8u * op->nints)
+		return -1;
+	op->ints_raw = p;
+	p += 8 * op->nints;
+	for (int i = 0; i < op->nstrs; i++) {
+		uint32_t l;
+		if (end - p < 4)
+			return -1;
+		memcpy(&l, p, 4);
+		p += 4;
+		if ((size_t)(end - p) < (size_t)l + 1)
+			return -1;
+		op->strs[i] = p;
+		op->lens[i] = l;
+		p += l + 1;
+	}
+	*pp = p;
+	return 0;
+}
+
+static void reset_signals(void)
+{
+	sigset_t none;
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	/* the interpreter ignores SIGPIPE, and ignored signals survive execve */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static struct op op;
+
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	/* not dumpable: container processes must not ptrace us or open /proc/<us>/exe */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* an exec of a memfd names the process after the fd; `state` tells a created
+	 * container (still this program) from a running one by this name */
+	prctl(PR_SET_NAME, "pyrunc-init", 0, 0, 0);
+	/* device nodes and mount points get exactly the modes the plan asks for */
+	umask(0);
+	reset_signals();
+	sync_fd = parse_int(argv[1]);
+	int plan_fd = parse_int(argv[2]);
+	size_t len;
+	char *plan = read_plan(plan_fd, &len);
+	if (!plan || len < 12 || memcmp(plan, PLAN_MAGIC, 4))
+		fail(EINVAL);
+	close(plan_fd);
+	uint32_t nops;
+	memcpy(&nops, plan + 8, 4);
+	const char *p = plan + 12, *end = plan + len;
+
+	for (uint32_t i = 0; i < nops; i++) {
+		current_op = (int)i;
+		if (decode_op(&p, end, &op) < 0)
+			fail(EINVAL);
+		switch (op.code) {
+		case OP_SYNC:
+			send_msg(MSG_SYNC, (int)get_int(&op, 0), 0);
+			wait_ack();
+			break;
+		case OP_SETNS: {
+			int fd = open(op.strs[0], O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail(errno);
+			CHECK(setns(fd, (int)get_int(&op, 0)));
+			close(fd);
+			break;
+		}
+		case OP_UNSHARE:
+			CHECK(unshare((int)get_int(&op, 0)));
+			break;
+		case OP_SETRESID:
+			CHECK(syscall(SYS_setresgid, (gid_t)get_int(&op, 1), (gid_t)get_int(&op, 1),
+				      (gid_t)get_int(&op, 1)));
+			CHECK(syscall(SYS_setresuid, (uid_t)get_int(&op, 0), (uid_t)get_int(&op, 0),
+				      (uid_t)get_int(&op, 0)));
+			break;
+		case OP_FORK: {
+			pid_t pid = fork();
+			if (pid < 0)
+				fail(errno);
+			if (pid > 0) {
+				/* the runtime adopts the child (it is a subreaper or the child is
+				 * reparented to the engine's); this process is done */
+				send_msg(MSG_PID, pid, 0);
+				_exit(0);
+			}
+			/* die with the runtime while it still sets us up */
+			break;
+		}
+		case OP_WRITE_FILE:
+			op_write_file(&op);
+			break;
+		case OP_ROOT:
+			if (root_fd >= 0)
+				close(root_fd);
+			root_fd = open(op.strs[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (root_fd < 0)
+				fail(errno);
+			break;
+		case OP_MOUNT:
+			op_mount(&op);
+			break;
+		case OP_MKNOD:
+			op_mknod(&op);
+			break;
+		case OP_SYMLINK:
+			op_symlink(&op);
+			break;
+		case OP_PIVOT_ROOT:
+			op_pivot_root();
+			break;
+		case OP_MOVE_ROOT:
+			op_move_root();
+			break;
+		case OP_MASK:
+			op_mask(&op);
+			break;
+		case OP_READONLY:
+			op_readonly(&op);
+			break;
+		case OP_SYSCTL:
+			op_sysctl(&op);
+			break;
+		case OP_HOSTNAME:
+			CHECK(sethostname(op.strs[0], op.lens[0]));
+			break;
+		case OP_DOMAINNAME:
+			CHECK(setdomainname(op.strs[0], op.lens[0]));
+			break;
+		case OP_RLIMIT: {
+			struct rlimit rl = { .rlim_cur = (rlim_t)get_int(&op, 1),
+					     .rlim_max = (rlim_t)get_int(&op, 2) };
+			CHECK(setrlimit((int)get_int(&op, 0), &rl));
+			break;
+		}
+		case OP_CONSOLE:
+			op_console(&op);
+			break;
+		case OP_CHDIR:
+			CHECK(chdir(op.strs[0]));
+			break;
+		case OP_NO_NEW_PRIVS:
+			CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+			break;
+		case OP_BOUNDING:
+			op_bounding(&op);
+			break;
+		case OP_USER:
+			op_user(&op);
+			break;
+		case OP_CAPSET:
+			op_capset(&op);
+			break;
+		case OP_SECCOMP:
+			op_seccomp(&op);
+			break;
+		case OP_CLOSE_FDS:
+			CHECK(syscall(SYS_close_range, (unsigned)get_int(&op, 0), ~0U, CLOSE_RANGE_CLOEXEC));
+			break;
+		case OP_WAIT_START:
+			op_wait_start(&op);
+			break;
+		case OP_EXEC:
+			op_exec(&op);
+			break;
+		case OP_UMASK:
+			umask((mode_t)get_int(&op, 0));
+			break;
+		case OP_SETSID:
+			if (setsid() < 0 && errno != EPERM)
+				fail(errno);
+			break;
+		case OP_READY:
+			send_msg(MSG_READY, 0, 0);
+			break;
+		case OP_CHROOT:
+			CHECK(fchdir(root_fd));
+			CHECK(chroot("."));
+			CHECK(chdir("/"));
+			break;
+		case OP_LOOKUP:
+			op_lookup(&op);
+			break;
+		case OP_KEYRING:
+			/* KEYCTL_JOIN_SESSION_KEYRING; kernels without keys are fine (runc) */
+			if (syscall(SYS_keyctl, 1, op.strs[0]) < 0 && errno != ENOSYS)
+				fail(errno);
+			break;
+		case OP_LOOPBACK_UP:
+			op_loopback_up();
+			break;
+		case OP_DUP2:
+			CHECK(dup2((int)get_int(&op, 0), (int)get_int(&op, 1)));
+			break;
+		case OP_OOM_SCORE_ADJ: {
+			int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail(errno);
+			write_all(fd, op.strs[0], op.lens[0]);
+			close(fd);
+			break;
+		}
+		default:
+			fail(ENOSYS);
+		}
+	}
+	current_op = -1;
+	fail(ENOEXEC); /* a plan must end in OP_EXEC */
+}

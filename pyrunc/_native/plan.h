@@ -1,0 +1,82 @@
+/* The plan wire format shared by pyrunc/plan.py (writer) and init.c (reader).
+ *
+ * plan   := "PYRP" u32 version u32 nops op*
+ * op     := u32 code, u16 nints, u16 nstrs, i64 ints[nints], str*nstrs
+ * str    := u32 len, bytes[len], '\0'          (binary-safe: BPF programs are strings too)
+ *
+ * Messages from the init to the runtime on the sync socket (SOCK_SEQPACKET) are
+ * struct init_msg; the runtime answers MSG_SYNC with one byte (0 = go on).
+ * Keep the numbers in step with pyrunc/plan.py.
+ */
+#ifndef PYRUNC_PLAN_H
+#define PYRUNC_PLAN_H
+
+#include <stdint.h>
+
+#define PLAN_MAGIC "PYRP"
+#define PLAN_VERSION 1
+
+enum op_code {
+	OP_SYNC = 1,         /* ints: sync id                        stop until the runtime acks */
+	OP_SETNS = 2,        /* ints: nstype; strs: path             join an existing namespace */
+	OP_UNSHARE = 3,      /* ints: flags */
+	OP_SETRESID = 4,     /* ints: uid, gid                       become this id (after id maps) */
+	OP_FORK = 5,         /* the child goes on; the parent reports the pid and exits */
+	OP_WRITE_FILE = 6,   /* strs: path, content */
+	OP_ROOT = 7,         /* strs: path                           the directory IN_ROOT paths resolve in */
+	OP_MOUNT = 8,        /* ints: flags, target kind, mkdir kind, source kind, data is label?;
+	                        strs: source, target, fstype, data */
+	OP_MKNOD = 9,        /* ints: mode, dev, uid, gid; strs: in-root path */
+	OP_SYMLINK = 10,     /* strs: link target, in-root path */
+	OP_PIVOT_ROOT = 11,  /* pivot_root into the OP_ROOT directory */
+	OP_MOVE_ROOT = 12,   /* --no-pivot: MS_MOVE the root onto / and chroot */
+	OP_MASK = 13,        /* strs: in-root path */
+	OP_READONLY = 14,    /* strs: in-root path */
+	OP_SYSCTL = 15,      /* strs: path below /proc/sys, value */
+	OP_HOSTNAME = 16,    /* strs: name */
+	OP_DOMAINNAME = 17,  /* strs: name */
+	OP_RLIMIT = 18,      /* ints: resource, soft, hard */
+	OP_CONSOLE = 19,     /* ints: socket fd, rows, cols */
+	OP_CHDIR = 20,       /* strs: path */
+	OP_NO_NEW_PRIVS = 21,
+	OP_BOUNDING = 22,    /* ints: mask of capabilities to keep in the bounding set */
+	OP_USER = 23,        /* ints: uid, gid, set groups (0/1), gids... */
+	OP_CAPSET = 24,      /* ints: effective, permitted, inheritable, ambient */
+	OP_SECCOMP = 25,     /* ints: filter flags; strs: BPF program (struct sock_filter[]) */
+	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec */
+	OP_WAIT_START = 27,  /* ints: listening socket fd */
+	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] replaced by OP_LOOKUP's result) */
+	OP_UMASK = 29,       /* ints: mask */
+	OP_SETSID = 30,
+	OP_READY = 31,       /* tell the runtime that create is done */
+	OP_LOOPBACK_UP = 32,
+	OP_DUP2 = 33,        /* ints: from, to */
+	OP_OOM_SCORE_ADJ = 34, /* strs: value */
+	OP_CHROOT = 35,      /* chroot into the OP_ROOT directory (no mount namespace) */
+	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC */
+	OP_KEYRING = 37,     /* strs: name         join a new session keyring */
+	OP_MAX
+};
+
+/* OP_MOUNT ints[1]: where the target is */
+enum mount_target { TARGET_HOST = 0, TARGET_IN_ROOT = 1 };
+/* OP_MOUNT ints[2]: create the target when missing */
+enum mount_mkdir { MKDIR_NONE = 0, MKDIR_DIR = 1, MKDIR_FILE = 2 };
+/* OP_MOUNT ints[3]: what the source string is */
+enum mount_source { SOURCE_LITERAL = 0, SOURCE_HOST = 1, SOURCE_IN_ROOT = 2 };
+
+enum msg_type {
+	MSG_SYNC = 1,    /* value: sync id; the runtime acks with one byte */
+	MSG_PID = 2,     /* value: pid of the forked child (in the runtime's pid namespace) */
+	MSG_ERROR = 3,   /* op: failing op index, err: errno */
+	MSG_READY = 4,   /* create finished: the init waits for start */
+};
+
+struct init_msg {
+	int32_t type;
+	int32_t op;
+	int32_t err;
+	int32_t value;
+};
+
+#endif

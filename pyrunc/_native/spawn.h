@@ -1,0 +1,6 @@
+#ifndef PYRUNC_SPAWN_H
+#define PYRUNC_SPAWN_H
+/* Returns the child's pid (and a pidfd in *pidfd), or -errno. */
+int pyrunc_spawn(int exec_fd, char *argv[], char *envp[], int keep_fds[], int nkeep,
+		 unsigned long flags, int *pidfd);
+#endif

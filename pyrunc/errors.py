@@ -1,0 +1,32 @@
+"""Error types. Every message is one lowercase line without a trailing period (runc/youki style);
+the CLI prints it once, on stderr and in the --log file, and exits 1."""
+
+
+class PyruncError(Exception):
+    """Base class: an error whose str() is what the user sees."""
+
+
+class ConfigError(PyruncError):
+    """config.json (or a process.json) is invalid; the message names the field, e.g.
+    `config.json: process.capabilities.bounding[2]: unknown capability "CAP_FOO"`."""
+
+
+class ContainerNotExist(PyruncError):
+    def __init__(self, container_id: str = ""):
+        super().__init__("container does not exist")
+        self.container_id = container_id
+
+
+class ContainerExists(PyruncError):
+    def __init__(self, container_id: str):
+        super().__init__(f"container with id exists: {container_id}")
+
+
+class WrongState(PyruncError):
+    """The command is not valid in the container's current status
+    (containerd matches the substring "container not running")."""
+
+
+class SpawnError(PyruncError):
+    """The native init failed at a named step; the message is e.g.
+    `mount /proc on /tmp/b/rootfs/proc: permission denied`."""

@@ -1,0 +1,398 @@
+"""Container lifecycle operations. The CLI and the Python API call these; they raise
+`pyrunc.errors.PyruncError` subclasses with a one-line message and never print."""
+from __future__ import annotations
+
+import os
+import struct
+from pyrunc.errors import ContainerNotExist, PyruncError, SpawnError, WrongState
+from pyrunc.state import Container
+
+
+class Globals:
+    """runc's global flags (a plain class: importing dataclasses costs ~7 ms on every
+    state/kill/delete)."""
+    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup")
+
+    def __init__(self, root: str = "/run/pyrunc", log_path: str = "", log_format: str = "text",
+                 debug: bool = False, systemd_cgroup: bool = False):
+        self.root = root
+        self.log_path = log_path
+        self.log_format = log_format
+        self.debug = debug
+        self.systemd_cgroup = systemd_cgroup
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Globals) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Globals(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _set_subreaper() -> None:
+    """Orphans of our children (the init after its intermediate exits) come to us, so
+    `run` can wait for the init and hooks forked into a pid namespace can be reaped."""
+    from pyrunc._native._lib import lib
+    lib.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- create
+def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
+           console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
+           preserve_fds: int = 0, console_fd: int = -1) -> None:
+    """Create a container whose init waits for `start`.
+
+    console_fd: an already connected console socket (foreground `run` with a tty).
+    """
+    from pyrunc import spec as specmod
+    from pyrunc.state import now_rfc3339, proc_stat
+
+    bundle = os.path.abspath(bundle or ".")
+    s = specmod.load(bundle)
+    if s.process is None:
+        raise PyruncError("config.json: process: required")
+    if s.process.terminal and not console_socket and console_fd < 0:
+        raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
+    if not s.process.terminal and (console_socket or console_fd >= 0):
+        raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
+    if preserve_fds < 0:
+        raise PyruncError("--preserve-fds: must not be negative")
+    _log_spec_warnings(s)
+
+    c = Container.reserve(g.root, container_id)
+    mgr = None
+    launch = None
+    try:
+        me = proc_stat(os.getpid())
+        c.data = {
+            "ociVersion": s.oci_version, "id": container_id, "pid": 0,
+            "bundle": bundle, "rootfs": s.root.path, "created": now_rfc3339(),
+            "annotations": s.annotations, "creator": [os.getpid(), me[2] if me else 0],
+            "no_new_keyring": no_new_keyring, "args0": s.process.args[0],
+        }
+        c.save()
+        from pyrunc import cgroups
+        mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
+        mgr.create()
+        c.data["cgroup"] = mgr.to_state()
+        c.save()
+        from pyrunc.launch import Launch
+        launch = Launch(s, c, mgr, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                        console_socket=console_socket, console_fd=console_fd,
+                        no_new_keyring=no_new_keyring)
+        pid, pid_start = launch.run()
+        launch.close()
+        c.data.update(pid=pid, pid_start=pid_start, hooks=_hooks_state(s), created=c.data["created"])
+        c.data.pop("creator", None)
+        c.save()
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+    except BaseException:
+        if launch is not None:
+            launch.abort()
+        _destroy(c, mgr)
+        raise
+    finally:
+        c.unlock()
+
+
+def _log_spec_warnings(s) -> None:
+    from pyrunc import log
+    for w in s.warnings:
+        log.warning(w)
+    c = s.process.capabilities
+    if c is not None:
+        from pyrunc import caps
+        for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            for name in caps.split_by_kernel(getattr(c, kind))[1]:
+                log.warning(f"ignoring capability {name} unknown to this kernel ({kind} set)")
+        for name in c.ambient:
+            if name not in c.permitted or name not in c.inheritable:
+                log.warning(f"ambient capability {name} ignored: not in the permitted and inheritable sets")
+
+
+def _hooks_state(s) -> dict:
+    """The hooks later commands run (start, delete), kept in state.json so that they do
+    not depend on the bundle still being there."""
+    from dataclasses import asdict
+    h = s.hooks
+    return {k: [asdict(x) for x in getattr(h, k)] for k in ("start_container", "poststart", "poststop")
+            if getattr(h, k)}
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    # engines parse it with strconv.Atoi: no trailing newline; written atomically
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _destroy(c: Container, mgr) -> None:
+    """Remove everything create made: processes in the cgroup, the cgroup, the state dir."""
+    if mgr is not None:
+        _kill_cgroup_and_wait(mgr)
+        try:
+            mgr.destroy()
+        except (PyruncError, OSError):
+            pass
+    _unmount_overlay_leftovers(c)
+    c.remove()
+
+
+def _unmount_overlay_leftovers(c: Container) -> None:
+    # the overlay is mounted inside the container's mount namespace only; nothing on the
+    # host refers to the upper/work dirs once the container's processes are gone
+    return None
+
+
+def _kill_cgroup_and_wait(mgr, timeout: float = 5.0) -> None:
+    import time
+    try:
+        mgr.kill_all(9)
+    except (PyruncError, OSError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not mgr.pids():
+                return
+        except OSError:
+            return
+        time.sleep(0.005)
+
+
+# --------------------------------------------------------------------------- start
+def start(g: Globals, container_id: str) -> None:
+    import socket
+
+    from pyrunc.state import START_SOCKET
+
+    c = Container.load(g.root, container_id)
+    try:
+        status = c.status()
+        if status == "stopped":
+            raise WrongState("cannot start a container that has stopped")
+        if status != "created":
+            raise WrongState(f"cannot start an already {status} container")
+        hooks = c.data.get("hooks", {})
+        state = c.oci_state()
+        if hooks.get("start_container"):
+            from pyrunc import hooks as hookmod
+            hookmod.run_all(hooks["start_container"], state, "startContainer", ns_pid=c.pid)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(c.path(START_SOCKET))
+            sock.send(b"\0")
+            reply = sock.recv(16)
+        except OSError as e:
+            raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
+        finally:
+            sock.close()
+        if reply:
+            _type, _op, err, _value = struct.unpack("<iiii", reply)
+            raise SpawnError(f'exec "{c.data.get("args0", "")}": {os.strerror(err).lower()}')
+        try:
+            os.unlink(c.path(START_SOCKET))
+        except FileNotFoundError:
+            pass
+        if hooks.get("poststart"):
+            from pyrunc import hooks as hookmod
+            hookmod.run_all(hooks["poststart"], c.oci_state(), "poststart", warn_only=True)
+    finally:
+        c.unlock()
+
+
+# --------------------------------------------------------------------------- run
+def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
+        console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
+        preserve_fds: int = 0, detach: bool = False, keep: bool = False) -> int:
+    """Create and start; in the foreground wait, forwarding signals, and return the
+    container's exit code (128+N when killed by signal N); detached: return 0."""
+    console = None
+    console_fd = -1
+    if not detach:
+        _set_subreaper()
+        if not console_socket:
+            from pyrunc import spec as specmod
+            s = specmod.load(os.path.abspath(bundle or "."))
+            if s.process is not None and s.process.terminal:
+                from pyrunc.console import ForegroundConsole
+                console = ForegroundConsole()
+                console_fd = console.runtime_end()
+    try:
+        create(g, container_id, bundle, pid_file=pid_file, console_socket=console_socket,
+               no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+               console_fd=console_fd)
+    except BaseException:
+        if console:
+            console.close()
+        raise
+    try:
+        if console:
+            console.receive_master()
+        start(g, container_id)
+    except BaseException:
+        if console:
+            console.close()
+        _quiet_delete(g, container_id)
+        raise
+    if detach:
+        return 0
+    c = Container.load(g.root, container_id, lock=False)
+    code = _wait_foreground(c.pid, console)
+    if not keep:
+        _quiet_delete(g, container_id)
+    return code
+
+
+def _quiet_delete(g: Globals, container_id: str) -> None:
+    try:
+        delete(g, container_id, force=True)
+    except PyruncError:
+        pass
+
+
+def _wait_foreground(pid: int, console) -> int:
+    """Forward signals to the init and wait for it; the exit code as a shell reports it."""
+    import signal
+
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH if console else 0}
+    for sig in signal.valid_signals():
+        if sig in skip or sig >= signal.SIGRTMIN:
+            continue
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+    if console:
+        console.proxy_until_exit(pid)
+    while True:
+        wpid, status = os.waitpid(-1, 0)
+        if wpid == pid:
+            break
+    if console:
+        console.close()
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+# --------------------------------------------------------------------------- state
+def state(g: Globals, container_id: str) -> dict:
+    """runc's state JSON object."""
+    c = Container.load(g.root, container_id, lock=False)
+    return c.oci_state()
+
+
+def list_containers(g: Globals) -> list[dict]:
+    """State objects of every container under g.root, `owner` = user name."""
+    from pyrunc.state import list_ids
+    out = []
+    for cid in list_ids(g.root):
+        try:
+            c = Container.load(g.root, cid, lock=False)
+        except PyruncError:
+            continue
+        st = c.oci_state()
+        try:
+            import pwd
+            st["owner"] = pwd.getpwuid(os.stat(c.dir).st_uid).pw_name
+        except (KeyError, OSError):
+            st["owner"] = "#0"
+        out.append(st)
+    return out
+
+
+# --------------------------------------------------------------------------- kill
+def kill(g: Globals, container_id: str, sig: int, all_processes: bool = False) -> None:
+    c = Container.load(g.root, container_id, lock=False)
+    if all_processes:
+        cg = c.data.get("cgroup")
+        if cg:
+            from pyrunc.cgroups import Manager
+            try:
+                Manager.from_state(cg).kill_all(sig)
+            except OSError:
+                pass
+        if c.status() == "stopped" or not cg:
+            return
+        return
+    if c.status() == "stopped":
+        raise WrongState("container not running")
+    _signal_init(c, sig)
+
+
+def _signal_init(c: Container, sig: int) -> None:
+    import signal
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        raise WrongState("container not running") from None
+    try:
+        # the pidfd pins the process: re-check it is still the container's init
+        if not c.init_alive():
+            raise WrongState("container not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise WrongState("no such process") from None
+    finally:
+        os.close(pidfd)
+
+
+# --------------------------------------------------------------------------- delete
+def delete(g: Globals, container_id: str, force: bool = False) -> None:
+    try:
+        c = Container.load(g.root, container_id)
+    except ContainerNotExist:
+        if force:
+            return
+        raise
+    try:
+        status = c.status()
+        if status in ("running", "paused") and not force:
+            raise WrongState(f"cannot delete container {container_id} that is not stopped: {status}")
+        if status == "creating" and not force:
+            raise WrongState(f"cannot delete container {container_id} that is not stopped: creating")
+        mgr = None
+        if c.data.get("cgroup"):
+            from pyrunc.cgroups import Manager
+            mgr = Manager.from_state(c.data["cgroup"])
+        if status != "stopped" and c.pid:
+            try:
+                _signal_init(c, 9)
+            except WrongState:
+                pass
+        if mgr is not None and status == "paused":
+            try:
+                mgr.thaw()
+            except (PyruncError, OSError):
+                pass
+        _wait_init_gone(c)
+        state = c.oci_state()
+        poststop = c.data.get("hooks", {}).get("poststop")
+        _destroy(c, mgr)
+        if poststop:
+            from pyrunc import hooks as hookmod
+            hookmod.run_all(poststop, state, "poststop", warn_only=True)
+    finally:
+        c.unlock()
+
+
+def _wait_init_gone(c: Container, timeout: float = 10.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while c.init_alive():
+        if time.monotonic() > deadline:
+            raise PyruncError(f"container {c.id} init (pid {c.pid}) did not exit after SIGKILL")
+        time.sleep(0.002)

@@ -1,0 +1,219 @@
+"""The container's filesystem view as plan ops: rootfs, mounts, devices, pivot_root,
+masked and read-only paths.  Every container path is resolved by pyrunc-init INSIDE the
+rootfs (openat2 RESOLVE_IN_ROOT), so symlinks in an image cannot redirect a mount."""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from pyrunc import plan as P
+from pyrunc.errors import ConfigError
+from pyrunc.rootfs import options as O
+
+# runc's default devices (libcontainer/specconv AllowedDevices with a path)
+DEFAULT_DEVICES = (
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/tty", 5, 0),
+    ("/dev/urandom", 1, 9),
+    ("/dev/random", 1, 8),
+)
+
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+OVERLAY_ANNOTATION = "run.pyrunc.overlay"
+OVERLAY_LOWER_ANNOTATION = "run.pyrunc.overlay.lowerdirs"
+
+
+@dataclass
+class CgroupHierarchy:
+    """One cgroup hierarchy as the container should see it under /sys/fs/cgroup."""
+    name: str        # directory below the cgroup mount ("memory", "cpu,cpuacct", "" for v2)
+    fstype: str      # "cgroup" or "cgroup2"
+    options: str     # mount data for a fresh mount in a cgroup namespace ("memory", "name=systemd")
+    host_dir: str    # the container's cgroup directory on the host
+
+
+@dataclass
+class RootfsContext:
+    rootfs: str
+    bundle: str
+    userns: bool          # the container has its own user namespace
+    netns_new: bool
+    cgroupns_new: bool
+    no_pivot: bool
+    cgroups: list[CgroupHierarchy]
+
+
+def overlay_layers(spec) -> list[str] | None:
+    """Lower directories (top first) when the union rootfs annotation is set, else None."""
+    if spec.annotations.get(OVERLAY_ANNOTATION, "").lower() not in ("1", "true", "yes"):
+        return None
+    lowers = [spec.root.path]
+    extra = spec.annotations.get(OVERLAY_LOWER_ANNOTATION, "")
+    for path in filter(None, extra.split(":")):
+        path = path if os.path.isabs(path) else os.path.join(spec.bundle, path)
+        if not os.path.isdir(path):
+            raise ConfigError(f"config.json: annotations.{OVERLAY_LOWER_ANNOTATION}: {path} is not a directory")
+        lowers.append(path)
+    return lowers
+
+
+def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[str, str] | None) -> None:
+    """Everything before pivot_root: propagation, the rootfs bind, mounts, devices."""
+    root_prop = O.MS_SLAVE | O.MS_REC
+    if spec.linux.rootfs_propagation:
+        root_prop = O.propagation_flags(spec.linux.rootfs_propagation)
+    # make our copy of the host's mounts stop propagating back to the host
+    plan.add(P.OP_MOUNT, (root_prop, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/", "", ""),
+             what="make / a slave mount")
+    if overlay_dirs is not None:
+        upper, work = overlay_dirs
+        lowers = overlay_layers(spec)
+        data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+        plan.add(P.OP_MOUNT, (0, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
+                 ("overlay", ctx.rootfs, "overlay", data), what=f"mount overlay on {ctx.rootfs}")
+    plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
+             (ctx.rootfs, ctx.rootfs, "", ""), what=f"bind mount rootfs {ctx.rootfs}")
+    plan.add(P.OP_ROOT, (), (ctx.rootfs,), what=f"open rootfs {ctx.rootfs}")
+    for m in spec.mounts:
+        _add_mount(plan, m, ctx)
+    destinations = {os.path.normpath(m.destination) for m in spec.mounts}
+    if "/dev" in destinations:
+        _add_devices(plan, spec, ctx, with_defaults=True)
+        if "/dev/pts" in destinations:
+            plan.add(P.OP_SYMLINK, (), ("pts/ptmx", "/dev/ptmx"), what=f"symlink {ctx.rootfs}/dev/ptmx")
+    elif spec.linux.devices:
+        _add_devices(plan, spec, ctx, with_defaults=False)
+
+
+def add_pivot_ops(plan: P.Plan, ctx: RootfsContext) -> None:
+    if ctx.no_pivot:
+        plan.add(P.OP_MOVE_ROOT, what=f"move rootfs {ctx.rootfs} to /")
+    else:
+        plan.add(P.OP_PIVOT_ROOT, what=f"pivot_root into {ctx.rootfs}")
+
+
+def add_finish_ops(plan: P.Plan, spec) -> None:
+    """After pivot_root: masked and read-only paths, then a read-only root."""
+    for path in spec.linux.masked_paths:
+        plan.add(P.OP_MASK, (), (path,), what=f"mask {path}")
+    for path in spec.linux.readonly_paths:
+        plan.add(P.OP_READONLY, (), (path,), what=f"make {path} read-only")
+
+
+def add_readonly_root(plan: P.Plan) -> None:
+    plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY, P.TARGET_IN_ROOT, P.MKDIR_NONE,
+                          P.SOURCE_LITERAL), ("", "/", "", ""), what="remount / read-only")
+
+
+def _dest(m) -> str:
+    return m.destination if m.destination.startswith("/") else "/" + m.destination
+
+
+def _add_mount(plan: P.Plan, m, ctx: RootfsContext) -> None:
+    opts = O.parse(m.options)
+    dest = _dest(m)
+    shown = f"{ctx.rootfs}{dest}"
+    data = ",".join(opts.data)
+    if m.type == "cgroup" or (m.type == "" and m.source == "cgroup" and not opts.is_bind):
+        _add_cgroup_mount(plan, m, opts, ctx)
+    elif m.type == "bind" or opts.is_bind:
+        source = m.source if os.path.isabs(m.source) else os.path.join(ctx.bundle, m.source)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except OSError as e:
+            raise ConfigError(f"config.json: mounts: bind source {source}: {os.strerror(e.errno).lower()}")
+        _bind(plan, source, dest, opts.flags, data, P.MKDIR_DIR if is_dir else P.MKDIR_FILE,
+              f"mount {source} on {shown}")
+    elif m.type == "sysfs" and not ctx.netns_new:
+        # sysfs can't be mounted for a network namespace we don't own: bind the host's (runc)
+        _bind(plan, "/sys", dest, opts.flags | O.MS_BIND | O.MS_REC, data, P.MKDIR_DIR, f"mount /sys on {shown}")
+    else:
+        source = m.source or m.type
+        plan.add(P.OP_MOUNT, (opts.flags, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
+                 (source, dest, m.type, data), what=f"mount {source} on {shown}")
+    for prop in opts.propagation:
+        plan.add(P.OP_MOUNT, (prop, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", dest, "", ""),
+                 what=f"set propagation of {shown}")
+
+
+def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str) -> None:
+    plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_HOST),
+             (source, dest, "", data), what=what)
+    extra = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
+    if extra:
+        plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | extra, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL),
+                 ("", dest, "", ""), what=what.replace("mount ", "remount ", 1))
+
+
+def _add_cgroup_mount(plan: P.Plan, m, opts: O.MountOptions, ctx: RootfsContext) -> None:
+    """runc's cgroup mount: cgroup2 directly on a unified host; on v1 a tmpfs with one
+    mount per hierarchy.  Without a cgroup namespace the container's own cgroup
+    directories are bound, so the container sees its limits and nothing above them."""
+    dest = _dest(m)
+    shown = f"{ctx.rootfs}{dest}"
+    ro = opts.flags & O.MS_RDONLY
+    base = opts.flags & (O.MS_NOSUID | O.MS_NODEV | O.MS_NOEXEC | O.MS_RELATIME)
+    unified_only = len(ctx.cgroups) == 1 and ctx.cgroups[0].fstype == "cgroup2" and ctx.cgroups[0].name == ""
+    if unified_only:
+        h = ctx.cgroups[0]
+        if ctx.cgroupns_new:
+            plan.add(P.OP_MOUNT, (base | ro, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
+                     ("cgroup", dest, "cgroup2", ""), what=f"mount cgroup2 on {shown}")
+        else:
+            _bind(plan, h.host_dir, dest, base | ro | O.MS_BIND | O.MS_REC, "", P.MKDIR_DIR,
+                  f"mount {h.host_dir} on {shown}")
+        return
+    plan.add(P.OP_MOUNT, (base, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
+             ("tmpfs", dest, "tmpfs", "mode=755"), what=f"mount tmpfs on {shown}")
+    for h in ctx.cgroups:
+        if not h.name:
+            continue
+        sub = f"{dest}/{h.name}"
+        if ctx.cgroupns_new:
+            plan.add(P.OP_MOUNT, (base | ro, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
+                     ("cgroup", sub, h.fstype, h.options), what=f"mount cgroup ({h.options or h.fstype}) on {ctx.rootfs}{sub}")
+        else:
+            _bind(plan, h.host_dir, sub, base | ro | O.MS_BIND | O.MS_REC, "", P.MKDIR_DIR,
+                  f"mount {h.host_dir} on {ctx.rootfs}{sub}")
+        # co-mounted controllers ("cpu,cpuacct") are also reachable by each name (runc)
+        if "," in h.name:
+            for alias in h.name.split(","):
+                plan.add(P.OP_SYMLINK, (), (h.name, f"{dest}/{alias}"), what=f"symlink {ctx.rootfs}{dest}/{alias}")
+    if ro:
+        plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY | base, P.TARGET_IN_ROOT, P.MKDIR_NONE,
+                              P.SOURCE_LITERAL), ("", dest, "", ""), what=f"remount {shown} read-only")
+
+
+def _add_devices(plan: P.Plan, spec, ctx: RootfsContext, with_defaults: bool) -> None:
+    wanted: dict[str, tuple[int, int, int, int, int]] = {}  # path -> (mode, major, minor, uid, gid)
+    if with_defaults:
+        for path, major, minor in DEFAULT_DEVICES:
+            wanted[path] = (stat.S_IFCHR | 0o666, major, minor, 0, 0)
+    for d in spec.linux.devices:
+        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.type]
+        mode = d.file_mode if d.file_mode is not None else 0o666
+        wanted[d.path] = (kind | (mode & 0o7777), d.major, d.minor, d.uid or 0, d.gid or 0)
+    for path, (mode, major, minor, uid, gid) in wanted.items():
+        if ctx.userns:
+            # mknod is not allowed in a user namespace: bind the host's node (never chown it)
+            if not os.path.exists(path):
+                raise ConfigError(f"config.json: linux.devices: {path} does not exist on the host to bind")
+            plan.add(P.OP_MOUNT, (O.MS_BIND, P.TARGET_IN_ROOT, P.MKDIR_FILE, P.SOURCE_HOST), (path, path, "", ""),
+                     what=f"bind mount device {path} on {ctx.rootfs}{path}")
+        else:
+            plan.add(P.OP_MKNOD, (mode, os.makedev(major, minor), uid, gid), (path,),
+                     what=f"mknod {ctx.rootfs}{path}")
+    if with_defaults:
+        for target, link in DEV_SYMLINKS:
+            plan.add(P.OP_SYMLINK, (), (target, link), what=f"symlink {ctx.rootfs}{link}")
+        if os.path.exists("/proc/kcore"):
+            plan.add(P.OP_SYMLINK, (), ("/proc/kcore", "/dev/core"), what=f"symlink {ctx.rootfs}/dev/core")

@@ -1,0 +1,275 @@
+"""Validate an OCI `linux.seccomp` object into a `Profile`, naming the field on error.
+
+Pure Python, no libseccomp: what is checked here is what the runtime-spec and runc 1.1
+accept (action, operator, architecture and flag names, types, ranges).  Whether a syscall
+name is known is up to libseccomp and is decided in `pyrunc.seccomp.compiler`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from pyrunc.errors import ConfigError
+
+WHERE = "config.json: linux.seccomp"
+
+EPERM = 1
+ENOSYS = 38
+
+# SCMP_ACT_* / SECCOMP_RET_* action values (the low 16 bits carry the errno for ERRNO/TRACE)
+ACT_KILL_THREAD = 0x00000000
+ACT_KILL_PROCESS = 0x80000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO = 0x00050000
+ACT_NOTIFY = 0x7FC00000
+ACT_TRACE = 0x7FF00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+
+ACTIONS = {
+    "SCMP_ACT_KILL": ACT_KILL_THREAD,  # runc: SCMP_ACT_KILL means kill the thread
+    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": ACT_TRAP,
+    "SCMP_ACT_ERRNO": ACT_ERRNO,
+    "SCMP_ACT_TRACE": ACT_TRACE,
+    "SCMP_ACT_ALLOW": ACT_ALLOW,
+    "SCMP_ACT_LOG": ACT_LOG,
+    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
+}
+# actions whose low 16 bits are the errno (errnoRet, EPERM when absent)
+_WITH_ERRNO = frozenset((ACT_ERRNO, ACT_TRACE))
+
+# OCI operator name -> enum scmp_compare value (stable libseccomp ABI)
+OPERATORS = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+
+# OCI architecture name -> libseccomp's name for seccomp_arch_resolve_name()
+ARCHITECTURES = {
+    "SCMP_ARCH_X86": "x86",
+    "SCMP_ARCH_X86_64": "x86_64",
+    "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm",
+    "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_MIPS": "mips",
+    "SCMP_ARCH_MIPS64": "mips64",
+    "SCMP_ARCH_MIPS64N32": "mips64n32",
+    "SCMP_ARCH_MIPSEL": "mipsel",
+    "SCMP_ARCH_MIPSEL64": "mipsel64",
+    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32",
+    "SCMP_ARCH_PPC": "ppc",
+    "SCMP_ARCH_PPC64": "ppc64",
+    "SCMP_ARCH_PPC64LE": "ppc64le",
+    "SCMP_ARCH_S390": "s390",
+    "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_PARISC": "parisc",
+    "SCMP_ARCH_PARISC64": "parisc64",
+    "SCMP_ARCH_RISCV64": "riscv64",
+    "SCMP_ARCH_LOONGARCH64": "loongarch64",
+}
+
+# SECCOMP_FILTER_FLAG_* bits of seccomp(2)
+FLAG_TSYNC = 1 << 0
+FLAG_LOG = 1 << 1
+FLAG_SPEC_ALLOW = 1 << 2
+FLAG_NEW_LISTENER = 1 << 3
+FLAG_TSYNC_ESRCH = 1 << 4
+FLAG_WAIT_KILLABLE_RECV = 1 << 5
+
+FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": FLAG_SPEC_ALLOW,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": FLAG_WAIT_KILLABLE_RECV,
+}
+
+MAX_ARGS = 6  # a syscall has at most six arguments
+ERRNO_MAX = 0xFFFF  # SECCOMP_RET_DATA is 16 bits (the kernel caps errno at 4095)
+UINT64_MAX = (1 << 64) - 1
+
+# The runtime reports the listener fd with write(2) after loading the filter (runc does
+# the same): a write held for an agent that has no fd yet would never return.
+NOTIFY_FORBIDDEN = frozenset(("write",))
+
+
+@dataclass(frozen=True)
+class Arg:
+    index: int
+    op: int  # enum scmp_compare
+    value: int  # datum_a: for MASKED_EQ the mask
+    value_two: int  # datum_b: for MASKED_EQ the value compared with (arg & mask)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One `syscalls[]` entry; `path` is its field path for messages."""
+    path: str
+    names: tuple[str, ...]
+    action: int  # full SCMP_ACT_* value, errno included
+    action_name: str
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    default_action: int
+    default_action_name: str
+    architectures: tuple[str, ...]  # libseccomp names, in profile order, no duplicates
+    flags: int  # SECCOMP_FILTER_FLAG_* bits asked for in `flags`
+    flag_paths: dict[int, str] = field(default_factory=dict)  # bit -> `flags[i]` for messages
+    rules: tuple[Rule, ...] = ()
+    listener_path: str = ""
+    listener_metadata: str = ""
+
+    @property
+    def notifies(self) -> bool:
+        return any(rule.action == ACT_NOTIFY and rule.names for rule in self.rules)
+
+    @property
+    def default_allows(self) -> bool:
+        """ALLOW, LOG and TRACE let unknown syscalls through: no -ENOSYS stub (runc)."""
+        return self.default_action in (ACT_ALLOW, ACT_LOG) or (self.default_action & 0xFFFF0000) == ACT_TRACE
+
+
+def is_disabled(raw: Any) -> bool:
+    """runc: no defaultAction and no syscalls means no filter at all."""
+    return isinstance(raw, dict) and not raw.get("defaultAction") and not raw.get("syscalls")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def fail(path: str, message: str) -> NoReturn:
+    raise ConfigError(f"{WHERE}{path}: {message}")
+
+
+def _expect(value: Any, kind: type, path: str, expected: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        fail(path, f"expected {expected}, got {_kind(value)}")
+    return value
+
+
+def _uint(value: Any, path: str, maximum: int) -> int:
+    _expect(value, int, path, "an unsigned integer")
+    if not 0 <= value <= maximum:
+        fail(path, f"{value} is out of range (0 to {maximum})")
+    return value
+
+
+def _strings(value: Any, path: str) -> list[str]:
+    for i, item in enumerate(_expect(value, list, path, "an array")):
+        _expect(item, str, f"{path}[{i}]", "a string")
+    return value
+
+
+def _action(name: Any, errno_ret: Any, path: str, errno_path: str) -> int:
+    _expect(name, str, path, "a string")
+    if name not in ACTIONS:
+        fail(path, f'unknown action "{name}"')
+    action = ACTIONS[name]
+    if action in _WITH_ERRNO:
+        errno = EPERM if errno_ret is None else _uint(errno_ret, errno_path, ERRNO_MAX)
+        return action | errno
+    if errno_ret is not None:
+        _uint(errno_ret, errno_path, ERRNO_MAX)  # runc ignores it for other actions
+    return action
+
+
+def parse(raw: Any) -> Profile:
+    """Validate `raw` (the `linux.seccomp` object) into a Profile; raise ConfigError."""
+    _expect(raw, dict, "", "an object")
+    if raw.get("defaultAction") is None:
+        fail(".defaultAction", "required field is missing")
+    default = _action(raw["defaultAction"], raw.get("defaultErrnoRet"), ".defaultAction", ".defaultErrnoRet")
+    if default == ACT_NOTIFY:
+        fail(".defaultAction", "SCMP_ACT_NOTIFY cannot be used as default action")
+
+    arches: list[str] = []
+    if raw.get("architectures") is not None:
+        for i, name in enumerate(_strings(raw["architectures"], ".architectures")):
+            if name not in ARCHITECTURES:
+                fail(f".architectures[{i}]", f'unknown architecture "{name}"')
+            if ARCHITECTURES[name] not in arches:
+                arches.append(ARCHITECTURES[name])
+
+    flags = 0
+    flag_paths: dict[int, str] = {}
+    if raw.get("flags") is not None:
+        for i, name in enumerate(_strings(raw["flags"], ".flags")):
+            if name not in FLAGS:
+                fail(f".flags[{i}]", f'unknown flag "{name}"')
+            flags |= FLAGS[name]
+            flag_paths.setdefault(FLAGS[name], f".flags[{i}]")
+
+    listener_path = raw.get("listenerPath")
+    listener_path = "" if listener_path is None else _expect(listener_path, str, ".listenerPath", "a string")
+    metadata = raw.get("listenerMetadata")
+    metadata = "" if metadata is None else _expect(metadata, str, ".listenerMetadata", "a string")
+
+    rules: list[Rule] = []
+    syscalls = raw.get("syscalls")
+    for i, item in enumerate([] if syscalls is None else _expect(syscalls, list, ".syscalls", "an array")):
+        path = f".syscalls[{i}]"
+        _expect(item, dict, path, "an object")
+        if item.get("names") is None:
+            fail(f"{path}.names", "required field is missing")
+        names = _strings(item["names"], f"{path}.names")
+        for j, name in enumerate(names):
+            if not name:
+                fail(f"{path}.names[{j}]", "empty string is not a valid syscall")
+        if item.get("action") is None:
+            fail(f"{path}.action", "required field is missing")
+        action = _action(item["action"], item.get("errnoRet"), f"{path}.action", f"{path}.errnoRet")
+        if action == ACT_NOTIFY:
+            for j, name in enumerate(names):
+                if name in NOTIFY_FORBIDDEN:
+                    fail(f"{path}.names[{j}]", f"SCMP_ACT_NOTIFY cannot be used for the {name} syscall")
+        args: list[Arg] = []
+        raw_args = item.get("args")
+        for k, arg in enumerate([] if raw_args is None else _expect(raw_args, list, f"{path}.args", "an array")):
+            arg_path = f"{path}.args[{k}]"
+            _expect(arg, dict, arg_path, "an object")
+            for required in ("index", "value", "op"):
+                if arg.get(required) is None:
+                    fail(f"{arg_path}.{required}", "required field is missing")
+            op = _expect(arg["op"], str, f"{arg_path}.op", "a string")
+            if op not in OPERATORS:
+                fail(f"{arg_path}.op", f'unknown operator "{op}"')
+            value_two = arg.get("valueTwo")
+            args.append(Arg(
+                index=_uint(arg["index"], f"{arg_path}.index", MAX_ARGS - 1),
+                op=OPERATORS[op],
+                value=_uint(arg["value"], f"{arg_path}.value", UINT64_MAX),
+                value_two=0 if value_two is None else _uint(value_two, f"{arg_path}.valueTwo", UINT64_MAX),
+            ))
+        rules.append(Rule(path=path, names=tuple(names), action=action, action_name=item["action"],
+                          args=tuple(args)))
+
+    profile = Profile(default_action=default, default_action_name=raw["defaultAction"],
+                      architectures=tuple(arches), flags=flags, flag_paths=flag_paths,
+                      rules=tuple(rules), listener_path=listener_path, listener_metadata=metadata)
+    if profile.notifies and not listener_path:
+        fail(".listenerPath", "required when an action is SCMP_ACT_NOTIFY")
+    return profile

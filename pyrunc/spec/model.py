@@ -1,0 +1,154 @@
+"""The typed OCI runtime-spec model: the one conversion boundary from raw config.json.
+
+Nothing outside `pyrunc.spec` touches raw JSON dicts of a config (the exceptions are
+`linux.resources` and `linux.seccomp`, kept as validated dicts for their subsystems).
+Field names are the OCI names in snake_case.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class Root:
+    path: str  # absolute, resolved against the bundle directory
+    readonly: bool = False
+
+
+@dataclass
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: Optional[int] = None
+    additional_gids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Capabilities:
+    """Each set is a list of capability names as written (CAP_CHOWN ...), validated."""
+    bounding: list[str] = field(default_factory=list)
+    effective: list[str] = field(default_factory=list)
+    inheritable: list[str] = field(default_factory=list)
+    permitted: list[str] = field(default_factory=list)
+    ambient: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rlimit:
+    type: str  # RLIMIT_NOFILE ...
+    soft: int
+    hard: int
+
+
+@dataclass
+class ConsoleSize:
+    height: int
+    width: int
+
+
+@dataclass
+class Process:
+    args: list[str]
+    cwd: str = "/"
+    env: list[str] = field(default_factory=list)
+    terminal: bool = False
+    console_size: Optional[ConsoleSize] = None
+    user: User = field(default_factory=User)
+    capabilities: Optional[Capabilities] = None  # None: keep the runtime's (runc: empty sets)
+    rlimits: list[Rlimit] = field(default_factory=list)
+    no_new_privileges: bool = False
+    oom_score_adj: Optional[int] = None
+    apparmor_profile: str = ""
+    selinux_label: str = ""
+
+
+@dataclass
+class Mount:
+    destination: str  # absolute (a relative one is taken relative to /, with a warning, as runc 1.1)
+    type: str = ""
+    source: str = ""  # a relative source of a bind mount is resolved against the bundle directory
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hook:
+    path: str
+    args: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    timeout: Optional[int] = None
+
+
+@dataclass
+class Hooks:
+    prestart: list[Hook] = field(default_factory=list)
+    create_runtime: list[Hook] = field(default_factory=list)
+    create_container: list[Hook] = field(default_factory=list)
+    start_container: list[Hook] = field(default_factory=list)
+    poststart: list[Hook] = field(default_factory=list)
+    poststop: list[Hook] = field(default_factory=list)
+
+
+@dataclass
+class Namespace:
+    type: str  # pid, network, mount, ipc, uts, user, cgroup, time
+    path: str = ""  # empty: create a new one
+
+
+@dataclass
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass
+class Device:
+    type: str  # c, b, u, p
+    path: str
+    major: int = 0
+    minor: int = 0
+    file_mode: Optional[int] = None
+    uid: Optional[int] = None
+    gid: Optional[int] = None
+
+
+@dataclass
+class Linux:
+    namespaces: list[Namespace] = field(default_factory=list)
+    uid_mappings: list[IDMapping] = field(default_factory=list)
+    gid_mappings: list[IDMapping] = field(default_factory=list)
+    time_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # clock -> (secs, nanosecs)
+    devices: list[Device] = field(default_factory=list)
+    cgroups_path: str = ""
+    resources: dict = field(default_factory=dict)  # validated raw LinuxResources
+    rootfs_propagation: str = ""
+    masked_paths: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    sysctl: dict[str, str] = field(default_factory=dict)
+    seccomp: Optional[dict] = None  # validated raw LinuxSeccomp
+    mount_label: str = ""
+    personality: Optional[dict] = None
+
+    def namespace(self, ns_type: str) -> Optional[Namespace]:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+
+@dataclass
+class Spec:
+    oci_version: str
+    root: Root
+    process: Optional[Process]
+    hostname: str = ""
+    domainname: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    hooks: Hooks = field(default_factory=Hooks)
+    annotations: dict[str, str] = field(default_factory=dict)
+    linux: Linux = field(default_factory=Linux)
+    bundle: str = ""  # absolute bundle directory
+    # Non-fatal findings (e.g. a relative mount destination), one lowercase line each,
+    # for the caller to log at warning level: the model never prints.
+    warnings: list[str] = field(default_factory=list)

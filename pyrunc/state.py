@@ -1,0 +1,194 @@
+"""Container state on disk: `<root>/<id>/state.json`, written atomically, guarded by a
+per-container flock, with the status derived from the live process.
+
+A container's init is identified by (pid, start time), never by pid alone, so a reused
+pid is never mistaken for the container.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+
+from pyrunc.errors import ContainerExists, ContainerNotExist, PyruncError
+
+STATE_FILE = "state.json"
+START_SOCKET = "start.sock"
+INIT_COMM = "pyrunc-init"  # comm of the init until it execs the user's program
+
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+
+
+def validate_id(container_id: str) -> None:
+    # runc: "invalid id format"; also keeps ids from escaping the state root
+    if not container_id or container_id in (".", "..") or not _ID_RE.match(container_id):
+        raise PyruncError(f"invalid container id format: {container_id!r}")
+
+
+def proc_stat(pid: int) -> tuple[str, str, int] | None:
+    """(comm, state letter, start time in clock ticks) of a live pid, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    lpar, rpar = data.find("("), data.rfind(")")
+    fields = data[rpar + 2:].split()
+    return data[lpar + 1:rpar], fields[0], int(fields[19])
+
+
+class Container:
+    """One container's state directory, locked for the lifetime of the object's use."""
+
+    def __init__(self, root: str, container_id: str):
+        validate_id(container_id)
+        self.root = root
+        self.id = container_id
+        self.dir = os.path.join(root, container_id)
+        self.data: dict = {}
+        self._lock_fd = -1
+
+    # -- locking -------------------------------------------------------------------
+    def lock(self, blocking: bool = True) -> None:
+        """flock the state directory; re-checks that it was not deleted meanwhile."""
+        while True:
+            try:
+                fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise ContainerNotExist(self.id) from None
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.dir))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock_fd = fd
+                return
+            os.close(fd)  # deleted (and maybe re-created) while we waited: start over
+            if not os.path.isdir(self.dir):
+                raise ContainerNotExist(self.id)
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> "Container":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
+
+    # -- lifecycle of the directory ------------------------------------------------
+    @classmethod
+    def reserve(cls, root: str, container_id: str) -> "Container":
+        """Create the state directory exclusively and lock it (create's first step)."""
+        c = cls(root, container_id)
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(c.dir, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        c.lock()
+        return c
+
+    @classmethod
+    def load(cls, root: str, container_id: str, lock: bool = True) -> "Container":
+        c = cls(root, container_id)
+        if lock:
+            c.lock()
+        try:
+            with open(os.path.join(c.dir, STATE_FILE)) as f:
+                c.data = json.load(f)
+        except FileNotFoundError:
+            if not os.path.isdir(c.dir):
+                c.unlock()
+                raise ContainerNotExist(container_id) from None
+            c.data = {}  # reserved but create died before writing: status "stopped"
+        except ValueError:
+            c.data = {"corrupt": True}
+        return c
+
+    def save(self) -> None:
+        tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, os.path.join(self.dir, STATE_FILE))
+
+    def remove(self) -> None:
+        """Remove the state directory (its contents are ours: state, socket, overlay)."""
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.unlock()
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    # -- status ----------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        return int(self.data.get("pid", 0))
+
+    def init_alive(self) -> bool:
+        pid = self.pid
+        if pid <= 0:
+            return False
+        st = proc_stat(pid)
+        return st is not None and st[1] not in ("Z", "X") and st[2] == self.data.get("pid_start")
+
+    def status(self) -> str:
+        """creating | created | running | paused | stopped, from the live process."""
+        if not self.data.get("pid"):
+            creator = self.data.get("creator")
+            if creator:
+                st = proc_stat(creator[0])
+                if st and st[2] == creator[1]:
+                    return "creating"
+            return "stopped"
+        st = proc_stat(self.pid)
+        if st is None or st[1] in ("Z", "X") or st[2] != self.data.get("pid_start"):
+            return "stopped"
+        if st[0] == INIT_COMM:
+            return "created"
+        cg = self.data.get("cgroup")
+        if cg:
+            from pyrunc.cgroups import Manager
+            try:
+                if Manager.from_state(cg).frozen():
+                    return "paused"
+            except OSError:
+                pass
+        return "running"
+
+    def oci_state(self) -> dict:
+        """runc's `state` JSON object."""
+        d = self.data
+        status = self.status()
+        out = {
+            "ociVersion": d.get("ociVersion", ""),
+            "id": self.id,
+            "pid": self.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": d.get("bundle", ""),
+            "rootfs": d.get("rootfs", ""),
+            "created": d.get("created", ""),
+            "owner": "",
+        }
+        if d.get("annotations"):
+            out["annotations"] = d["annotations"]
+        return out
+
+
+def now_rfc3339() -> str:
+    """UTC time with nanoseconds, as runc's state JSON writes it."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+    except FileNotFoundError:
+        return []

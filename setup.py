@@ -1,0 +1,74 @@
+"""Build hooks that pyproject.toml cannot express; the metadata lives in pyproject.toml.
+
+Two native artefacts, both built by `build_ext` so that every way of building makes them:
+`pip install .` (build → build_ext into build_lib), `pip install -e .` (editable mode) and
+`python setup.py build_ext --inplace` (into the source tree):
+
+- pyrunc/_native/_lib*.so (build.py: spawn) and _seccomp*.so (seccomp_build.py, linked
+  with -lseccomp): cffi modules, out-of-line API mode (cffi_modules below; cffi wraps
+  whatever build_ext class is in cmdclass, so ours still runs);
+- pyrunc/_native/pyrunc-init: pyrunc/_native/init.c compiled into a STATIC executable,
+  installed as package data next to the cffi module. Static because the runtime execs it
+  from a sealed memfd inside namespaces where no dynamic loader or libc can be found.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import subprocess
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE_DIR = os.path.join("pyrunc", "_native")
+INIT_SOURCE = os.path.join(NATIVE_DIR, "init.c")
+INIT_EXECUTABLE = "pyrunc-init"
+INIT_CFLAGS = ["-static", "-O2", "-Wall"]
+
+
+class build_ext_with_init(build_ext):
+    """build_ext that also compiles pyrunc-init (skipped when it is newer than its sources)."""
+
+    def run(self) -> None:
+        super().run()
+        self._build_init()
+
+    def _init_output_path(self) -> str:
+        # Editable installs (PEP 660) set editable_mode; both it and --inplace build into
+        # the source tree, where the package is imported from.
+        if self.inplace or getattr(self, "editable_mode", False):
+            return os.path.join(NATIVE_DIR, INIT_EXECUTABLE)
+        return os.path.join(self.build_lib, NATIVE_DIR, INIT_EXECUTABLE)
+
+    def _build_init(self) -> None:
+        output = self._init_output_path()
+        sources = [INIT_SOURCE] + sorted(glob.glob(os.path.join(NATIVE_DIR, "*.h")))
+        if not self.force and os.path.exists(output):
+            newest_source = max(os.path.getmtime(path) for path in sources)
+            if os.path.getmtime(output) >= newest_source:
+                return
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        compiler = shlex.split(os.environ.get("CC", "gcc"))
+        temporary = output + ".tmp"
+        command = [*compiler, *INIT_CFLAGS, "-o", temporary, INIT_SOURCE]
+        self.announce("compiling " + " ".join(command), level=2)
+        try:
+            subprocess.run(command, check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise SystemExit(f"error: building {output} failed: {error}") from None
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, output)
+
+    def get_outputs(self) -> list[str]:
+        # Listed so that `install --record` and wheel RECORD account for the executable.
+        return [*super().get_outputs(), self._init_output_path()]
+
+
+setup(
+    cmdclass={"build_ext": build_ext_with_init},
+    cffi_modules=[
+        os.path.join(NATIVE_DIR, "build.py") + ":ffibuilder",
+        os.path.join(NATIVE_DIR, "seccomp_build.py") + ":ffibuilder",
+    ],
+)

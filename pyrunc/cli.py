@@ -24,7 +24,7 @@ import sys
 PROG = "pyrunc"
 DEFAULT_ROOT = "/run/pyrunc"
 
-BOOL, STR, INT = "bool", "str", "int"
+BOOL, STR, INT, LIST = "bool", "str", "int", "list"  # LIST: repeatable string flag
 
 
 class Flag:
@@ -40,10 +40,14 @@ class Flag:
 
 class Command:
     __slots__ = ("name", "usage", "args_usage", "description", "flags", "min_args",
-                 "max_args", "index", "defaults")
+                 "max_args", "index", "defaults", "interspersed")
 
     def __init__(self, name: str, usage: str, args_usage: str, description: str,
-                 flags: list[Flag], min_args: int, max_args: int) -> None:
+                 flags: list[Flag], min_args: int, max_args: int,
+                 interspersed: bool = True) -> None:
+        # interspersed=False: flags end at the first argument (runc exec's SkipArgReorder:
+        # `exec ID ls -l` passes -l to ls)
+        self.interspersed = interspersed
         self.name, self.usage, self.args_usage = name, usage, args_usage
         self.description, self.min_args, self.max_args = description, min_args, max_args
         self.flags = flags + [_HELP_FLAG]
@@ -199,6 +203,62 @@ mapping the calling user, no cgroup resources, no network namespace).""",
             _ID_USAGE_START,
             "The start command executes the user defined process in a created container.",
             [], 1, 1),
+    Command("exec", "execute new process inside the container", """<container-id> <command> [command options]  || -p process.json <container-id>
+
+Where "<container-id>" is the name for the instance of the container and
+"<command>" is the command to be executed in the container.
+"<command>" can't be empty unless a "-p" flag provided.
+
+EXAMPLE:
+For example, if the container is configured to run the linux ps command the
+following will output a list of processes running in the container:
+
+       # pyrunc exec <container-id> ps""", "",
+            [Flag(("console-socket",), STR, "console_socket", "",
+                  "path to an AF_UNIX socket which will receive a file descriptor referencing "
+                  "the master end of the console's pseudoterminal"),
+             Flag(("cwd",), STR, "cwd", "", "current working directory in the container"),
+             Flag(("env", "e"), LIST, "env", (), "set environment variables"),
+             Flag(("tty", "t"), BOOL, "tty", False, "allocate a pseudo-TTY"),
+             Flag(("user", "u"), STR, "user", "", "UID (format: <uid>[:<gid>])"),
+             Flag(("additional-gids", "g"), LIST, "additional_gids", (), "additional gids"),
+             Flag(("process", "p"), STR, "process", "", "path to the process.json"),
+             Flag(("detach", "d"), BOOL, "detach", False, "detach from the container's process"),
+             Flag(("pid-file",), STR, "pid_file", "", "specify the file to write the process id to"),
+             Flag(("process-label",), STR, "process_label", "",
+                  "set the asm process label for the process commonly used with selinux"),
+             Flag(("apparmor",), STR, "apparmor", "", "set the apparmor profile for the process"),
+             Flag(("no-new-privs",), BOOL, "no_new_privs", False,
+                  "set the no new privileges value for the process"),
+             Flag(("cap", "c"), LIST, "cap", (), "add a capability to the bounding set for the process"),
+             Flag(("preserve-fds",), INT, "preserve_fds", 0,
+                  "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N "
+                  "in total)"),
+             Flag(("cgroup",), STR, "cgroup", "",
+                  "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
+             Flag(("ignore-paused",), BOOL, "ignore_paused", False,
+                  "allow exec in a paused container")],
+            1, 1 << 30, interspersed=False),
+    Command("pause", "pause suspends all processes inside the container", """<container-id>
+
+Where "<container-id>" is the name for the instance of the container to be
+paused. """, """The pause command suspends all processes in the instance of the container.
+
+Use pyrunc list to identify instances of containers and their current status.""", [], 1, 1),
+    Command("resume", "resumes all processes that have been previously paused", """<container-id>
+
+Where "<container-id>" is the name for the instance of the container to be
+resumed.""", """The resume command resumes all processes in the instance of the container.
+
+Use pyrunc list to identify instances of containers and their current status.""", [], 1, 1),
+    Command("ps", "ps displays the processes running inside a container",
+            "<container-id> [ps options]", "",
+            [Flag(("format", "f"), STR, "format", "table", "select one of: table or json")],
+            1, 1 << 30, interspersed=False),
+    Command("features", "show the enabled features", "",
+            "Show the enabled features.\n   The result is parsable as a JSON.\n   See "
+            "https://github.com/opencontainers/runtime-spec/blob/main/features.md for the "
+            "type definition.", [], 0, 0),
     Command("state", "output the state of a container", """<container-id>
 
 Where "<container-id>" is your name for the instance of the container.""",
@@ -437,6 +497,77 @@ def _do_run(g, opts: dict, args: list[str]) -> int:
                           keep=opts["keep"])
 
 
+def _do_exec(g, opts: dict, args: list[str]) -> int:
+    from pyrunc import operations
+    from pyrunc.errors import PyruncError
+    if not opts["process"] and len(args) < 2:
+        raise PyruncError("exec: no command given (args must not be empty)")
+    try:
+        gids = tuple(int(x) for x in opts["additional_gids"])
+    except ValueError:
+        raise PyruncError("invalid additional-gids: must be numbers") from None
+    return operations.exec_process(
+        g, args[0], process_file=_abs_or_empty(opts["process"]), args=tuple(args[1:]),
+        cwd=opts["cwd"], env=opts["env"], user=opts["user"], additional_gids=gids,
+        caps=opts["cap"], no_new_privs=opts["no_new_privs"], tty=opts["tty"],
+        detach=opts["detach"], pid_file=_abs_or_empty(opts["pid_file"]),
+        console_socket=opts["console_socket"], preserve_fds=opts["preserve_fds"],
+        ignore_paused=opts["ignore_paused"], cgroup=opts["cgroup"], apparmor=opts["apparmor"],
+        process_label=opts["process_label"])
+
+
+def _do_pause(g, opts: dict, args: list[str]) -> int:
+    from pyrunc import operations
+    operations.pause(g, args[0])
+    return 0
+
+
+def _do_resume(g, opts: dict, args: list[str]) -> int:
+    from pyrunc import operations
+    operations.resume(g, args[0])
+    return 0
+
+
+def _do_ps(g, opts: dict, args: list[str]) -> int:
+    """runc ps: JSON is the pid list; the table is ps(1) output (default `-ef`, or the
+    given ps options) limited to the container's processes."""
+    from pyrunc import operations
+    from pyrunc.errors import PyruncError
+    pids = operations.ps_pids(g, args[0])
+    fmt = opts["format"]
+    if fmt == "json":
+        _write_stdout(go_json(pids) + "\n")
+        return 0
+    if fmt != "table":
+        raise PyruncError("invalid format option")
+    import subprocess
+    ps_args = args[1:] or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True,
+                             env={"PATH": os.environ.get("PATH") or "/usr/bin:/bin"}).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise PyruncError(f"ps: {err}") from None
+    lines = out.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    if "PID" not in header:
+        raise PyruncError("couldn't find PID field in ps output")
+    column = header.index("PID")
+    wanted = set(pids)
+    rows = [lines[0]] + [line for line in lines[1:]
+                         if len(line.split()) > column and line.split()[column].isdigit()
+                         and int(line.split()[column]) in wanted]
+    _write_stdout("\n".join(rows) + "\n")
+    return 0
+
+
+def _do_features(g, opts: dict, args: list[str]) -> int:
+    from pyrunc.features import features
+    _write_stdout(go_json(features(), "    ") + "\n")
+    return 0
+
+
 def _do_start(g, opts: dict, args: list[str]) -> int:
     from pyrunc import operations
     operations.start(g, args[0])
@@ -520,6 +651,8 @@ def _do_spec(g, opts: dict, args: list[str]) -> int:
 
 
 _HANDLERS = {"create": _do_create, "run": _do_run, "start": _do_start, "state": _do_state,
+             "exec": _do_exec, "pause": _do_pause, "resume": _do_resume, "ps": _do_ps,
+             "features": _do_features,
              "kill": _do_kill, "delete": _do_delete, "list": _do_list, "spec": _do_spec}
 
 
@@ -656,6 +789,8 @@ def _flag_text(flag: Flag) -> str:
     names = ", ".join(("-" if len(n) == 1 else "--") + n + value for n in flag.names)
     if flag.kind == INT:
         return f"{names}\t{flag.usage} (default: {flag.default})"
+    if flag.kind == LIST:
+        return f"{names}\t{flag.usage}"
     if flag.kind == STR and flag.default:
         return f'{names}\t{flag.usage} (default: "{flag.default}")'
     return f"{names}\t{flag.usage}"
@@ -805,7 +940,7 @@ def _fast_parse(argv: list[str]) -> _Parsed | None:
         if token == "--":
             args.extend(argv[i + 1:])
             break
-        if token[:1] == "-" and token != "-":
+        if token[:1] == "-" and token != "-" and (command.interspersed or not args):
             i = _take_flag(command.index, token, argv, i, opts)
             if i < 0:
                 return None
@@ -841,6 +976,8 @@ def _take_flag(index: dict[str, Flag], token: str, argv: list[str], i: int,
         if number is None:
             return -1
         out[flag.dest] = number
+    elif flag.kind == LIST:
+        out[flag.dest] = (*out[flag.dest], value)
     else:
         out[flag.dest] = value
     return i + 1
@@ -876,6 +1013,8 @@ def _click_parse(argv: list[str]) -> _Parsed:
             decls += [f"--{name}", f"-{name}"] if len(name) > 1 else [f"-{name}", f"--{name}"]
         if flag.kind == BOOL:
             return click.Option(decls, is_flag=True, default=False)
+        if flag.kind == LIST:
+            return click.Option(decls, multiple=True, default=())
         return click.Option(decls, type=go_int if flag.kind == INT else click.STRING,
                             default=flag.default)
 
@@ -906,9 +1045,10 @@ def _click_parse(argv: list[str]) -> _Parsed:
 
         params = [option(f) for f in spec.flags] + [click.Argument(["args"], nargs=-1)]
         names = _HELP_NAMES if spec is HELP_COMMAND else (spec.name,)
+        command_settings = dict(settings, allow_interspersed_args=spec.interspersed)
         for name in names:
             group.add_command(click.Command(name, params=params, callback=command_callback,
-                                            context_settings=settings))
+                                            context_settings=command_settings))
     try:
         group.main(args=list(argv), prog_name=PROG, standalone_mode=False)
     except _UnknownCommand as err:

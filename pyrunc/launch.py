@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
@@ -38,9 +37,7 @@ class Launch:
         self.preserve_fds = preserve_fds
         self.console_socket = console_socket
         self.console_fd = console_fd
-        self.spawned_pid = 0     # the process the clone made
-        self.init_pid = 0        # the container's init (differs when the plan forks)
-        self._pidfds: list[int] = []
+        self.init = None  # InitProcess once spawned
 
     # ---------------------------------------------------------------- plan
     def _env(self) -> tuple[list[str], int]:
@@ -91,7 +88,7 @@ class Launch:
             plan.add(P.OP_DOMAINNAME, (), (s.domainname,), what=f"set domainname {s.domainname!r}")
         if s.process.terminal:
             size = s.process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0),
+            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 1),
                      what="set up the console")
         if s.root.readonly and "mount" in types:
             rootfs.add_readonly_root(plan)
@@ -114,54 +111,36 @@ class Launch:
     # ---------------------------------------------------------------- run
     def run(self) -> tuple[int, int]:
         """Spawn the init and drive it until it waits for start; returns (pid, start time)."""
-        env, listen_fds = self._env()
+        from pyrunc.initproc import InitProcess, dup_above
+        _env, listen_fds = self._env()
         keep_low = self.preserve_fds + listen_fds
         floor = 3 + keep_low
         fds: dict[str, int] = {}
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        to_close = [child_sock.detach(), listener.fileno()]
         try:
             listener.bind(self.container.path(START_SOCKET))
             os.chmod(self.container.path(START_SOCKET), 0o600)
             listener.listen(1)
-            fds["sync"] = _dup_above(to_close[0], floor)
-            fds["listen"] = _dup_above(listener.fileno(), floor)
-            console = -1
+            fds["listen"] = dup_above(listener.fileno(), floor)
             if self.console_fd >= 0:
-                console = self.console_fd
+                fds["console"] = dup_above(self.console_fd, floor)
             elif self.console_socket:
                 console = _connect_console(self.console_socket)
-                to_close.append(console)
-            if console >= 0:
-                fds["console"] = _dup_above(console, floor)
-            overlay = self._overlay_dirs()
-            cp = self.build(fds, floor, overlay)
-            self.plan = cp.plan
-            plan_fd = cp.plan.to_memfd()
-            fds["plan"] = _dup_above(plan_fd, floor)
-            os.close(plan_fd)
-            keep = [fd for fd in range(3, 3 + keep_low) if _fd_open(fd)] + list(fds.values())
-            from pyrunc._native import spawn_init
-            try:
-                pid, pidfd = spawn_init(fds["sync"], fds["plan"], keep, cp.clone_flags)
-            except OSError as e:
-                raise SpawnError(f"clone container init: {os.strerror(e.errno).lower()}") from None
-            self.spawned_pid = self.init_pid = pid
-            self._pidfds.append(pidfd)
+                fds["console"] = dup_above(console, floor)
+                os.close(console)
+            cp = self.build(fds, floor, self._overlay_dirs())
+            # the caller's fds 3.. that go to the container (--preserve-fds, LISTEN_FDS)
+            keep = [fd for fd in range(3, floor) if _fd_open(fd)] + list(fds.values())
+            self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep)
         finally:
-            for fd in to_close + list(fds.values()):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            listener.detach()
-        with parent_sock:
-            self._drive(parent_sock, cp)
-        st = proc_stat(self.init_pid)
+            listener.close()
+            for fd in fds.values():
+                os.close(fd)
+        self.init.follow(self._on_sync, until_ready=True)
+        st = proc_stat(self.init.pid)
         if st is None:
             raise SpawnError("container init exited before it was created")
-        return self.init_pid, st[2]
+        return self.init.pid, st[2]
 
     def _overlay_dirs(self):
         from pyrunc.rootfs import overlay_layers
@@ -172,92 +151,34 @@ class Launch:
         os.makedirs(work, 0o700)
         return upper, work
 
-    def _drive(self, sock: socket.socket, cp: P.ContainerPlan) -> None:
-        while True:
-            data = sock.recv(P.MSG_SIZE)
-            if not data:
-                raise SpawnError(self._died_message())
-            kind, op, err, value = struct.unpack("<iiii", data)
-            if kind == P.MSG_SYNC:
-                try:
-                    self._on_sync(value, cp)
-                except BaseException:
-                    sock.send(b"\1")
-                    raise
-                sock.send(b"\0")
-            elif kind == P.MSG_PID:
-                self._adopt(value)
-            elif kind == P.MSG_ERROR:
-                raise SpawnError(cp.plan.describe(op, err))
-            elif kind == P.MSG_READY:
-                return
-
-    def _died_message(self) -> str:
-        pid = self.spawned_pid
-        try:
-            wpid, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return "container init exited unexpectedly"
-        if wpid and os.WIFSIGNALED(status):
-            return f"container init killed by signal {os.WTERMSIG(status)}"
-        if wpid:
-            return f"container init exited unexpectedly with status {os.WEXITSTATUS(status)}"
-        return "container init closed its sync socket unexpectedly"
-
-    def _adopt(self, pid: int) -> None:
-        """The plan forked: `pid` is the init; reap the intermediate."""
-        try:
-            os.waitpid(self.spawned_pid, 0)
-        except ChildProcessError:
-            pass
-        self.init_pid = pid
-        try:
-            self._pidfds.append(os.pidfd_open(pid))
-        except OSError:
-            pass
-
-    def _on_sync(self, sync_id: int, cp: P.ContainerPlan) -> None:
+    def _on_sync(self, sync_id: int) -> None:
         from pyrunc import ns
         linux = self.spec.linux
+        pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
-            self.mgr.join(self.init_pid)
+            self.mgr.join(pid)
             adj = self.spec.process.oom_score_adj
             if adj is not None:
-                _write_oom_score_adj(self.init_pid, adj)
+                _write_oom_score_adj(pid, adj)
         elif sync_id == P.SYNC_USERNS:
-            ns.write_id_maps(self.init_pid, linux.uid_mappings, linux.gid_mappings)
+            ns.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings)
         elif sync_id == P.SYNC_HOOKS:
             from pyrunc import hooks
             state = self.container.oci_state()
-            state.update(pid=self.init_pid, status="creating")
+            state.update(pid=pid, status="creating")
             h = self.spec.hooks
             hooks.run_all(_as_dicts(h.prestart), state, "prestart")
             hooks.run_all(_as_dicts(h.create_runtime), state, "createRuntime")
-            hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=self.init_pid)
+            hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=pid)
 
     def abort(self) -> None:
         """Kill whatever was spawned (called on any failure of create)."""
-        import signal
-        for fd in self._pidfds:
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except OSError:
-                pass
-        for pid in {self.spawned_pid, self.init_pid}:
-            if pid:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-        self.close()
+        if self.init is not None:
+            self.init.kill()
 
     def close(self) -> None:
-        for fd in self._pidfds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._pidfds = []
+        if self.init is not None:
+            self.init.close()
 
 
 def _as_dicts(hooks) -> list[dict]:
@@ -277,11 +198,6 @@ def _write_oom_score_adj(pid: int, value: int) -> None:
                 raise PyruncError(f"write {path}: permission denied (lowering oom_score_adj needs CAP_SYS_RESOURCE)")
 
 
-def _dup_above(fd: int, floor: int) -> int:
-    import fcntl
-    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
-
-
 def _fd_open(fd: int) -> bool:
     import fcntl
     try:
@@ -299,3 +215,53 @@ def _connect_console(path: str) -> int:
         s.close()
         raise PyruncError(f"connect console socket {path}: {os.strerror(e.errno).lower()}") from None
     return s.detach()
+
+
+def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str, console_fd: int,
+            preserve_fds: int, cgroup_mgr, detach: bool) -> "InitProcess":
+    """Start `process` inside the running container `c` (runc exec): join every namespace
+    of its init, its cgroup, then the same process setup as the init's.  Returns once
+    the program runs (the runtime's end of the sync socket closes on exec)."""
+    from pyrunc.initproc import InitProcess, dup_above
+    from pyrunc._native import set_subreaper
+
+    floor = 3 + preserve_fds
+    cp = P.ContainerPlan()
+    plan = cp.plan
+    plan.add(P.OP_SYNC, (P.SYNC_PLACED,), what="wait for the runtime to place the process")
+    P.join_namespaces_of(plan, c.pid)
+    fds: dict[str, int] = {}
+    try:
+        if console_fd >= 0:
+            fds["console"] = dup_above(console_fd, floor)
+        elif console_socket:
+            sock = _connect_console(console_socket)
+            fds["console"] = dup_above(sock, floor)
+            os.close(sock)
+        if process.terminal:
+            size = process.console_size
+            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 0),
+                     what="set up the console")
+        bpf, flags = None, 0
+        if seccomp:
+            from pyrunc.seccomp import compile_filter
+            bpf, flags = compile_filter(seccomp, os.path.join(c.root, ".seccomp-cache"))
+        P.process_ops(cp, process, seccomp_bpf=bpf, seccomp_flags=flags, first_closed_fd=floor,
+                      wait_fd=-1, env=list(process.env))
+        if not detach:
+            set_subreaper()  # a process forked into the pid namespace is reparented to us
+        keep = [fd for fd in range(3, floor) if _fd_open(fd)] + list(fds.values())
+        proc = InitProcess.spawn(plan, floor=floor, keep=keep)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+    def on_sync(_sync_id: int) -> None:
+        if cgroup_mgr is not None:
+            cgroup_mgr.join(proc.pid)
+    try:
+        proc.follow(on_sync)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc

@@ -29,16 +29,6 @@ class Globals:
         return "Globals(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-def _set_subreaper() -> None:
-    """Orphans of our children (the init after its intermediate exits) come to us, so
-    `run` can wait for the init and hooks forked into a pid namespace can be reaped."""
-    from pyrunc._native._lib import lib
-    lib.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
 # --------------------------------------------------------------------------- create
 def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
            console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
@@ -75,6 +65,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         }
         c.save()
         from pyrunc import cgroups
+        c.data["exec"] = _exec_defaults(bundle)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
         mgr.create()
         c.data["cgroup"] = mgr.to_state()
@@ -97,6 +88,16 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         raise
     finally:
         c.unlock()
+
+
+def _exec_defaults(bundle: str) -> dict:
+    """What `exec` inherits from the container's config (runc keeps the whole config in
+    its state): the process (env, user, caps, rlimits...) and the seccomp profile."""
+    import json
+    with open(os.path.join(bundle, "config.json")) as f:
+        raw = json.load(f)
+    linux = raw.get("linux") or {}
+    return {"process": raw.get("process"), "seccomp": linux.get("seccomp")}
 
 
 def _log_spec_warnings(s) -> None:
@@ -140,14 +141,9 @@ def _destroy(c: Container, mgr) -> None:
             mgr.destroy()
         except (PyruncError, OSError):
             pass
-    _unmount_overlay_leftovers(c)
+    # the overlay (if any) is mounted only in the container's mount namespace, so its
+    # upper/work dirs in the state dir go with it
     c.remove()
-
-
-def _unmount_overlay_leftovers(c: Container) -> None:
-    # the overlay is mounted inside the container's mount namespace only; nothing on the
-    # host refers to the upper/work dirs once the container's processes are gone
-    return None
 
 
 def _kill_cgroup_and_wait(mgr, timeout: float = 5.0) -> None:
@@ -216,7 +212,8 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     console = None
     console_fd = -1
     if not detach:
-        _set_subreaper()
+        from pyrunc._native import set_subreaper
+        set_subreaper()
         if not console_socket:
             from pyrunc import spec as specmod
             s = specmod.load(os.path.abspath(bundle or "."))
@@ -396,3 +393,143 @@ def _wait_init_gone(c: Container, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise PyruncError(f"container {c.id} init (pid {c.pid}) did not exit after SIGKILL")
         time.sleep(0.002)
+
+
+# --------------------------------------------------------------------------- exec
+def exec_process(g: Globals, container_id: str, *, process_file: str = "", args: tuple = (),
+                 cwd: str = "", env: tuple = (), user: str = "", additional_gids: tuple = (),
+                 caps: tuple = (), no_new_privs: bool = False, tty: bool = False,
+                 detach: bool = False, pid_file: str = "", console_socket: str = "",
+                 preserve_fds: int = 0, ignore_paused: bool = False, cgroup: str = "",
+                 apparmor: str = "", process_label: str = "") -> int:
+    """runc exec: run a new process in a container; foreground returns its exit code."""
+    from pyrunc.launch import exec_in
+
+    c = Container.load(g.root, container_id, lock=False)
+    status = c.status()
+    if status in ("stopped", "creating"):
+        raise WrongState("cannot exec in a stopped container" if status == "stopped"
+                         else "cannot exec in a container that is being created")
+    if status == "paused" and not ignore_paused:
+        raise WrongState("cannot exec in a paused container (use --ignore-paused to override)")
+    defaults = c.data.get("exec", {})
+    process = _exec_process_spec(defaults.get("process") or {}, process_file, args, cwd, env, user,
+                                 additional_gids, caps, no_new_privs, tty)
+    if apparmor or process.apparmor_profile:
+        raise PyruncError("apparmor is not enabled on this system")
+    if process_label or process.selinux_label:
+        raise PyruncError("selinux is not enabled on this system")
+    if process.terminal and detach and not console_socket:
+        raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
+    if not process.terminal and console_socket:
+        raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
+    mgr = None
+    if c.data.get("cgroup"):
+        from pyrunc.cgroups import Manager
+        mgr = Manager.from_state(c.data["cgroup"])
+        if cgroup:
+            mgr = mgr.sub_cgroup(cgroup)
+    console = None
+    console_fd = -1
+    if process.terminal and not console_socket:
+        from pyrunc.console import ForegroundConsole
+        console = ForegroundConsole()
+        console_fd = console.runtime_end()
+    try:
+        proc = exec_in(c, process, seccomp=defaults.get("seccomp"), console_socket=console_socket,
+                       console_fd=console_fd, preserve_fds=preserve_fds, cgroup_mgr=mgr, detach=detach)
+        if console:
+            console.receive_master()
+    except BaseException:
+        if console:
+            console.close()
+        raise
+    if pid_file:
+        _write_pid_file(pid_file, proc.pid)
+    pid = proc.pid
+    proc.close()
+    if detach:
+        return 0
+    return _wait_foreground(pid, console)
+
+
+def _exec_process_spec(base: dict, process_file: str, args, cwd, env, user, additional_gids, caps,
+                       no_new_privs, tty):
+    """The process to exec: --process FILE, or the container's process with runc exec's
+    command-line overrides."""
+    import copy
+    import json
+    from pyrunc import spec as specmod
+
+    if process_file:
+        try:
+            with open(process_file) as f:
+                raw = json.load(f)
+        except OSError as e:
+            raise PyruncError(f"open {process_file}: {os.strerror(e.errno).lower()}") from None
+        except ValueError as e:
+            raise PyruncError(f"{process_file}: invalid JSON: {e}") from None
+        return specmod.parse_process(raw, where="", source=process_file)
+    if not args:
+        raise PyruncError("exec: args must not be empty")
+    raw = copy.deepcopy(base)
+    raw["args"] = list(args)
+    raw["terminal"] = bool(tty)
+    raw.pop("consoleSize", None)
+    if cwd:
+        raw["cwd"] = cwd
+    if env:
+        raw["env"] = list(raw.get("env") or []) + list(env)
+    if user:
+        uid, _, gid = user.partition(":")
+        try:
+            raw["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
+        except ValueError:
+            raise PyruncError(f"invalid user {user!r}: uid[:gid] must be numbers") from None
+    if additional_gids:
+        raw.setdefault("user", {})["additionalGids"] = [int(x) for x in additional_gids]
+    if caps:
+        sets = raw.setdefault("capabilities", {})
+        for kind in ("bounding", "effective", "permitted"):
+            sets[kind] = list(sets.get(kind) or []) + list(caps)
+    if no_new_privs:
+        raw["noNewPrivileges"] = True
+    return specmod.parse_process(raw)
+
+
+# --------------------------------------------------------------------------- pause, ps
+def _manager(c: Container):
+    from pyrunc.cgroups import Manager
+    if not c.data.get("cgroup"):
+        raise PyruncError(f"container {c.id} has no cgroup")
+    return Manager.from_state(c.data["cgroup"])
+
+
+def pause(g: Globals, container_id: str) -> None:
+    c = Container.load(g.root, container_id)
+    try:
+        status = c.status()
+        if status not in ("running", "created"):
+            raise WrongState("container not running" if status == "stopped"
+                             else f"container {container_id} is {status}, not running")
+        _manager(c).freeze()
+    finally:
+        c.unlock()
+
+
+def resume(g: Globals, container_id: str) -> None:
+    c = Container.load(g.root, container_id)
+    try:
+        if c.status() != "paused":
+            raise WrongState("container not paused")
+        _manager(c).thaw()
+    finally:
+        c.unlock()
+
+
+def ps_pids(g: Globals, container_id: str) -> list[int]:
+    """Host pids of every process in the container's cgroup (runc ps --format json)."""
+    c = Container.load(g.root, container_id, lock=False)
+    if c.status() == "stopped":
+        raise WrongState("container not running")
+    return sorted(_manager(c).pids())

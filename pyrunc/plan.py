@@ -180,6 +180,26 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
         plan.add(OP_LOOPBACK_UP, what="bring up lo")
 
 
+def join_namespaces_of(plan: Plan, pid: int) -> bool:
+    """Join every namespace of `pid` that differs from ours (the user namespace first);
+    True when the plan forks (a pid or time namespace applies to children only)."""
+    from pyrunc import ns
+    forks = False
+    for t in ns.JOIN_ORDER:
+        name = ns.proc_name(t)
+        theirs = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        plan.add(OP_SETNS, (ns.flag(t),), (theirs,), what=f"join {t} namespace of pid {pid}")
+        forks |= t in ("pid", "time")
+    if forks:
+        plan.add(OP_FORK, what="fork into the pid namespace")
+    return forks
+
+
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
                 first_closed_fd: int, wait_fd: int, env: list[str]) -> None:
     """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.

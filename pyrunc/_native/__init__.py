@@ -56,3 +56,13 @@ def spawn_init(sync_fd: int, plan_fd: int, keep_fds: list[int], clone_flags: int
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
     return pid, pidfd[0]
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_subreaper() -> None:
+    """Orphaned descendants (an init or hook whose intermediate exited after forking into
+    a pid namespace) are reparented to us, so we can wait for them."""
+    from pyrunc._native._lib import lib
+    lib.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

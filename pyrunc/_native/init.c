@@ -492,9 +492,13 @@ static void op_console(const struct op *op)
 	int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		fail(errno);
-	/* /dev/console: bind the slave over it (created as a file inside the root) */
-	mkdir_in_root("/dev/console", 1);
-	int cfd = openat2_in_root("/dev/console", O_PATH, RESOLVE_NO_SYMLINKS);
+	/* /dev/console: bind the slave over it (created as a file inside the root); not
+	 * for a process joining a running container (exec) */
+	int cfd = -1;
+	if (get_int(op, 3)) {
+		mkdir_in_root("/dev/console", 1);
+		cfd = openat2_in_root("/dev/console", O_PATH, RESOLVE_NO_SYMLINKS);
+	}
 	if (cfd >= 0) {
 		char target[64];
 		proc_fd_path(target, sizeof(target), cfd);

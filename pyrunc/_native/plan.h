@@ -36,7 +36,7 @@ enum op_code {
 	OP_HOSTNAME = 16,    /* strs: name */
 	OP_DOMAINNAME = 17,  /* strs: name */
 	OP_RLIMIT = 18,      /* ints: resource, soft, hard */
-	OP_CONSOLE = 19,     /* ints: socket fd, rows, cols */
+	OP_CONSOLE = 19,     /* ints: socket fd, rows, cols, bind over /dev/console (0/1) */
 	OP_CHDIR = 20,       /* strs: path */
 	OP_NO_NEW_PRIVS = 21,
 	OP_BOUNDING = 22,    /* ints: mask of capabilities to keep in the bounding set */

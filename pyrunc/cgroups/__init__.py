@@ -195,6 +195,26 @@ class Manager:
                 return path
         return None
 
+    def sub_cgroup(self, spec: str) -> "Manager":
+        """The existing sub-cgroup `spec` ("path" or "controller:path", runc exec --cgroup)
+        of this container, as a manager that only joins (it created nothing)."""
+        controller, sep, sub = spec.partition(":")
+        if not sep:
+            controller, sub = "", spec
+        sub = sub.strip("/")
+        if not sub or ".." in sub.split("/"):
+            raise CgroupError(f"invalid --cgroup {spec!r}")
+        dirs = {}
+        for key, path in self._dirs.items():
+            if controller and controller not in key.split(",") and not (controller == "unified" and key == UNIFIED_KEY):
+                dirs[key] = path
+                continue
+            target = os.path.join(path, sub)
+            if not os.path.isdir(target):
+                raise CgroupError(f"cgroup {target} does not exist")
+            dirs[key] = target
+        return Manager(self.mode, dirs, dict(self._mounts))
+
     # ---- create / join ----------------------------------------------------------------
 
     def create(self, controllers: tuple[str, ...] | list[str] = ()) -> None:

@@ -4,6 +4,7 @@ Only `pyrunc.seccomp.compile_filter` imports this module, on a cache miss.
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 
@@ -59,8 +60,11 @@ def compile_profile(profile: Profile) -> Compiled:
         _set_attributes(ctx, profile, lib)
         for name, token in tokens.items():
             rc = lib.seccomp_arch_add(ctx, token)
-            if rc < 0 and rc != -17:  # EEXIST: the native arch is in every filter already
+            if rc < 0 and rc != -errno.EEXIST:  # the native arch is in every filter already
                 i = profile.architectures.index(name)
+                if rc == -errno.EDOM:
+                    fail(f".architectures[{i}]", f'"{name}" cannot share a filter with the other '
+                                                 "architectures (its byte order differs)")
                 fail(f".architectures[{i}]", f'add architecture "{name}": {_strerror(rc)}')
         unknown = _add_rules(ctx, profile, lib, ffi, version)
         program = _export(ctx, lib)

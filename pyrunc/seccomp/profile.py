@@ -138,11 +138,6 @@ class Profile:
         return self.default_action in (ACT_ALLOW, ACT_LOG) or (self.default_action & 0xFFFF0000) == ACT_TRACE
 
 
-def is_disabled(raw: Any) -> bool:
-    """runc: no defaultAction and no syscalls means no filter at all."""
-    return isinstance(raw, dict) and not raw.get("defaultAction") and not raw.get("syscalls")
-
-
 def _kind(value: Any) -> str:
     if value is None:
         return "null"

@@ -1,0 +1,127 @@
+"""A running pyrunc-init: spawn it with a plan and follow its messages.
+
+Used for every process pyrunc starts: a container's init (create), a process joining a
+container (exec) and a hook.  The init reports over a SOCK_SEQPACKET socket; the
+runtime's end is closed on exec (close-on-exec), so EOF after the last op means the
+program is running.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+
+from pyrunc import plan as P
+from pyrunc.errors import SpawnError
+
+
+def dup_above(fd: int, floor: int) -> int:
+    """A close-on-exec copy of fd numbered >= floor (fds below are the caller's to pass)."""
+    import fcntl
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+
+
+class InitProcess:
+    def __init__(self, plan: P.Plan, pid: int, pidfd: int, sock: socket.socket):
+        self.plan = plan
+        self.spawned_pid = pid   # the clone's child
+        self.pid = pid           # the process that goes on (differs once the plan forks)
+        self._pidfds = [pidfd]
+        self._sock = sock
+
+    @classmethod
+    def spawn(cls, plan: P.Plan, *, clone_flags: int = 0, floor: int = 3, keep: list[int] = ()) -> "InitProcess":
+        """Start pyrunc-init on `plan`.  `keep` are fds (already >= floor) the init needs."""
+        from pyrunc._native import spawn_init
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        fds = []
+        try:
+            fds.append(dup_above(theirs.fileno(), floor))
+            plan_fd = plan.to_memfd()
+            try:
+                fds.append(dup_above(plan_fd, floor))
+            finally:
+                os.close(plan_fd)
+            try:
+                pid, pidfd = spawn_init(fds[0], fds[1], [*keep, *fds], clone_flags)
+            except OSError as e:
+                raise SpawnError(f"clone: {os.strerror(e.errno).lower()}") from None
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+            for fd in fds:
+                os.close(fd)
+        return cls(plan, pid, pidfd, ours)
+
+    def follow(self, on_sync=None, *, until_ready: bool = False) -> None:
+        """Answer sync points until READY (until_ready) or until the program runs (EOF)."""
+        while True:
+            data = self._sock.recv(P.MSG_SIZE)
+            if not data:
+                if until_ready:
+                    raise SpawnError(self._died_message())
+                return
+            kind, op, err, value = struct.unpack("<iiii", data)
+            if kind == P.MSG_SYNC:
+                try:
+                    if on_sync is not None:
+                        on_sync(value)
+                except BaseException:
+                    self._sock.send(b"\1")
+                    raise
+                self._sock.send(b"\0")
+            elif kind == P.MSG_PID:
+                self._adopt(value)
+            elif kind == P.MSG_ERROR:
+                raise SpawnError(self.plan.describe(op, err))
+            elif kind == P.MSG_READY and until_ready:
+                return
+
+    def _adopt(self, pid: int) -> None:
+        """The plan forked: `pid` goes on; reap the intermediate, which exits."""
+        try:
+            os.waitpid(self.spawned_pid, 0)
+        except ChildProcessError:
+            pass
+        self.pid = pid
+        try:
+            self._pidfds.append(os.pidfd_open(pid))
+        except OSError:
+            pass
+
+    def _died_message(self) -> str:
+        try:
+            wpid, status = os.waitpid(self.spawned_pid, os.WNOHANG)
+        except ChildProcessError:
+            return "container init exited unexpectedly"
+        if wpid and os.WIFSIGNALED(status):
+            return f"container init killed by signal {os.WTERMSIG(status)}"
+        if wpid:
+            return f"container init exited unexpectedly with status {os.WEXITSTATUS(status)}"
+        return "container init closed its sync socket unexpectedly"
+
+    def kill(self) -> None:
+        """SIGKILL everything spawned and reap what is ours to reap."""
+        for fd in self._pidfds:
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in {self.spawned_pid, self.pid}:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        for fd in self._pidfds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._pidfds = []
+        self._sock.close()

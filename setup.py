@@ -20,11 +20,30 @@ import subprocess
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from distutils.command.build_scripts import build_scripts  # setuptools provides distutils
 
 NATIVE_DIR = os.path.join("pyrunc", "_native")
 INIT_SOURCE = os.path.join(NATIVE_DIR, "init.c")
 INIT_EXECUTABLE = "pyrunc-init"
 INIT_CFLAGS = ["-static", "-O2", "-Wall"]
+
+
+LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
+
+
+class build_launcher(build_scripts):
+    """Install bin/pyrunc.in as `pyrunc`, naming the interpreter that builds it (the one
+    pip installs for) so the launcher can start it with -I -S."""
+
+    def run(self) -> None:
+        import sys
+        self.mkpath(self.build_dir)
+        with open(LAUNCHER_TEMPLATE) as f:
+            text = f.read().replace("@PYTHON@", sys.executable)
+        target = os.path.join(self.build_dir, "pyrunc")
+        with open(target, "w") as f:
+            f.write(text)
+        os.chmod(target, 0o755)
 
 
 class build_ext_with_init(build_ext):
@@ -66,7 +85,9 @@ class build_ext_with_init(build_ext):
 
 
 setup(
-    cmdclass={"build_ext": build_ext_with_init},
+    cmdclass={"build_ext": build_ext_with_init, "build_scripts": build_launcher},
+    # a launcher instead of a console_scripts entry point: see bin/pyrunc.in
+    scripts=[LAUNCHER_TEMPLATE],
     cffi_modules=[
         os.path.join(NATIVE_DIR, "build.py") + ":ffibuilder",
         os.path.join(NATIVE_DIR, "seccomp_build.py") + ":ffibuilder",

@@ -56,8 +56,11 @@ class InitProcess:
                 os.close(fd)
         return cls(plan, pid, pidfd, ours)
 
-    def follow(self, on_sync=None, *, until_ready: bool = False) -> None:
-        """Answer sync points until READY (until_ready) or until the program runs (EOF)."""
+    def follow(self, on_sync=None, *, until_ready: bool = False, on_listener=None) -> None:
+        """Answer sync points until READY (until_ready) or until the program runs (EOF).
+
+        on_listener(pidfd, fd): the init loaded a seccomp filter with a user-notification
+        listener, fd number `fd` in the process behind `pidfd`."""
         while True:
             data = self._sock.recv(P.MSG_SIZE)
             if not data:
@@ -75,6 +78,14 @@ class InitProcess:
                 self._sock.send(b"\0")
             elif kind == P.MSG_PID:
                 self._adopt(value)
+            elif kind == P.MSG_SECCOMP_FD:
+                try:
+                    if on_listener is not None:
+                        on_listener(self._pidfds[-1], value)
+                except BaseException:
+                    self._sock.send(b"\1")
+                    raise
+                self._sock.send(b"\0")
             elif kind == P.MSG_ERROR:
                 raise SpawnError(self.plan.describe(op, err))
             elif kind == P.MSG_READY and until_ready:

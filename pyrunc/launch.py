@@ -102,7 +102,8 @@ class Launch:
         if not self.spec.linux.seccomp:
             return None, 0
         from pyrunc.seccomp import compile_filter
-        return compile_filter(self.spec.linux.seccomp, os.path.join(self.container.root, ".seccomp-cache"))
+        from pyrunc.state import cache_dir
+        return compile_filter(self.spec.linux.seccomp, cache_dir(self.container.root, "seccomp"))
 
     def _has_sync_hooks(self) -> bool:
         h = self.spec.hooks
@@ -136,7 +137,7 @@ class Launch:
             listener.close()
             for fd in fds.values():
                 os.close(fd)
-        self.init.follow(self._on_sync, until_ready=True)
+        self.init.follow(self._on_sync, until_ready=True, on_listener=self._on_listener)
         st = proc_stat(self.init.pid)
         if st is None:
             raise SpawnError("container init exited before it was created")
@@ -170,6 +171,14 @@ class Launch:
             hooks.run_all(_as_dicts(h.prestart), state, "prestart")
             hooks.run_all(_as_dicts(h.create_runtime), state, "createRuntime")
             hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=pid)
+
+    def _on_listener(self, pidfd: int, fd: int) -> None:
+        from pyrunc.seccomp.notify import listener_of, send_to_listener
+        listener = listener_of(self.spec.linux.seccomp)
+        if listener:
+            state = self.container.oci_state()
+            state.update(pid=self.init.pid, status="creating")
+            send_to_listener(pidfd, fd, listener["path"], listener["metadata"], state)
 
     def abort(self) -> None:
         """Kill whatever was spawned (called on any failure of create)."""
@@ -245,7 +254,8 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
         bpf, flags = None, 0
         if seccomp:
             from pyrunc.seccomp import compile_filter
-            bpf, flags = compile_filter(seccomp, os.path.join(c.root, ".seccomp-cache"))
+            from pyrunc.state import cache_dir
+            bpf, flags = compile_filter(seccomp, cache_dir(c.root, "seccomp"))
         P.process_ops(cp, process, seccomp_bpf=bpf, seccomp_flags=flags, first_closed_fd=floor,
                       wait_fd=-1, env=list(process.env))
         if not detach:
@@ -259,8 +269,13 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     def on_sync(_sync_id: int) -> None:
         if cgroup_mgr is not None:
             cgroup_mgr.join(proc.pid)
+    def on_listener(pidfd: int, fd: int) -> None:
+        from pyrunc.seccomp.notify import listener_of, send_to_listener
+        listener = listener_of(seccomp)
+        if listener:
+            send_to_listener(pidfd, fd, listener["path"], listener["metadata"], c.oci_state())
     try:
-        proc.follow(on_sync)
+        proc.follow(on_sync, on_listener=on_listener)
     except BaseException:
         proc.kill()
         raise

@@ -66,6 +66,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         c.save()
         from pyrunc import cgroups
         c.data["exec"] = _exec_defaults(bundle)
+        from pyrunc.seccomp.notify import listener_of
+        c.data["seccomp_listener"] = listener_of(s.linux.seccomp)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
         mgr.create()
         c.data["cgroup"] = mgr.to_state()
@@ -184,14 +186,11 @@ def start(g: Globals, container_id: str) -> None:
         try:
             sock.connect(c.path(START_SOCKET))
             sock.send(b"\0")
-            reply = sock.recv(16)
+            _follow_start(c, sock)
         except OSError as e:
             raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
         finally:
             sock.close()
-        if reply:
-            _type, _op, err, _value = struct.unpack("<iiii", reply)
-            raise SpawnError(f'exec "{c.data.get("args0", "")}": {os.strerror(err).lower()}')
         try:
             os.unlink(c.path(START_SOCKET))
         except FileNotFoundError:
@@ -201,6 +200,29 @@ def start(g: Globals, container_id: str) -> None:
             hookmod.run_all(hooks["poststart"], c.oci_state(), "poststart", warn_only=True)
     finally:
         c.unlock()
+
+
+def _follow_start(c: Container, sock) -> None:
+    """After the go byte: EOF means the user's program runs (the connection is
+    close-on-exec); the init may first hand over a seccomp listener, or fail."""
+    from pyrunc import plan as P
+    while True:
+        reply = sock.recv(P.MSG_SIZE)
+        if not reply:
+            return
+        kind, _op, err, value = struct.unpack("<iiii", reply)
+        if kind == P.MSG_SECCOMP_FD:
+            from pyrunc.seccomp.notify import send_to_listener
+            listener = c.data.get("seccomp_listener")
+            if listener:
+                pidfd = os.pidfd_open(c.pid)
+                try:
+                    send_to_listener(pidfd, value, listener["path"], listener["metadata"], c.oci_state())
+                finally:
+                    os.close(pidfd)
+            sock.send(b"\0")
+        else:
+            raise SpawnError(f'exec "{c.data.get("args0", "")}": {os.strerror(err).lower()}')
 
 
 # --------------------------------------------------------------------------- run

@@ -17,13 +17,14 @@ from pyrunc.errors import ContainerExists, ContainerNotExist, PyruncError
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
 INIT_COMM = "pyrunc-init"  # comm of the init until it execs the user's program
+CACHE_DIR = ".pyrunc-cache"  # <root>/.pyrunc-cache: compiled seccomp filters; not a container
 
 _ID_RE = re.compile(r"^[\w+\-.]+$")
 
 
 def validate_id(container_id: str) -> None:
     # runc: "invalid id format"; also keeps ids from escaping the state root
-    if not container_id or container_id in (".", "..") or not _ID_RE.match(container_id):
+    if not container_id or container_id in (".", "..", CACHE_DIR) or not _ID_RE.match(container_id):
         raise PyruncError(f"invalid container id format: {container_id!r}")
 
 
@@ -189,6 +190,10 @@ def now_rfc3339() -> str:
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+        return sorted(e for e in os.listdir(root) if e != CACHE_DIR and os.path.isdir(os.path.join(root, e)))
     except FileNotFoundError:
         return []
+
+
+def cache_dir(root: str, kind: str) -> str:
+    return os.path.join(root, CACHE_DIR, kind)

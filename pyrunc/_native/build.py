@@ -12,6 +12,7 @@ ffibuilder = FFI()
 ffibuilder.cdef("""
 int pyrunc_spawn(int exec_fd, char *argv[], char *envp[], int keep_fds[], int nkeep,
                  unsigned long flags, int *pidfd);
+int pyrunc_pidfd_getfd(int pidfd, int fd);
 int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
           unsigned long arg5);
 """)

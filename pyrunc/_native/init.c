@@ -79,12 +79,14 @@ static int64_t get_int(const struct op *op, int i)
 	return v;
 }
 
+/* write(2)/read(2), not send/recv: once a seccomp filter is loaded these are the calls
+ * a profile can't hold for a notify agent (sendto is commonly notified, write is not). */
 static void send_msg(int type, int value, int err)
 {
 	struct init_msg m = { .type = type, .op = current_op, .err = err, .value = value };
 	ssize_t r;
 	do {
-		r = send(sync_fd, &m, sizeof(m), MSG_NOSIGNAL);
+		r = write(sync_fd, &m, sizeof(m));
 	} while (r < 0 && errno == EINTR);
 }
 
@@ -102,7 +104,7 @@ static void wait_ack(void)
 	char ack = 1;
 	ssize_t r;
 	do {
-		r = recv(sync_fd, &ack, 1, 0);
+		r = read(sync_fd, &ack, 1);
 	} while (r < 0 && errno == EINTR);
 	if (r != 1 || ack != 0)
 		_exit(1); /* the runtime gave up; it reports the reason itself */
@@ -591,7 +593,15 @@ static void op_seccomp(const struct op *op)
 		.filter = (struct sock_filter *)(uintptr_t)op->strs[0],
 	};
 	unsigned flags = (unsigned)get_int(op, 0);
-	CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog));
+	long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	if (listener < 0)
+		fail(errno);
+	if (flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+		/* the runtime takes a copy for the agent at listenerPath before we exec */
+		send_msg(MSG_SECCOMP_FD, (int)listener, 0);
+		wait_ack();
+		close((int)listener);
+	}
 }
 
 /* Block until `pyrunc start` connects to the listening socket.  The connection stays

@@ -70,6 +70,8 @@ enum msg_type {
 	MSG_PID = 2,     /* value: pid of the forked child (in the runtime's pid namespace) */
 	MSG_ERROR = 3,   /* op: failing op index, err: errno */
 	MSG_READY = 4,   /* create finished: the init waits for start */
+	MSG_SECCOMP_FD = 5, /* value: a seccomp listener fd number in the init; the runtime
+	                       copies it (pidfd_getfd) for listenerPath, then acks */
 };
 
 struct init_msg {

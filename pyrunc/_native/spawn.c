@@ -78,3 +78,9 @@ int pyrunc_spawn(int exec_fd, char *argv[], char *envp[], int keep_fds[], int nk
 	}
 	return pid;
 }
+
+int pyrunc_pidfd_getfd(int pidfd, int fd)
+{
+	long r = syscall(438 /* SYS_pidfd_getfd */, pidfd, fd, 0);
+	return r < 0 ? -errno : (int)r;
+}

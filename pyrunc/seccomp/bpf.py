@@ -137,7 +137,8 @@ def unpack(program: bytes) -> list[tuple[int, int, int, int]]:
 
 def seccomp_data(nr: int, arch: int, args: Iterable[int] = (), ip: int = 0) -> bytes:
     """struct seccomp_data { int nr; u32 arch; u64 instruction_pointer; u64 args[6]; }"""
-    values = list(args) + [0] * (6 - len(list(args)))
+    values = list(args)
+    values += [0] * (6 - len(values))
     return struct.pack("=iIQ6Q", nr, arch, ip, *(v & 0xFFFFFFFFFFFFFFFF for v in values))
 
 

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -75,6 +76,18 @@ def one_error_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def run_with_files(command: list[str]) -> subprocess.CompletedProcess:
+    """Run `command` with stdout/stderr in files, not pipes: a created container holds the
+    runtime's stdio open, so reading a pipe to EOF would wait for the container."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   timeout=60)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command, completed.returncode,
+                                           out.read().decode(), err.read().decode())
 
 
 def pid_alive(pid: int) -> bool:
@@ -276,7 +289,8 @@ def test_kill_of_stopped_missing_and_bad_signal(pyrunc_cmd, bundle, container_id
 
     bad = pyrunc_cmd("kill", container_id, "FOO")
     assert bad.returncode == 1
-    assert 'unknown signal "FOO"' in one_error_line(bad.stderr)
+    line = one_error_line(bad.stderr)
+    assert "unknown signal" in line and "FOO" in line, line
     for word in ("SIGFOO", "-1", "65", "9x"):
         result = pyrunc_cmd("kill", container_id, word)
         assert result.returncode == 1, word
@@ -599,8 +613,7 @@ def test_flag_equals_value_forms(pyrunc_cmd, bundle, container_id, state_root, t
     b = bundle(args=SLEEP)
 
     def run(*words: str) -> subprocess.CompletedProcess:
-        return subprocess.run([binary, *words], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        return run_with_files([binary, *words])
 
     created = run(f"--root={state_root}", f"--log={log}", "--log-format=json", "create",
                   f"--bundle={b}", f"--pid-file={pid_file}", container_id)
@@ -613,8 +626,18 @@ def test_flag_equals_value_forms(pyrunc_cmd, bundle, container_id, state_root, t
     assert missing.returncode == 1
     last = json.loads(log.read_text().splitlines()[-1])
     assert (last["level"], last["msg"]) == ("error", "container does not exist")
-    listed = run(f"--root={state_root}", "list", "--format=json", "--quiet=false")
+    listed = run(f"--root={state_root}", "list", "--format=json")
     assert [e["id"] for e in json.loads(listed.stdout)] == [container_id]
+
+
+def test_boolean_flags_take_an_explicit_value(pyrunc_cmd, bundle, container_id):
+    # Go's flag package (runc's parser) accepts `--bool=false` / `--bool=true`
+    pyrunc_cmd("create", "-b", bundle(), container_id, check=True)
+    listed = pyrunc_cmd("list", "--format=json", "--quiet=false")
+    assert listed.returncode == 0, listed.stderr
+    assert [e["id"] for e in json.loads(listed.stdout)] == [container_id]
+    quiet = pyrunc_cmd("list", "--quiet=true")
+    assert (quiet.returncode, quiet.stdout) == (0, container_id + "\n"), quiet.stderr
 
 
 def test_root_is_where_state_lives(pyrunc_cmd, bundle, container_id, tmp_path):
@@ -623,16 +646,13 @@ def test_root_is_where_state_lives(pyrunc_cmd, bundle, container_id, tmp_path):
     b = bundle()
     words = [binary, "--root", str(other_root)]
     try:
-        created = subprocess.run([*words, "create", "-b", str(b), container_id],
-                                 capture_output=True, text=True, timeout=60,
-                                 stdin=subprocess.DEVNULL)
+        created = run_with_files([*words, "create", "-b", str(b), container_id])
         assert created.returncode == 0, created.stderr
         assert (other_root / container_id).is_dir()
         # the fixture's root does not know it
         assert pyrunc_cmd("state", container_id).returncode == 1
     finally:
-        subprocess.run([*words, "delete", "--force", container_id], timeout=60,
-                       capture_output=True)
+        run_with_files([*words, "delete", "--force", container_id])
     assert not (other_root / container_id).exists()
 
 

@@ -492,18 +492,26 @@ def unique_host_dir():
 
 @pytest.mark.parametrize("link_style", ["relative-dotdot", "absolute"])
 def test_symlink_in_rootfs_cannot_move_a_mount_onto_the_host(
-        bundle, pyrunc_cmd, container_id, unique_host_dir, link_style):
+        bundle, pyrunc_cmd, runc_cmd, container_id, unique_host_dir, link_style):
     host_dir = unique_host_dir
     target = "/../../../../../../" + str(host_dir).lstrip("/") if link_style == "relative-dotdot" else str(host_dir)
 
     def edit(config: dict) -> None:
         config["mounts"].append({"destination": "/evil/sub", "type": "tmpfs", "source": "escape",
                                  "options": ["size=1m"]})
-    b = bundle(edit, private_rootfs=True,
-               args=script_with_mountinfo("touch /evil/sub/written && echo wrote; ls -A /evil/sub"))
-    os.symlink(target, b / "rootfs" / "evil")
+    args = script_with_mountinfo("touch /evil/sub/written && echo wrote; ls -A /evil/sub")
     host_mounts_before = Path("/proc/self/mountinfo").read_text()
 
+    # runc (securejoin + MkdirAll) resolves the link inside the rootfs and creates the rest
+    runc_bundle = bundle(edit, private_rootfs=True, args=args)
+    os.symlink(target, runc_bundle / "rootfs" / "evil")
+    runc_out, runc_mounts = split_output(run_inside(runc_cmd, runc_bundle, container_id))
+    assert runc_out == "wrote\nwritten\n"
+    assert mount_at(runc_mounts, f"{host_dir}/sub").fstype == "tmpfs"
+    assert os.listdir(host_dir) == []
+
+    b = bundle(edit, private_rootfs=True, args=args)
+    os.symlink(target, b / "rootfs" / "evil")
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
 
     # the tmpfs landed inside the rootfs, where RESOLVE_IN_ROOT resolves /evil

@@ -15,11 +15,8 @@ import resource
 import signal
 import struct
 
-import pytest
-
+from pyrunc._native._seccomp import ffi, lib  # the binding compile_filter uses, for its test helpers
 from pyrunc.seccomp import FLAG_LOG, FLAG_NEW_LISTENER, compile_filter
-
-from pyrunc._native._seccomp import ffi, lib  # noqa: E402  (built with -lseccomp)
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long

@@ -134,6 +134,33 @@ def _run_flags() -> list[Flag]:
     return flags
 
 
+_UPDATE_RESOURCES_USAGE = """path to the file containing the resources to update or '-' to read from the standard input
+
+The accepted format is as follow (unchanged values can be omitted):
+
+{
+  "memory": {
+    "limit": 0,
+    "reservation": 0,
+    "swap": 0
+  },
+  "cpu": {
+    "shares": 0,
+    "quota": 0,
+    "period": 0,
+    "realtimeRuntime": 0,
+    "realtimePeriod": 0,
+    "cpus": "",
+    "mems": ""
+  },
+  "blockIO": {
+    "weight": 0
+  }
+}
+
+Note: if data is to be read from a file or the standard input, all
+other options are ignored."""
+
 COMMANDS: dict[str, Command] = {c.name: c for c in [
     Command("create", "create a container", _ID_USAGE_START,
             _BUNDLE_DESCRIPTION.format(name="create", prog=PROG),
@@ -259,6 +286,47 @@ Use pyrunc list to identify instances of containers and their current status."""
             "Show the enabled features.\n   The result is parsable as a JSON.\n   See "
             "https://github.com/opencontainers/runtime-spec/blob/main/features.md for the "
             "type definition.", [], 0, 0),
+    Command("update", "update container resource constraints", "<container-id>", "",
+            [Flag(("resources", "r"), STR, "resources", "", _UPDATE_RESOURCES_USAGE),
+             Flag(("blkio-weight",), INT, "blkio_weight", 0,
+                  "Specifies per cgroup weight, range is from 10 to 1000"),
+             Flag(("cpu-period",), STR, "cpu_period", "",
+                  "CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
+             Flag(("cpu-quota",), STR, "cpu_quota", "",
+                  "CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
+             Flag(("cpu-share",), STR, "cpu_share", "",
+                  "CPU shares (relative weight vs. other containers)"),
+             Flag(("cpu-rt-period",), STR, "cpu_rt_period", "",
+                  "CPU realtime period to be used for hardcapping (in usecs). 0 to use system default"),
+             Flag(("cpu-rt-runtime",), STR, "cpu_rt_runtime", "",
+                  "CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
+             Flag(("cpuset-cpus",), STR, "cpuset_cpus", "", "CPU(s) to use"),
+             Flag(("cpuset-mems",), STR, "cpuset_mems", "", "Memory node(s) to use"),
+             Flag(("kernel-memory",), STR, "kernel_memory", "", "Kernel memory limit (in bytes)",
+                  hidden=True),
+             Flag(("kernel-memory-tcp",), STR, "kernel_memory_tcp", "",
+                  "Kernel memory limit (in bytes) for tcp buffer", hidden=True),
+             Flag(("memory",), STR, "memory", "", "Memory limit (in bytes)"),
+             Flag(("memory-reservation",), STR, "memory_reservation", "",
+                  "Memory reservation or soft_limit (in bytes)"),
+             Flag(("memory-swap",), STR, "memory_swap", "",
+                  "Total memory usage (memory + swap); set '-1' to enable unlimited swap"),
+             Flag(("pids-limit",), INT, "pids_limit", 0,
+                  "Maximum number of pids allowed in the container"),
+             Flag(("l3-cache-schema",), STR, "l3_cache_schema", "",
+                  "The string of Intel RDT/CAT L3 cache schema"),
+             Flag(("mem-bw-schema",), STR, "mem_bw_schema", "",
+                  "The string of Intel RDT/MBA memory bandwidth schema")],
+            1, 1),
+    Command("events", "display container events such as OOM notifications, cpu, memory, "
+            "and IO usage statistics", """<container-id>
+
+Where "<container-id>" is the name for the instance of the container.""",
+            """The events command displays information about the container. By default the
+information is displayed once every 5 seconds.""",
+            [Flag(("interval",), STR, "interval", "5s", "set the stats collection interval"),
+             Flag(("stats",), BOOL, "stats", False, "display the container's stats then exit")],
+            1, 1),
     Command("state", "output the state of a container", """<container-id>
 
 Where "<container-id>" is your name for the instance of the container.""",
@@ -650,9 +718,115 @@ def _do_spec(g, opts: dict, args: list[str]) -> int:
     return 0
 
 
+def _do_update(g, opts: dict, args: list[str]) -> int:
+    """runc update: -r FILE|- (JSON LinuxResources, other flags ignored) or the flags."""
+    from pyrunc import operations
+    from pyrunc.errors import PyruncError
+    if opts["resources"]:
+        import json
+        source = opts["resources"]
+        try:
+            if source == "-":
+                text = sys.stdin.read()
+            else:
+                with open(source) as f:
+                    text = f.read()
+            resources = json.loads(text)
+        except OSError as err:
+            raise PyruncError(f"open {source}: {strerror(err)}") from None
+        except ValueError as err:
+            raise PyruncError(f"--resources: invalid JSON: {err}") from None
+        if not isinstance(resources, dict):
+            raise PyruncError("--resources: must be a JSON object")
+    else:
+        resources = update_flags_to_resources(opts)
+    operations.update(g, args[0], resources)
+    return 0
+
+
+def update_flags_to_resources(opts: dict) -> dict:
+    """runc update's flags as a LinuxResources object (unset flags stay zero)."""
+    from pyrunc.errors import PyruncError
+    if opts.get("l3_cache_schema") or opts.get("mem_bw_schema"):
+        raise PyruncError("intel rdt is not supported on this host")
+    memory: dict = {}
+    for flag, key in (("memory", "limit"), ("memory_reservation", "reservation"),
+                      ("memory_swap", "swap"), ("kernel_memory", "kernel"),
+                      ("kernel_memory_tcp", "kernelTCP")):
+        text = opts.get(flag) or ""
+        if text:
+            value = -1 if text == "-1" else ram_in_bytes(text)
+            if value is None:
+                raise PyruncError(f"invalid value for {flag.replace('_', '-')}: {text}")
+            memory[key] = value
+    cpu: dict = {}
+    for flag, key, signed in (("cpu_period", "period", False), ("cpu_quota", "quota", True),
+                              ("cpu_share", "shares", False), ("cpu_rt_period", "realtimePeriod", False),
+                              ("cpu_rt_runtime", "realtimeRuntime", True)):
+        text = opts.get(flag) or ""
+        if text:
+            value = int(text) if _is_decimal(text, signed) else None
+            if value is None:
+                raise PyruncError(f"invalid value for {flag.replace('_', '-')}: {text}")
+            cpu[key] = value
+    if opts.get("cpuset_cpus"):
+        cpu["cpus"] = opts["cpuset_cpus"]
+    if opts.get("cpuset_mems"):
+        cpu["mems"] = opts["cpuset_mems"]
+    if opts.get("blkio_weight", 0) < 0:
+        raise PyruncError(f"invalid value for blkio-weight: {opts['blkio_weight']}")
+    return {"memory": memory, "cpu": cpu, "pids": {"limit": opts.get("pids_limit", 0)},
+            "blockIO": {"weight": opts.get("blkio_weight", 0)}}
+
+
+def _is_decimal(text: str, signed: bool) -> bool:
+    body = text[1:] if signed and text[:1] == "-" else text
+    return body.isascii() and body.isdigit()
+
+
+def ram_in_bytes(text: str) -> int | None:
+    """docker/go-units RAMInBytes: a number with an optional binary unit (k, m, g, t, p,
+    optionally followed by b or ib), case-insensitive: "64m" = 64 MiB."""
+    import re
+    match = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?(?:[iI]?[bB])?", text)
+    if not match:
+        return None
+    number = float(match.group(1))
+    unit = (match.group(2) or "").lower()
+    return int(number * (1024 ** " kmgtp".index(unit or " ")))
+
+
+def go_duration(text: str) -> float | None:
+    """time.ParseDuration: "5s", "100ms", "1m30s", "1.5h" → seconds (None if invalid)."""
+    import re
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    if text in ("0", "+0", "-0"):
+        return 0.0
+    body = text.lstrip("+-")
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", body)
+    if not body or "".join(n + u for n, u in parts) != body:
+        return None
+    total = sum(float(n) * units[u] for n, u in parts)
+    return -total if text.startswith("-") else total
+
+
+def _do_events(g, opts: dict, args: list[str]) -> int:
+    from pyrunc import operations
+    interval = go_duration(opts["interval"])
+    if interval is None:
+        from pyrunc.errors import PyruncError
+        raise PyruncError(f'invalid value "{opts["interval"]}" for flag -interval: parse error')
+    try:
+        for event in operations.events(g, args[0], stats=opts["stats"], interval=interval):
+            _write_stdout(go_json(event) + "\n")
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
 _HANDLERS = {"create": _do_create, "run": _do_run, "start": _do_start, "state": _do_state,
              "exec": _do_exec, "pause": _do_pause, "resume": _do_resume, "ps": _do_ps,
-             "features": _do_features,
+             "features": _do_features, "update": _do_update, "events": _do_events,
              "kill": _do_kill, "delete": _do_delete, "list": _do_list, "spec": _do_spec}
 
 

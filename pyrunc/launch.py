@@ -70,7 +70,7 @@ class Launch:
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
             if self._has_sync_hooks():
                 plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
-            rootfs.add_pivot_ops(plan, ctx)
+            rootfs.add_pivot_ops(plan, s, ctx)
         else:
             # no mount namespace: nothing may be mounted (it would land on the host)
             plan.add(P.OP_ROOT, (), (s.root.path,), what=f"open rootfs {s.root.path}")
@@ -78,10 +78,11 @@ class Launch:
                 plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
             plan.add(P.OP_CHROOT, what=f"chroot into {s.root.path}")
             plan.add(P.OP_ROOT, (), ("/",), what="open /")
-        if "mount" in types:
-            rootfs.add_finish_ops(plan, s)
+        # sysctls before the read-only /proc/sys of readonlyPaths (runc's order)
         for key, value in linux.sysctl.items():
             plan.add(P.OP_SYSCTL, (), (key.replace(".", "/"), value), what=f"write sysctl {key}")
+        if "mount" in types:
+            rootfs.add_finish_ops(plan, s)
         if s.hostname:
             plan.add(P.OP_HOSTNAME, (), (s.hostname,), what=f"set hostname {s.hostname!r}")
         if s.domainname:
@@ -191,7 +192,7 @@ class Launch:
 
 
 def _as_dicts(hooks) -> list[dict]:
-    from dataclasses import asdict
+    from pyrunc.record import as_dict as asdict
     return [asdict(h) for h in hooks]
 
 

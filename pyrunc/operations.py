@@ -70,6 +70,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         c.data["seccomp_listener"] = listener_of(s.linux.seccomp)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
         mgr.create()
+        c.data["resources"] = mgr.apply(s.linux.resources, devices=s.linux.devices)
         c.data["cgroup"] = mgr.to_state()
         c.save()
         from pyrunc.launch import Launch
@@ -120,7 +121,7 @@ def _log_spec_warnings(s) -> None:
 def _hooks_state(s) -> dict:
     """The hooks later commands run (start, delete), kept in state.json so that they do
     not depend on the bundle still being there."""
-    from dataclasses import asdict
+    from pyrunc.record import as_dict as asdict
     h = s.hooks
     return {k: [asdict(x) for x in getattr(h, k)] for k in ("start_container", "poststart", "poststop")
             if getattr(h, k)}
@@ -555,3 +556,74 @@ def ps_pids(g: Globals, container_id: str) -> list[int]:
     if c.status() == "stopped":
         raise WrongState("container not running")
     return sorted(_manager(c).pids())
+
+
+# --------------------------------------------------------------------------- update, events
+def update(g: Globals, container_id: str, resources: dict) -> None:
+    """runc update: `resources` is a LinuxResources object whose zero values mean
+    "unchanged"; it is merged into the resources saved at create (or the last update)
+    and the result applied and saved, as runc does. Devices are not updated (runc
+    ignores them here too)."""
+    from pyrunc.cgroups import _resources
+
+    c = Container.load(g.root, container_id)
+    try:
+        if c.status() == "stopped":
+            raise WrongState("container not running")
+        mgr = _manager(c)
+        new = _resources.normalize({k: v for k, v in (resources or {}).items() if k != "devices"})
+        old = _resources.normalize(c.data.get("resources"))
+        merged = _resources.merge(old, new)
+        merged["devices"] = old["devices"]
+        c.data["resources"] = mgr.apply(merged, update=True)
+        c.save()
+    finally:
+        c.unlock()
+
+
+def events(g: Globals, container_id: str, *, stats: bool = False, interval: float = 5.0):
+    """runc events: with stats=True one {"type":"stats",...} event; otherwise stats every
+    `interval` seconds plus {"type":"oom","id":...} when the kernel OOM-kills in the
+    container, until the container stops. Yields plain dicts."""
+    import select
+    import time
+
+    c = Container.load(g.root, container_id, lock=False)
+    if c.status() == "stopped":
+        raise WrongState(f"container with id {container_id} is not running")
+    if interval <= 0:
+        raise PyruncError("duration interval must be greater than 0")
+    mgr = _manager(c)
+    if stats:
+        yield {"type": "stats", "id": container_id, "data": mgr.stats()}
+        return
+    try:
+        watch = mgr.oom_watch()
+    except OSError:
+        watch = None  # no memory cgroup: stats only
+    try:
+        next_stats = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_stats:
+                try:
+                    yield {"type": "stats", "id": container_id, "data": mgr.stats()}
+                except OSError:
+                    pass
+                next_stats += interval
+                if next_stats < now:
+                    next_stats = now + interval
+            wait = max(0.0, min(0.1, next_stats - time.monotonic()))
+            if watch is not None and watch.fileno() >= 0:
+                select.select([watch.fileno()], [], [], wait)
+            else:
+                time.sleep(wait)
+            for _ in range(watch.check() if watch is not None else 0):
+                yield {"type": "oom", "id": container_id}
+            if not c.init_alive():
+                for _ in range(watch.check() if watch is not None else 0):
+                    yield {"type": "oom", "id": container_id}
+                return
+    finally:
+        if watch is not None:
+            watch.close()

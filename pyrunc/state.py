@@ -120,8 +120,7 @@ class Container:
 
     def remove(self) -> None:
         """Remove the state directory (its contents are ours: state, socket, overlay)."""
-        import shutil
-        shutil.rmtree(self.dir, ignore_errors=True)
+        _remove_tree(self.dir)
         self.unlock()
 
     def path(self, name: str) -> str:
@@ -197,3 +196,24 @@ def list_ids(root: str) -> list[str]:
 
 def cache_dir(root: str, kind: str) -> str:
     return os.path.join(root, CACHE_DIR, kind)
+
+
+def _remove_tree(path: str) -> None:
+    """shutil.rmtree without importing shutil (~3 ms on every delete); errors ignored.
+    Symlinks are removed, never followed."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _remove_tree(entry.path)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass

@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -126,7 +127,37 @@ static int openat2_in_root(const char *path, int flags, int extra_resolve)
 /* Create every missing component of `path` inside the root (the last one as a dir or
  * an empty file).  Components are created relative to an fd already resolved inside
  * the root, so a symlink planted in the rootfs can never redirect creation outside. */
+static void mkdir_in_root_depth(const char *path, int last_is_file, int depth);
+
 static void mkdir_in_root(const char *path, int last_is_file)
+{
+	mkdir_in_root_depth(path, last_is_file, 0);
+}
+
+/* A component that is a dangling symlink: create what it points to instead, resolved
+ * inside the root like everything else (what runc gets from securejoin + MkdirAll). */
+static void follow_dangling(int dirfd, const char *parent, const char *name, const char *rest,
+			    int last_is_file, int depth)
+{
+	char target[4096], next[8192];
+	if (depth >= 40)
+		fail(ELOOP);
+	ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+	if (n < 0)
+		fail(errno);
+	target[n] = '\0';
+	int len;
+	if (target[0] == '/')
+		len = snprintf(next, sizeof(next), "%s%s%s", target, rest ? "/" : "", rest ? rest : "");
+	else
+		len = snprintf(next, sizeof(next), "/%s/%s%s%s", parent, target, rest ? "/" : "",
+			       rest ? rest : "");
+	if (len < 0 || (size_t)len >= sizeof(next))
+		fail(ENAMETOOLONG);
+	mkdir_in_root_depth(next, last_is_file, depth + 1);
+}
+
+static void mkdir_in_root_depth(const char *path, int last_is_file, int depth)
 {
 	char buf[4096];
 	size_t len = strlen(path);
@@ -149,6 +180,16 @@ static void mkdir_in_root(const char *path, int last_is_file)
 		/* resolve the whole prefix inside the root: symlinks in the rootfs stay in it */
 		int fd = openat2_in_root(buf, O_PATH, 0);
 		if (fd < 0 && errno == ENOENT) {
+			struct stat st;
+			if (fstatat(dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+				char parent[4096];
+				size_t plen = (size_t)(p - buf);
+				memcpy(parent, buf, plen);
+				parent[plen] = '\0';
+				follow_dangling(dirfd, parent, p, last ? NULL : slash + 1, last_is_file, depth);
+				close(dirfd);
+				return;
+			}
 			if (last && last_is_file) {
 				int f = openat(dirfd, p, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
 				if (f < 0 && errno != EEXIST)
@@ -252,6 +293,52 @@ static void op_mount(const struct op *op)
 		close(sfd);
 }
 
+/* runc's rootfsParentMountPrivate, decided here because only this mount namespace
+ * knows whether the mount is still shared after / got its propagation. */
+static void op_private_if_shared(const struct op *op)
+{
+	static char buf[1 << 20];
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	size_t used = 0;
+	ssize_t n;
+	if (fd < 0)
+		fail(errno);
+	while (used < sizeof(buf) - 1 && (n = read(fd, buf + used, sizeof(buf) - 1 - used)) > 0)
+		used += (size_t)n;
+	close(fd);
+	buf[used] = '\0';
+	int shared = 0;
+	for (char *line = buf; line && *line;) {
+		char *eol = strchr(line, '\n');
+		if (eol)
+			*eol = '\0';
+		/* fields: id parent major:minor root mountpoint options optional... - ... */
+		char *f = line;
+		for (int i = 0; i < 4 && f; i++) {
+			f = strchr(f, ' ');
+			if (f)
+				f++;
+		}
+		if (f) {
+			char *end = strchr(f, ' ');
+			size_t flen = end ? (size_t)(end - f) : strlen(f);
+			if (flen == op->lens[0] && !memcmp(f, op->strs[0], flen) && end) {
+				/* the last entry for a mount point is the one on top */
+				char *opts = strchr(end + 1, ' ');
+				char *dash = opts ? strstr(opts, " - ") : NULL;
+				shared = 0;
+				if (opts && dash) {
+					*dash = '\0';
+					shared = strstr(opts, " shared:") != NULL;
+				}
+			}
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	if (shared)
+		CHECK(mount(NULL, op->strs[1], NULL, MS_PRIVATE, NULL));
+}
+
 static void op_mknod(const struct op *op)
 {
 	const char *path = op->strs[0];
@@ -305,10 +392,16 @@ static void op_symlink(const struct op *op)
 
 static void op_pivot_root(void)
 {
-	/* runc's way: pivot_root(".", ".") stacks the old root on top of the new one, then
-	 * detaching "." removes it without needing a directory inside the rootfs. */
+	/* runc's way: pivot_root(".", ".") stacks the old root on top of the new one; from
+	 * the old root's fd, make it a slave (so its unmount doesn't propagate to the host)
+	 * and detach it, without needing a directory inside the rootfs. */
+	int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (old_root < 0)
+		fail(errno);
 	CHECK(fchdir(root_fd));
 	CHECK(syscall(SYS_pivot_root, ".", "."));
+	CHECK(fchdir(old_root));
+	close(old_root);
 	CHECK(mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL));
 	CHECK(umount2(".", MNT_DETACH));
 	CHECK(chdir("/"));
@@ -905,6 +998,9 @@ int main(int argc, char **argv)
 			break;
 		case OP_LOOKUP:
 			op_lookup(&op);
+			break;
+		case OP_PRIVATE_IF_SHARED:
+			op_private_if_shared(&op);
 			break;
 		case OP_KEYRING:
 			/* KEYCTL_JOIN_SESSION_KEYRING; kernels without keys are fine (runc) */

@@ -55,6 +55,7 @@ enum op_code {
 	OP_CHROOT = 35,      /* chroot into the OP_ROOT directory (no mount namespace) */
 	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC */
 	OP_KEYRING = 37,     /* strs: name         join a new session keyring */
+	OP_PRIVATE_IF_SHARED = 38, /* strs: mount point as /proc/self/mountinfo writes it, path */
 	OP_MAX
 };
 

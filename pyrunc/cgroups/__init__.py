@@ -365,6 +365,18 @@ class Manager:
             if froze or (was_frozen and sig == _SIGKILL):
                 self.thaw()
 
+    # ---- resources, stats, events (implemented below the class) ------------------------------
+
+    def apply(self, resources: dict | None, *, devices=(), update: bool = False) -> dict:
+        """Write linux.resources (see _apply); returns the normalized resources."""
+        return _apply(self, resources, devices=devices, update=update)
+
+    def stats(self) -> dict:
+        return _stats(self)
+
+    def oom_watch(self):
+        return _oom_watch(self)
+
     # ---- destroy -----------------------------------------------------------------------------
 
     def destroy(self) -> None:
@@ -492,3 +504,145 @@ def _remove_tree(path: str) -> OSError | None:
         if err is not None:
             return err
     return None
+
+
+# ---- resources (linux.resources), stats, OOM events ---------------------------------------
+# Kept apart from the placement code above; the heavy parts live in _resources, _bpf and
+# _stats and are imported only when a container actually has resources or stats are asked.
+
+
+class _DirProbe:
+    """_resources.Probe on a manager's real directories."""
+
+    def __init__(self, mgr: Manager):
+        self._mgr = mgr
+
+    def dir(self, controller: str) -> str | None:
+        if controller == "":
+            return self._mgr.unified_path
+        return self._mgr._v1_dir(controller)
+
+    def exists(self, controller: str, name: str) -> bool:
+        directory = self.dir(controller)
+        return directory is not None and os.path.exists(os.path.join(directory, name) if name else directory)
+
+    def read_int(self, controller: str, name: str) -> int:
+        directory = self.dir(controller)
+        try:
+            return int(_read(f"{directory}/{name}").split()[0])
+        except (OSError, ValueError, IndexError, TypeError):
+            return 0
+
+
+def _apply(self: Manager, resources: dict | None, *, devices=(), update: bool = False) -> dict:
+    """Apply linux.resources `resources` (raw config.json form or already normalized);
+    returns the normalized resources (persist them for `update`). `devices`:
+    linux.devices, which runc also allows in the device cgroup. update=True: zero
+    values leave the current setting alone and devices are not rewritten."""
+    from pyrunc import log
+    from pyrunc.cgroups import _resources
+
+    r = _resources.normalize(resources)  # idempotent: normalized input passes through
+    version = 2 if self.mode == "unified" else 1
+    for field in _resources.ignored_fields(r, version):
+        log.debug(f"{field} is ignored (as runc 1.1 does)")
+    probe = _DirProbe(self)
+    rules = None
+    if not update:
+        rules = _resources.device_rules(r["devices"], devices)
+    if version == 2:
+        writes = _resources.v2_plan(r, probe)
+        if r["memory"]["checkBeforeUpdate"] and update and r["memory"]["limit"] > 0:
+            usage = probe.read_int("", "memory.current")
+            if usage > r["memory"]["limit"]:
+                raise CgroupError(f"linux.resources.memory.limit: rejecting memory limit "
+                                  f"{r['memory']['limit']} below usage {usage}")
+        needed = _resources.v2_controllers(r)
+    else:
+        writes = _resources.v1_plan(r, probe, devices=rules)
+        if r["unified"]:
+            writes += _hybrid_unified_writes(self, r)
+        needed = [w.name.split(".", 1)[0] for w in writes if w.controller == ""]
+    unified = self.unified_path
+    if needed and unified is not None:
+        from pyrunc.cgroups import _v2
+        if version == 1:
+            mount = self._mounts[UNIFIED_KEY]
+            available = set(_read(mount.rstrip("/") + "/cgroup.controllers").split())
+            missing = [c for c in needed if c not in available]
+            if missing:
+                raise CgroupError(f"linux.resources: cgroup controller {missing[0]} is not available "
+                                  "(neither a v1 hierarchy nor in cgroup2)")
+        _v2.enable_controllers(self._mounts[UNIFIED_KEY], unified, needed, strict=True)
+    for w in writes:
+        directory = probe.dir(w.controller)
+        if directory is None:
+            ctrl = w.controller or "cgroup2"
+            raise CgroupError(f"{w.field}: cgroup controller {ctrl} is not mounted on this host")
+        _write_resource(directory, w)
+    if version == 2 and rules is not None and unified is not None:
+        from pyrunc.cgroups import _bpf
+        _bpf.apply(unified, rules)
+    return r
+
+
+def _hybrid_unified_writes(mgr: Manager, r: dict) -> list:
+    """linux.resources.unified on a hybrid host: runc refuses it outright ("cannot use
+    unified on cgroup v1"); pyrunc writes keys whose controller the cgroup2 hierarchy
+    offers there (hugetlb on this project's host) and refuses the others by name."""
+    from pyrunc.cgroups._resources import Write
+    if mgr.unified_path is None:
+        raise CgroupError("linux.resources.unified: cannot use unified on cgroup v1 (no cgroup2 mounted)")
+    available = set(_read(mgr._mounts[UNIFIED_KEY].rstrip("/") + "/cgroup.controllers").split())
+    out = []
+    for key, value in r["unified"].items():
+        controller = key.split(".", 1)[0]
+        if controller != "cgroup" and controller not in available:
+            raise CgroupError(f"linux.resources.unified[{key!r}]: controller {controller!r} "
+                              "is not available in cgroup2 on this hybrid host")
+        out.append(Write("", key, value, f"linux.resources.unified[{key!r}]"))
+    return out
+
+
+def _write_resource(directory: str, w) -> None:
+    path = f"{directory}/{w.name}"
+    try:
+        _write(path, w.value)
+    except OSError as e:
+        if e.errno == 2 and w.ignore_missing:
+            return
+        detail = _describe(e)
+        if e.errno in (2, 13) and w.field.startswith("linux.resources.unified"):
+            detail = f"unknown cgroup file {w.name} ({detail})"
+        elif e.errno == 16 and w.name in ("memory.limit_in_bytes", "memory.max"):
+            usage = _read_first_int(directory, ("memory.usage_in_bytes", "memory.current"))
+            detail = f"unable to set memory limit to {w.value} (current usage: {usage})"
+        raise CgroupError(f"{w.field}: write {w.value!r} to {path}: {detail}") from None
+    if w.name == "cpu.shares":
+        # the kernel clamps silently; runc reads back and reports the bound
+        got = _read_first_int(directory, ("cpu.shares",))
+        if got != int(w.value):
+            kind = "maximum" if int(w.value) > got else "minimum"
+            raise CgroupError(f"{w.field}: the {kind} allowed cpu-shares is {got}")
+
+
+def _read_first_int(directory: str, names) -> int:
+    for name in names:
+        try:
+            return int(_read(f"{directory}/{name}").split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
+
+
+def _stats(self: Manager) -> dict:
+    """runc's events "stats" data object (types.Stats), from whichever hierarchies exist."""
+    from pyrunc.cgroups import _stats
+    return _stats.collect(self)
+
+
+def _oom_watch(self: Manager):
+    """An object with fileno() (poll it) and check() -> number of new OOM kills; close()."""
+    from pyrunc.cgroups import _stats
+    return _stats.OomWatch(self)
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from pyrunc.record import record as dataclass
 
 from pyrunc import plan as P
 from pyrunc.errors import ConfigError
@@ -73,7 +73,11 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
         root_prop = O.propagation_flags(spec.linux.rootfs_propagation)
     # make our copy of the host's mounts stop propagating back to the host
     plan.add(P.OP_MOUNT, (root_prop, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/", "", ""),
-             what="make / a slave mount")
+             what="set the propagation of /")
+    # runc's rootfsParentMountPrivate: the mount holding the rootfs must not be shared,
+    # or the rootfs bind would propagate and pivot_root refuses a shared parent
+    escaped, parent = parent_mount(ctx.rootfs)
+    plan.add(P.OP_PRIVATE_IF_SHARED, (), (escaped, parent), what=f"make {parent} private")
     if overlay_dirs is not None:
         upper, work = overlay_dirs
         lowers = overlay_layers(spec)
@@ -94,11 +98,37 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
         _add_devices(plan, spec, ctx, with_defaults=False)
 
 
-def add_pivot_ops(plan: P.Plan, ctx: RootfsContext) -> None:
+def add_pivot_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
     if ctx.no_pivot:
         plan.add(P.OP_MOVE_ROOT, what=f"move rootfs {ctx.rootfs} to /")
     else:
         plan.add(P.OP_PIVOT_ROOT, what=f"pivot_root into {ctx.rootfs}")
+    if spec.linux.rootfs_propagation:
+        # applied to the new root too, after the pivot (runc), so "shared" means shared
+        plan.add(P.OP_MOUNT, (O.propagation_flags(spec.linux.rootfs_propagation), P.TARGET_IN_ROOT,
+                              P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/", "", ""),
+                 what=f"set the propagation of / to {spec.linux.rootfs_propagation}")
+
+
+def parent_mount(path: str) -> tuple[str, str]:
+    """The mount point whose mount holds `path` (the longest mount point prefix), as
+    mountinfo writes it (escaped) and as a path."""
+    best = ("/", "/")
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            raw = line.split(b" ", 5)[4].decode(errors="surrogateescape")
+            point = _unescape(raw)
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[1]):
+                best = (raw, point)
+    return best
+
+
+def _unescape(text: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    if "\\" not in text:
+        return text
+    import re
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def add_finish_ops(plan: P.Plan, spec) -> None:

@@ -1,7 +1,7 @@
 """OCI mount options → mount(2) flags, propagation and data, as runc parses them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pyrunc.record import field, record as dataclass
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2

@@ -6,7 +6,7 @@ name is known is up to libseccomp and is decided in `pyrunc.seccomp.compiler`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pyrunc.record import field, record as dataclass
 from typing import Any, NoReturn
 
 from pyrunc.errors import ConfigError

@@ -8,9 +8,8 @@ this function to the module.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if False:  # typing only (importing `typing` costs ~3 ms on the create path)
     from pyrunc.spec.model import Process, Spec
 
 
@@ -25,14 +24,14 @@ def load(bundle_dir: str, *, creating: bool = True) -> "Spec":
     return load_spec(bundle_dir, creating=creating)
 
 
-def parse(raw: Any, bundle_dir: str, *, creating: bool = True) -> "Spec":
+def parse(raw: object, bundle_dir: str, *, creating: bool = True) -> "Spec":
     """Validate an already decoded config.json (relative paths resolve against bundle_dir)."""
     from pyrunc.spec.parser import parse_spec
 
     return parse_spec(raw, bundle_dir, creating=creating)
 
 
-def parse_process(raw: Any, where: str = "process", source: str = "") -> "Process":
+def parse_process(raw: object, where: str = "process", source: str = "") -> "Process":
     """Validate a process object; errors read `<source>: <where>.args: must not be empty`
     (the "<source>: " part only when source is given, e.g. the --process file name)."""
     from pyrunc.spec.parser import parse_process as _parse_process

@@ -6,7 +6,7 @@ Field names are the OCI names in snake_case.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pyrunc.record import field, record as dataclass
 from typing import Optional
 
 

@@ -52,8 +52,15 @@ def state_of(pyrunc_cmd, container_id: str) -> dict:
 
 
 def wait_for_status(pyrunc_cmd, container_id: str, status: str, timeout: float = 10) -> dict:
+    """Poll `state` until `status`; a container that does not exist YET (a `run` started in
+    the background) is waited for too."""
     deadline = time.monotonic() + timeout
     while True:
+        result = pyrunc_cmd("state", container_id)
+        if result.returncode != 0 and time.monotonic() < deadline:
+            assert "container does not exist" in result.stderr, result.stderr
+            time.sleep(0.05)
+            continue
         state = state_of(pyrunc_cmd, container_id)
         if state["status"] == status or time.monotonic() > deadline:
             assert state["status"] == status, state
@@ -377,6 +384,25 @@ def test_delete_of_created_container_removes_it(
     assert_no_residue(state_root, [container_id], grace=5)
 
 
+@pytest.mark.parametrize("how", [("kill", "KILL"), ("delete", "--force")])
+def test_created_container_can_be_killed_or_force_deleted(
+    pyrunc_cmd, bundle, container_id, state_root, assert_no_residue, how
+):
+    pyrunc_cmd("create", "-b", bundle(args=SLEEP), container_id, check=True)
+    pid = state_of(pyrunc_cmd, container_id)["pid"]
+    if how[0] == "kill":
+        result = pyrunc_cmd("kill", container_id, how[1])
+        assert (result.returncode, result.stderr) == (0, "")
+        state = wait_for_status(pyrunc_cmd, container_id, "stopped")
+        assert state["pid"] == 0
+        pyrunc_cmd("delete", container_id, check=True)
+    else:
+        result = pyrunc_cmd("delete", how[1], container_id)
+        assert (result.returncode, result.stderr) == (0, "")
+    assert not pid_alive(pid)
+    assert_no_residue(state_root, [container_id], grace=5)
+
+
 def test_delete_of_missing_container(pyrunc_cmd, container_id):
     forced = pyrunc_cmd("delete", "--force", container_id)
     assert (forced.returncode, forced.stdout, forced.stderr) == (0, "", "")
@@ -665,3 +691,68 @@ def test_version_prints_three_lines(pyrunc_cmd, flag):
     assert re.match(r"^pyrunc version \S+$", lines[0]), lines
     assert re.match(r"^commit: \S+", lines[1]), lines
     assert re.match(r"^spec: \d+\.\d+\.\d+", lines[2]), lines
+
+
+# ---------------------------------------------------------------------------------------
+# how engines call it
+
+
+def test_podman_environment_without_path_or_home(pyrunc_cmd, bundle, container_id, tmp_path):
+    """conmon gives kill/delete no PATH and no HOME, and XDG_RUNTIME_DIR="" (= unset)."""
+    bare = {"XDG_RUNTIME_DIR": ""}
+    b = bundle(args=SLEEP)
+    created = pyrunc_cmd("create", "-b", b, container_id, env=bare, cwd=tmp_path)
+    assert (created.returncode, created.stderr) == (0, "")
+    started = pyrunc_cmd("start", container_id, env={"PATH": "/usr/bin:/bin"})
+    assert (started.returncode, started.stderr) == (0, "")
+    assert state_of(pyrunc_cmd, container_id)["status"] == "running"
+    killed = pyrunc_cmd("kill", container_id, "9", env=bare)
+    assert (killed.returncode, killed.stderr) == (0, "")
+    wait_for_status(pyrunc_cmd, container_id, "stopped")
+    deleted = pyrunc_cmd("delete", "--force", container_id, env=bare)
+    assert (deleted.returncode, deleted.stderr) == (0, "")
+    assert pyrunc_cmd("state", container_id).returncode == 1
+
+
+def test_relative_pid_file_is_resolved_against_cwd(pyrunc_cmd, bundle, container_id, tmp_path):
+    created = pyrunc_cmd("create", "-b", bundle(), "--pid-file", "rel.pid", container_id,
+                         cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "rel.pid").read_text() == str(state_of(pyrunc_cmd, container_id)["pid"])
+
+
+def test_stray_inherited_fd_does_not_reach_the_container(
+    pyrunc_cmd, bundle, container_id, state_root, tmp_path
+):
+    """containerd's shim leaves its socket open as fd 3 (not CLOEXEC) across `create`."""
+    binary = pyrunc_cmd.__self__.binary
+    b = bundle(args=["sh", "-c", "ls /proc/self/fd"])
+    read_end, write_end = os.pipe()
+    output = tmp_path / "out"
+    try:
+        with open(output, "w") as out:
+            created = subprocess.run(
+                [binary, "--root", str(state_root), "create", "-b", str(b), container_id],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL,
+                # in the child only: fd 3 = the pipe, inheritable, like the shim's socket
+                preexec_fn=lambda: os.dup2(write_end, 3, inheritable=True),
+                pass_fds=(3,), timeout=60,
+            )
+        assert created.returncode == 0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    pyrunc_cmd("start", container_id, check=True)
+    wait_for_status(pyrunc_cmd, container_id, "stopped")
+    # 0-2 and the directory `ls` itself opened (3); nothing inherited
+    assert output.read_text().split() == ["0", "1", "2", "3"]
+
+
+def test_init_killed_from_the_host_shows_stopped(pyrunc_cmd, bundle, container_id):
+    pyrunc_cmd("run", "-d", "-b", bundle(args=SLEEP), container_id, check=True)
+    pid = state_of(pyrunc_cmd, container_id)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    state = wait_for_status(pyrunc_cmd, container_id, "stopped")
+    assert state["pid"] == 0
+    deleted = pyrunc_cmd("delete", container_id)
+    assert (deleted.returncode, deleted.stderr) == (0, "")

@@ -450,7 +450,7 @@ def test_propagation_from_the_host_reaches_an_rslave_mount(bundle, pyrunc_cmd, c
     b = bundle(
         add_mounts({"destination": "/prop", "type": "bind", "source": str(source), "options": ["rbind", "rslave"]}),
         args=["sh", "-c", "i=0; while [ ! -e /prop/later/inner ] && [ $i -lt 100 ]; do sleep 0.05; "
-                          "i=$((i+1)); done; cat /prop/later/inner"],
+                          "i=$((i+1)); done; cat /prop/later/inner > /prop/result"],
     )
     result = pyrunc_cmd("create", "-b", str(b), container_id)
     assert result.returncode == 0, result.stderr
@@ -466,6 +466,8 @@ def test_propagation_from_the_host_reaches_an_rslave_mount(bundle, pyrunc_cmd, c
                 break
             time.sleep(0.05)
         assert '"stopped"' in state.stdout
+        # written through the container's view of the mount made after it started
+        assert (source / "result").read_text() == "propagated\n"
     finally:
         _umount(str(source / "later"))
 
@@ -490,10 +492,18 @@ def unique_host_dir():
         os.rmdir(path)
 
 
+@pytest.mark.parametrize("target_in_rootfs", ["missing", "present"])
 @pytest.mark.parametrize("link_style", ["relative-dotdot", "absolute"])
 def test_symlink_in_rootfs_cannot_move_a_mount_onto_the_host(
-        bundle, pyrunc_cmd, runc_cmd, container_id, unique_host_dir, link_style):
+        bundle, pyrunc_cmd, runc_cmd, container_id, unique_host_dir, link_style, target_in_rootfs):
+    """"missing": the link dangles inside the rootfs, so the runtime must create
+    rootfs/tmp/<unique>/sub (runc does); "present": the directory is already there."""
     host_dir = unique_host_dir
+
+    def plant(b: Path) -> None:
+        os.symlink(target, b / "rootfs" / "evil")
+        if target_in_rootfs == "present":
+            (b / "rootfs" / str(host_dir).lstrip("/")).mkdir()
     target = "/../../../../../../" + str(host_dir).lstrip("/") if link_style == "relative-dotdot" else str(host_dir)
 
     def edit(config: dict) -> None:
@@ -504,14 +514,14 @@ def test_symlink_in_rootfs_cannot_move_a_mount_onto_the_host(
 
     # runc (securejoin + MkdirAll) resolves the link inside the rootfs and creates the rest
     runc_bundle = bundle(edit, private_rootfs=True, args=args)
-    os.symlink(target, runc_bundle / "rootfs" / "evil")
+    plant(runc_bundle)
     runc_out, runc_mounts = split_output(run_inside(runc_cmd, runc_bundle, container_id))
     assert runc_out == "wrote\nwritten\n"
     assert mount_at(runc_mounts, f"{host_dir}/sub").fstype == "tmpfs"
     assert os.listdir(host_dir) == []
 
     b = bundle(edit, private_rootfs=True, args=args)
-    os.symlink(target, b / "rootfs" / "evil")
+    plant(b)
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
 
     # the tmpfs landed inside the rootfs, where RESOLVE_IN_ROOT resolves /evil

@@ -151,7 +151,8 @@ def test_namespace_left_out_of_the_config_is_the_callers(
 
 
 def test_container_process_is_pid_1(bundle, pyrunc_cmd, container_id):
-    b = bundle(args=["sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args; true"])
+    script = "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args; true"
+    b = bundle(args=["sh", "-c", script])
     lines = run_ok(pyrunc_cmd, b, container_id).splitlines()
     assert lines[0] == "1"
     assert lines[1].strip().startswith("sh -c echo $$")
@@ -258,8 +259,57 @@ def test_user_namespace_init_runs_as_host_uid_100000(
     pyrunc_cmd("kill", container_id, "9", check=True)
 
 
+def test_join_another_containers_user_namespace_by_path(
+    bundle, pyrunc_cmd, container_id, userns_rootfs
+):
+    sleeper_id = container_id + "-a"
+
+    def edit_sleeper(config):
+        set_namespaces(config, RUNC_DEFAULT_NAMESPACES + ["user"])
+        use_rootfs(config, userns_rootfs)
+
+    a = bundle(edit_sleeper, args=["sleep", "60"])
+    pyrunc_cmd("run", "-d", "-b", str(a), sleeper_id, check=True)
+    sleeper_pid = container_pid(pyrunc_cmd, sleeper_id)
+
+    def edit_joiner(config):
+        use_rootfs(config, userns_rootfs)
+        config.pop("hostname", None)
+        config["linux"]["namespaces"] = [
+            {"type": "mount"}, {"type": "pid"}, {"type": "ipc"},
+            {"type": "user", "path": f"/proc/{sleeper_pid}/ns/user"},
+            {"type": "network", "path": f"/proc/{sleeper_pid}/ns/net"},
+        ]
+        config["linux"]["uidMappings"] = list(ID_MAPPING)
+        config["linux"]["gidMappings"] = list(ID_MAPPING)
+
+    script = "cat /proc/self/uid_map; id -u; id -g; " + PRINT_NAMESPACES
+    b = bundle(edit_joiner, args=["sh", "-c", script])
+    try:
+        lines = run_ok(pyrunc_cmd, b, container_id).splitlines()
+        assert lines[0].split() == ["0", "100000", "65536"]
+        assert lines[1:3] == ["0", "0"]  # root of the joined namespace, as runc makes it
+        inside = parse_namespaces("\n".join(lines[3:]))
+        assert inside["user"] == os.readlink(f"/proc/{sleeper_pid}/ns/user")
+        assert inside["net"] == os.readlink(f"/proc/{sleeper_pid}/ns/net")
+        for name in ("pid", "ipc", "mnt"):  # made new, owned by the joined user namespace
+            assert inside[name] != os.readlink(f"/proc/{sleeper_pid}/ns/{name}"), name
+    finally:
+        pyrunc_cmd("delete", "--force", sleeper_id)
+
+
 # ---------------------------------------------------------------------------------------
-# cgroup and time namespaces, loopback
+# uts, cgroup and time namespaces, loopback
+
+
+def test_uts_namespace_hostname_and_domainname(bundle, pyrunc_cmd, container_id):
+    def edit(config):
+        config["hostname"] = "inside-host"
+        config["domainname"] = "inside.test"  # runtime-spec 1.1 (runc 1.1 ignores it)
+
+    b = bundle(edit, args=["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"])
+    assert run_ok(pyrunc_cmd, b, container_id).splitlines() == ["inside-host", "inside.test"]
+    assert os.uname().nodename != "inside-host"
 
 
 def test_cgroup_namespace_shows_root_paths(bundle, pyrunc_cmd, container_id):

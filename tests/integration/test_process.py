@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,12 @@ def test_program_missing_from_path_is_an_error(bundle, pyrunc_cmd, container_id)
     assert 'exec: \\"ls\\"' in result.stderr or 'exec: "ls"' in result.stderr, result.stderr
 
 
+def test_args_reach_the_process_verbatim(bundle, pyrunc_cmd, container_id):
+    args = ["sh", "-c", 'printf "%s|" "$0" "$@"', "argv0", "a b", "", "c\nd", "$HOME"]
+    b = bundle(args=args)
+    assert run_ok(pyrunc_cmd, b, container_id) == "argv0|a b||c\nd|$HOME|"
+
+
 def test_env_is_exactly_the_configured_one_plus_home(bundle, pyrunc_cmd, container_id):
     configured = ["PATH=/bin:/usr/bin", "FOO=bar baz", "EMPTY=", "WITH_EQUALS=a=b"]
 
@@ -157,6 +164,24 @@ def test_configured_home_is_kept(bundle, pyrunc_cmd, container_id):
     ]
 
 
+def test_duplicate_env_key_keeps_the_last_value_once(bundle, pyrunc_cmd, container_id):
+    # runc sets each entry in turn (os.Setenv): one A, the last value
+    def edit(config):
+        config["process"]["env"] = ["PATH=/usr/bin:/bin", "A=1", "HOME=/", "A=2"]
+
+    b = bundle(edit, args=["env"])
+    assert sorted(run_ok(pyrunc_cmd, b, container_id).splitlines()) == [
+        "A=2", "HOME=/", "PATH=/usr/bin:/bin"
+    ]
+
+
+def test_env_entry_without_equals_is_an_error(bundle, pyrunc_cmd, container_id):
+    b = bundle(lambda c: c["process"]["env"].append("NOEQUALS"), args=["env"])
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert result.returncode != 0
+    assert "NOEQUALS" in result.stderr, result.stderr
+
+
 def test_cwd(bundle, pyrunc_cmd, container_id):
     b = bundle(lambda c: c["process"].update(cwd="/etc"), args=["pwd"])
     assert run_ok(pyrunc_cmd, b, container_id) == "/etc\n"
@@ -177,6 +202,14 @@ def test_missing_cwd_in_a_readonly_rootfs_is_created(bundle, pyrunc_cmd, contain
     b = bundle(lambda c: c["process"].update(cwd="/srv/app"), args=["pwd"], private_rootfs=True)
     assert run_ok(pyrunc_cmd, b, container_id) == "/srv/app\n"
     assert (b / "rootfs" / "srv" / "app").is_dir()
+
+
+def test_cwd_that_is_a_file_is_an_error(bundle, pyrunc_cmd, container_id):
+    b = bundle(lambda c: c["process"].update(cwd="/bin/busybox"), args=["pwd"])
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "not a directory" in result.stderr, result.stderr
 
 
 def test_relative_cwd_is_an_error(bundle, pyrunc_cmd, container_id):
@@ -250,6 +283,41 @@ def test_rlimit_above_the_callers_hard_limit_is_an_error(bundle, pyrunc_cmd, con
     result = pyrunc_cmd("run", "-b", str(b), container_id)
     assert result.returncode != 0
     assert "operation not permitted" in result.stderr, result.stderr
+
+
+def test_unknown_rlimit_is_an_error_naming_it(bundle, pyrunc_cmd, container_id):
+    def edit(config):
+        config["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1})
+
+    b = bundle(edit)
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert result.returncode != 0
+    assert "RLIMIT_BOGUS" in result.stderr, result.stderr
+
+
+def test_several_rlimits(bundle, pyrunc_cmd, container_id):
+    _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, core_hard = resource.getrlimit(resource.RLIMIT_CORE)
+    core = 2048 if core_hard == resource.RLIM_INFINITY else min(core_hard, 2048)
+
+    def edit(config):
+        config["process"]["rlimits"] = [
+            {"type": "RLIMIT_NOFILE", "soft": 100, "hard": min(nofile_hard, 200)},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": core},
+            {"type": "RLIMIT_NICE", "soft": 0, "hard": 0},
+        ]
+
+    b = bundle(edit, args=["cat", "/proc/self/limits"])
+    limits = {}
+    for line in run_ok(pyrunc_cmd, b, container_id).splitlines()[1:]:
+        words = line.split()
+        # "Max core file size  0  2048  bytes": the name is what precedes the numbers
+        numbers = [i for i, w in enumerate(words) if w.isdigit() or w == "unlimited"]
+        limits[" ".join(words[: numbers[0]])] = (words[numbers[0]], words[numbers[0] + 1])
+    assert limits["Max open files"] == ("100", str(min(nofile_hard, 200)))
+    # /proc/self/limits shows RLIMIT_CORE in bytes (the config's unit too)
+    assert limits["Max core file size"] == ("0", str(core))
+    assert limits["Max nice priority"] == ("0", "0")
 
 
 @pytest.mark.parametrize("no_new_privileges, shown", [(True, "1"), (False, "0")])
@@ -397,6 +465,20 @@ def test_capabilities_in_a_user_namespace(bundle, pyrunc_cmd, container_id, user
     assert lines[5:] == ["1000:1000", "denied"]
 
 
+def test_additional_gids_in_a_user_namespace(bundle, pyrunc_cmd, container_id, userns_rootfs):
+    def edit(config):
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = list(ID_MAPPING)
+        config["linux"]["gidMappings"] = list(ID_MAPPING)
+        config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]}
+
+    b = bundle(edit, args=["cat", "/proc/self/status"])
+    fields = status_fields(run_ok(pyrunc_cmd, b, container_id))
+    assert fields["Uid"].split() == ["1000"] * 4
+    assert fields["Groups"].split() == ["10", "20"]
+
+
 def test_unknown_capability_is_an_error_naming_it(bundle, pyrunc_cmd, container_id):
     # runtime-spec: a value that cannot be mapped to a kernel interface MUST be an error
     # (runc 1.1 only warns and drops it)
@@ -414,20 +496,28 @@ def test_unknown_capability_is_an_error_naming_it(bundle, pyrunc_cmd, container_
 # file descriptors
 
 
-def run_with_stray_fd3(state_root: Path, fd3_file: Path, container_id: str, bundle_dir: Path,
-                       *options: str, shell_prefix: str = "") -> subprocess.CompletedProcess:
-    """Runs `pyrunc run` with fd 3 open on `fd3_file` and NOT close-on-exec, as a shim's
-    socket is. `shell_prefix` runs in the shell that then execs pyrunc (same pid)."""
+def pyrunc_with_stray_fd3(state_root: Path, fd3_file: Path, *words: str, shell_prefix: str = "",
+                          stdout=None, stderr=None) -> subprocess.CompletedProcess:
+    """Runs `pyrunc --root STATE_ROOT WORDS...` with fd 3 open on `fd3_file` and NOT
+    close-on-exec, as a shim's socket is. `shell_prefix` runs in the shell that then execs
+    pyrunc (same pid, so $$ is pyrunc's pid). stdout/stderr: files for `create`, whose
+    init keeps them open (a pipe would not reach EOF); captured otherwise."""
     command = [
         "/bin/sh", "-c", shell_prefix + ' exec "$@" 3<"$FD3_FILE"', "sh",
-        pyrunc_binary(), "--root", str(state_root), "run", *options, "-b", str(bundle_dir),
-        container_id,
+        pyrunc_binary(), "--root", str(state_root), *words,
     ]
     env = dict(os.environ, FD3_FILE=str(fd3_file))
     env.pop("LISTEN_FDS", None)
     env.pop("LISTEN_PID", None)
-    return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=30, env=env)
+    return subprocess.run(command, stdin=subprocess.DEVNULL, text=True, timeout=30, env=env,
+                          stdout=stdout if stdout is not None else subprocess.PIPE,
+                          stderr=stderr if stderr is not None else subprocess.PIPE)
+
+
+def run_with_stray_fd3(state_root: Path, fd3_file: Path, container_id: str, bundle_dir: Path,
+                       *options: str, shell_prefix: str = "") -> subprocess.CompletedProcess:
+    return pyrunc_with_stray_fd3(state_root, fd3_file, "run", *options, "-b", str(bundle_dir),
+                                 container_id, shell_prefix=shell_prefix)
 
 
 def fd_table(ls_output: str) -> dict[int, str]:
@@ -441,7 +531,10 @@ def fd_table(ls_output: str) -> dict[int, str]:
     return table
 
 
-FD_SCRIPT = "ls -l /proc/self/fd 2>/dev/null; echo ---; cat <&3 2>/dev/null || echo no-fd-3; echo ---; env"
+FD_SCRIPT = (
+    "ls -l /proc/self/fd 2>/dev/null; echo ---; { cat <&3; } 2>/dev/null || echo no-fd-3; "
+    "echo ---; env"
+)
 
 
 @pytest.fixture
@@ -459,6 +552,27 @@ def test_callers_stray_fd_does_not_reach_the_container(bundle, state_root, fd3_f
     table = fd_table(listing)
     # 0-2 and the directory ls itself opened to list /proc/self/fd
     assert sorted(table) == [0, 1, 2, 3], listing
+    assert str(fd3_file) not in listing
+    assert read == "no-fd-3\n"
+
+
+def test_stray_fd_of_create_does_not_reach_the_container(
+    bundle, state_root, pyrunc_cmd, fd3_file, container_id, tmp_path
+):
+    # the shim's path: `create` inherits its socket as fd 3, then `start`
+    b = bundle(args=["sh", "-c", FD_SCRIPT])
+    output, errors = tmp_path / "container-output", tmp_path / "container-errors"
+    with open(output, "w") as out, open(errors, "w") as err:
+        created = pyrunc_with_stray_fd3(state_root, fd3_file, "create", "-b", str(b),
+                                        container_id, stdout=out, stderr=err)
+    assert created.returncode == 0, errors.read_text()
+    pyrunc_cmd("start", container_id, check=True)
+    deadline = time.monotonic() + 10
+    while json.loads(pyrunc_cmd("state", container_id, check=True).stdout)["status"] != "stopped":
+        assert time.monotonic() < deadline, "container did not stop within 10 s"
+        time.sleep(0.05)
+    listing, read, _ = output.read_text().split("---\n")
+    assert sorted(fd_table(listing)) == [0, 1, 2, 3], listing
     assert str(fd3_file) not in listing
     assert read == "no-fd-3\n"
 

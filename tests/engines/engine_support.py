@@ -1,0 +1,805 @@
+"""Helpers and fixtures for the engine tests (tests/engines/conftest.py re-exports the
+fixtures; test modules import the helpers from here): real containerd, dockerd and podman started by the tests
+themselves, private to this pytest process, with pyrunc (and runc, the control) as their
+runtime.
+
+Privacy: the pytest process already runs in its own mount namespace (tests/conftest.py),
+so the tmpfs mounted here over the host-global directories the engines insist on
+(/run/containerd for shim sockets, /run/runc and /run/pyrunc for podman's default runtime
+roots) are seen only by this process and its children. Every daemon gets its own root,
+state dir and socket under a short temp dir (sockets must fit in sun_path), and every
+container cgroup goes under ENGINE_CGROUP_PARENT, a path beneath this process's own cgroup
+in every hierarchy, which is checked empty after each test and removed at the end.
+
+Fixture API:
+
+    engine_rootfs_tar      session: path of a tar of the busybox rootfs (one layer)
+    engine_cgroup_parent   session: an absolute cgroupsPath parent beneath our cgroups
+    containerd_engine      module: a started containerd + `ctr` runner (CtrEngine)
+    docker_engine          module: a started dockerd (own containerd) + `docker` runner
+    podman_engine          module: podman with private storage and containers.conf
+    runtime                "runc" or "pyrunc" (tests parametrize it indirectly)
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pytest
+
+RUNC_BINARY = "/usr/sbin/runc"
+CONTAINERD = "/usr/bin/containerd"
+CTR = "/usr/bin/ctr"
+DOCKERD = "/usr/sbin/dockerd"
+# /usr/local/bin/docker on these machines is an unrelated newer client: use Debian's.
+DOCKER = "/usr/bin/docker"
+PODMAN = "/usr/bin/podman"
+CONMON = "/usr/bin/conmon"
+
+IMAGE_REF = "docker.io/library/pyrunc-busybox:latest"
+IMAGE_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+RUNTIMES = ["runc", "pyrunc"]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MNT_DETACH = 2
+
+
+def _mount_tmpfs(target: str) -> None:
+    if _libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"mode=0711") != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount tmpfs on {target}: {os.strerror(errno)}")
+
+
+def _umount(target: str) -> None:
+    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"umount {target}: {os.strerror(errno)}")
+
+
+def pyrunc_binary() -> str:
+    """The installed pyrunc, found as tests/conftest.py does: $PYRUNC_BIN (setup.sh sets
+    it), next to this interpreter, then PATH."""
+    import sys
+
+    found = os.environ.get("PYRUNC_BIN")
+    if not found:
+        candidate = os.path.join(os.path.dirname(sys.executable), "pyrunc")
+        found = candidate if os.access(candidate, os.X_OK) else shutil.which("pyrunc")
+    if not found:
+        pytest.fail("pyrunc is not installed (run ./setup.sh, or set PYRUNC_BIN)")
+    return found
+
+
+def require(*binaries: str) -> None:
+    missing = [b for b in binaries if not os.access(b, os.X_OK)]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (./setup.sh installs them)")
+
+
+def run_command(
+    command: list[str],
+    *,
+    input: Optional[str] = None,
+    timeout: float = 60,
+    env: Optional[dict] = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run a client command; stdout/stderr go to files, never pipes, because a detached
+    container or a daemon child may hold them open."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            completed = subprocess.run(
+                command,
+                input=input.encode() if input is not None else None,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                env=env,
+            )
+        except subprocess.TimeoutExpired:
+            out.seek(0)
+            err.seek(0)
+            raise AssertionError(
+                f"{' '.join(command)}: timed out after {timeout}s\n"
+                f"stdout: {out.read().decode(errors='replace')}\n"
+                f"stderr: {err.read().decode(errors='replace')}"
+            )
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(
+            command,
+            completed.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)}: exit status {result.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+    return result
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------
+# The image: one layer, the busybox rootfs of bundles/build_rootfs.py
+
+
+def _tar_rootfs(rootfs: Path, destination: Path) -> None:
+    """A deterministic tar of `rootfs` (root-owned, sorted, mtime 0)."""
+
+    def normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mtime = 0
+        return info
+
+    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as archive:
+        for top, dirs, files in os.walk(rootfs):
+            dirs.sort()
+            for name in sorted(dirs + files):
+                path = os.path.join(top, name)
+                archive.add(path, arcname=os.path.relpath(path, rootfs), recursive=False,
+                            filter=normalize)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_docker_archive(layer_tar: Path, destination: Path, reference: str) -> None:
+    """A `docker save`-shaped archive (manifest.json, config, one layer.tar) that
+    `ctr images import` and `docker load` accept."""
+    diff_id = _sha256_file(layer_tar)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": {"Env": [IMAGE_PATH], "Cmd": ["sh"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "pyrunc tests"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": [f"{diff_id}/layer.tar"]}]
+    with tarfile.open(destination, "w") as archive:
+        def add_bytes(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        add_bytes(config_name, config_bytes)
+        archive.add(str(layer_tar), arcname=f"{diff_id}/layer.tar")
+        add_bytes("manifest.json", json.dumps(manifest).encode())
+
+
+@pytest.fixture(scope="session")
+def engine_rootfs_tar(tmp_path_factory, rootfs_builder) -> Path:
+    if not os.path.exists("/bin/busybox"):
+        pytest.fail("/bin/busybox is missing: run ./setup.sh (installs busybox-static)")
+    directory = tmp_path_factory.mktemp("engine-image")
+    rootfs = directory / "rootfs"
+    rootfs_builder.build_rootfs(str(rootfs))
+    layer = directory / "rootfs.tar"
+    _tar_rootfs(rootfs, layer)
+    return layer
+
+
+@pytest.fixture(scope="session")
+def engine_docker_archive(engine_rootfs_tar) -> Path:
+    archive = engine_rootfs_tar.parent / "image-docker-archive.tar"
+    build_docker_archive(engine_rootfs_tar, archive, IMAGE_REF)
+    return archive
+
+
+# ---------------------------------------------------------------------------------------
+# Private /run directories and the cgroup parent
+
+
+@pytest.fixture(scope="session")
+def private_run_dirs() -> Iterator[None]:
+    """tmpfs over the fixed /run paths the engines use, in our private mount namespace."""
+    if os.environ.get("PYRUNC_TEST_PRIVATE_MNTNS") != os.readlink("/proc/self/ns/mnt"):
+        pytest.skip("the engine tests need the private mount namespace of tests/conftest.py")
+    mounted, created = [], []
+    try:
+        # /etc/docker: dockerd 20.10 writes its trust key there whatever the flags say.
+        for target in ("/run/containerd", "/run/runc", "/run/pyrunc", "/run/docker", "/etc/docker"):
+            if not os.path.isdir(target):
+                os.makedirs(target, mode=0o711)
+                created.append(target)
+            _mount_tmpfs(target)
+            mounted.append(target)
+        yield
+    finally:
+        for target in reversed(mounted):
+            try:
+                _umount(target)
+            except OSError:
+                pass
+        for target in reversed(created):
+            try:
+                os.rmdir(target)
+            except OSError:
+                pass
+
+
+def _v1_hierarchies() -> dict[str, str]:
+    """mountpoint -> our own cgroup path in it, for each cgroup v1 hierarchy with a
+    controller (the named systemd one and cgroup2 are left out: runc creates no dirs
+    there for cgroupfs v1 containers... except name=systemd, which it does join)."""
+    own = {}
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    result = {}
+    for line in open("/proc/self/mountinfo").read().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        if fields[separator + 1] != "cgroup":
+            continue
+        options = set(fields[separator + 3].split(","))
+        for controllers, path in own.items():
+            if controllers and set(controllers.split(",")) <= options and fields[3] == "/":
+                result[fields[4]] = path
+    return result
+
+
+def cgroup_dirs_below(parent: str) -> list[str]:
+    """Every directory beneath `parent` (an absolute cgroupsPath) in every v1 hierarchy."""
+    found = []
+    for mountpoint in _v1_hierarchies():
+        top = os.path.join(mountpoint, parent.lstrip("/"))
+        for directory, subdirs, _ in os.walk(top):
+            for name in subdirs:
+                found.append(os.path.join(directory, name))
+    return sorted(found)
+
+
+def remove_cgroup_tree(top: str) -> None:
+    for directory, subdirs, _ in os.walk(top, topdown=False):
+        for name in subdirs:
+            try:
+                os.rmdir(os.path.join(directory, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def engine_cgroup_parent() -> Iterator[str]:
+    """An absolute cgroup path beneath this process's own cgroup in EVERY hierarchy (the
+    longest of our own paths, when the others are its prefixes), for the engines'
+    cgroup-parent settings: absolute, because conmon and docker apply the parent as is."""
+    hierarchies = _v1_hierarchies()
+    own_paths = sorted(set(hierarchies.values()), key=len)
+    deepest = own_paths[-1] if own_paths else "/"
+    for path in own_paths:
+        if not (deepest + "/").startswith(path.rstrip("/") + "/"):
+            pytest.skip(f"our cgroups {own_paths} are not nested: no common parent to use")
+    parent = f"{deepest.rstrip('/')}/pyrunc-engines-{os.getpid()}"
+    # Which intermediate dirs we create in each hierarchy, to remove exactly those.
+    created = []
+    for mountpoint in hierarchies:
+        path = mountpoint
+        for part in parent.strip("/").split("/"):
+            path = os.path.join(path, part)
+            if not os.path.isdir(path):
+                created.append(path)
+    try:
+        yield parent
+    finally:
+        for top in sorted(created, key=len, reverse=True):
+            if os.path.isdir(top):
+                remove_cgroup_tree(top)
+
+
+def assert_cgroups_empty(parent: str) -> None:
+    """No container cgroup is left beneath `parent` (the engine's cgroup parent); what is
+    left is removed so one failure does not cascade."""
+    def leftovers() -> list[str]:
+        # conmon's own cgroup (podman's <parent>/conmon) is podman's, not a container's.
+        return [d for d in cgroup_dirs_below(parent) if os.path.basename(d) != "conmon"]
+
+    deadline = time.monotonic() + 10
+    left = leftovers()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = leftovers()
+    for directory in left:
+        remove_cgroup_tree(directory)
+    assert not left, f"container cgroups left: {left}"
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            words = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+            found.append(f"{entry} ({words})")
+    return found
+
+
+def mounts_below(directory: str) -> list[str]:
+    prefix = directory.rstrip("/") + "/"
+    return [
+        line.split()[4]
+        for line in open("/proc/self/mountinfo").read().splitlines()
+        if (line.split()[4] + "/").startswith(prefix)
+    ]
+
+
+def _unmount_below(directory: str) -> None:
+    for target in sorted(mounts_below(directory), key=len, reverse=True):
+        try:
+            _umount(target)
+        except OSError:
+            pass
+
+
+def _clear_directory(directory: Path) -> None:
+    """Empty `directory` (a private tmpfs mount point, which itself must stay)."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def stop_daemon(process: subprocess.Popen, name: str, timeout: float = 30) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        raise AssertionError(f"{name} did not stop within {timeout}s of SIGTERM")
+
+
+def state_dirs(root: str) -> list[str]:
+    if not os.path.isdir(root):
+        return []
+    return sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+
+
+# ---------------------------------------------------------------------------------------
+# containerd
+
+
+def containerd_config(directory: Path) -> str:
+    # Only what ctr/docker need: no CRI, and no plugin writing outside `directory`
+    # (opt would create /opt/containerd; the other snapshotters probe host paths).
+    return f"""version = 2
+root = "{directory}/root"
+state = "{directory}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp",
+]
+
+[grpc]
+  address = "{directory}/containerd.sock"
+
+[ttrpc]
+  address = "{directory}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+"""
+
+
+class Containerd:
+    """A containerd process with its own root, state and socket under `directory`."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.socket = str(directory / "containerd.sock")
+        self.log_path = directory / "containerd.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        config = self.directory / "config.toml"
+        config.write_text(containerd_config(self.directory))
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [CONTAINERD, "--config", str(config), "--log-level", "warn"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(lambda: self._ready(), 30, f"containerd socket {self.socket}")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"containerd exited {self.process.returncode}: {self.log()}")
+        if not os.path.exists(self.socket):
+            return False
+        return run_command([CTR, "--address", self.socket, "version"], check=False).returncode == 0
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_daemon(self.process, "containerd")
+
+
+class CtrEngine:
+    """`ctr` against one private containerd, namespace `pyrunc-test`."""
+
+    namespace = "pyrunc-test"
+
+    def __init__(self, containerd: Containerd, pyrunc: str, cgroup_parent: str):
+        self.containerd = containerd
+        self.pyrunc = pyrunc
+        self.cgroup_parent = cgroup_parent
+
+    def ctr(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_command(
+            [CTR, "--address", self.containerd.socket, "--namespace", self.namespace, *args],
+            **kwargs,
+        )
+
+    def runtime_root(self) -> str:
+        # The runc shim's default root for a namespace: /run/containerd/runc/<ns>.
+        return f"/run/containerd/runc/{self.namespace}"
+
+    def run_args(self, runtime: str, container_id: str) -> list[str]:
+        """ctr run flags that pick `runtime` and put the cgroup beneath ours."""
+        words = ["--cgroup", f"{self.cgroup_parent}/{container_id}"]
+        if runtime == "pyrunc":
+            words += ["--runc-binary", self.pyrunc]
+        return words
+
+
+@pytest.fixture(scope="module")
+def containerd_engine(
+    private_run_dirs, engine_docker_archive, engine_cgroup_parent
+) -> Iterator[CtrEngine]:
+    require(CONTAINERD, CTR, "/usr/bin/containerd-shim-runc-v2", RUNC_BINARY)
+    directory = Path(tempfile.mkdtemp(prefix="pe-ctd-", dir="/tmp"))
+    daemon = Containerd(directory)
+    problems = []
+    try:
+        daemon.start()
+        engine = CtrEngine(daemon, pyrunc_binary(), engine_cgroup_parent)
+        engine.ctr("images", "import", str(engine_docker_archive), timeout=120)
+        yield engine
+        # Everything the tests made must already be gone (each test checks its own).
+        left = engine.ctr("containers", "list", "--quiet", check=False).stdout.split()
+        if left:
+            problems.append(f"containerd containers left: {left}")
+    finally:
+        try:
+            daemon.stop()
+        except AssertionError as error:
+            problems.append(str(error))
+        marker = str(directory)
+        left_processes = wait_for_no_processes(marker)
+        if left_processes:
+            problems.append(f"processes left: {left_processes}")
+        left_mounts = mounts_below(str(directory))
+        if left_mounts:
+            problems.append(f"mounts left: {left_mounts}")
+        _unmount_below(str(directory))
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not problems, "; ".join(problems)
+
+
+def wait_for_no_processes(marker: str, timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    found = processes_mentioning(marker)
+    while found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = processes_mentioning(marker)
+    for entry in found:
+        try:
+            os.kill(int(entry.split()[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# docker
+
+
+class DockerEngine:
+    """dockerd on a private socket, runtimes runc (default) and pyrunc (--add-runtime)."""
+
+    def __init__(self, directory: Path, pyrunc: str, cgroup_parent: str):
+        self.directory = directory
+        self.pyrunc = pyrunc
+        self.cgroup_parent = cgroup_parent
+        self.socket = str(directory / "docker.sock")
+        # Debian's default exec root and namespace, so the runtime's --root and every path
+        # below it have the lengths a real installation gives (sun_path is 108 bytes).
+        # /var/run/docker is a private tmpfs here (private_run_dirs). The override exists
+        # to look past a runtime bug that only these lengths trigger.
+        self.exec_root = Path(os.environ.get("PYRUNC_ENGINES_DOCKER_EXEC_ROOT", "/var/run/docker"))
+        self.namespace = os.environ.get("PYRUNC_ENGINES_DOCKER_NAMESPACE", "moby")
+        self.data_root = directory / "data"
+        self.log_path = directory / "dockerd.log"
+        self.process: Optional[subprocess.Popen] = None
+        self.env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(directory),
+            "DOCKER_CONFIG": str(directory / "client"),
+        }
+
+    def start(self, containerd_socket: str) -> None:
+        (self.directory / "daemon.json").write_text("{}")
+        command = [
+            DOCKERD,
+            "--config-file", str(self.directory / "daemon.json"),
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.exec_root),
+            "--pidfile", str(self.directory / "docker.pid"),
+            "-H", f"unix://{self.socket}",
+            "--containerd", containerd_socket,
+            "--containerd-namespace", self.namespace,
+            "--containerd-plugins-namespace", f"{self.namespace}-plugins",
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-masq=false",
+            "--userland-proxy=false",
+            "--storage-driver", "overlay2",
+            "--exec-opt", "native.cgroupdriver=cgroupfs",
+            "--cgroup-parent", self.cgroup_parent,
+            "--add-runtime", f"pyrunc={self.pyrunc}",
+            "--log-level", "warn",
+        ]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        wait_until(self._ready, 60, f"dockerd socket {self.socket}")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"dockerd exited {self.process.returncode}: {self.log()}")
+        if not os.path.exists(self.socket):
+            return False
+        return self.docker("version", check=False).returncode == 0
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def docker(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("env", self.env)
+        return run_command([DOCKER, "-H", f"unix://{self.socket}", *args], **kwargs)
+
+    def runtime_root(self) -> str:
+        # docker runs every runtime with --root <exec-root>/runtime-runc (ENGINES.md).
+        return str(self.exec_root / "runtime-runc" / self.namespace)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_daemon(self.process, "dockerd", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def docker_engine(private_run_dirs, engine_rootfs_tar, engine_cgroup_parent) -> Iterator[DockerEngine]:
+    require(DOCKERD, DOCKER, CONTAINERD, "/usr/bin/containerd-shim-runc-v2", RUNC_BINARY)
+    directory = Path(tempfile.mkdtemp(prefix="pe-dkr-", dir="/tmp"))
+    containerd = Containerd(directory / "ctd")
+    containerd.directory.mkdir()
+    engine = DockerEngine(directory, pyrunc_binary(), engine_cgroup_parent)
+    problems = []
+    try:
+        containerd.start()
+        engine.start(containerd.socket)
+        engine.docker("import", "--change", "CMD [\"sh\"]", "--change", f"ENV {IMAGE_PATH}",
+                      str(engine_rootfs_tar), IMAGE_REF, timeout=120)
+        yield engine
+        left = engine.docker("ps", "-aq", check=False).stdout.split()
+        if left:
+            problems.append(f"docker containers left: {left}")
+            engine.docker("rm", "-f", *left, check=False)
+    finally:
+        for stop, name in ((engine.stop, "dockerd"), (containerd.stop, "containerd")):
+            try:
+                stop()
+            except AssertionError as error:
+                problems.append(str(error))
+        left_state = state_dirs(engine.runtime_root())
+        if left_state:
+            problems.append(f"runtime state left in {engine.runtime_root()}: {left_state}")
+        left_mounts = mounts_below(str(engine.exec_root))
+        if left_mounts:
+            problems.append(f"mounts left: {left_mounts}")
+        _unmount_below(str(engine.exec_root))
+        _clear_directory(engine.exec_root)
+        left_processes = wait_for_no_processes(str(directory))
+        if left_processes:
+            problems.append(f"processes left: {left_processes}")
+        left_mounts = mounts_below(str(directory))
+        if left_mounts:
+            problems.append(f"mounts left: {left_mounts}")
+        _unmount_below(str(directory))
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not problems, "; ".join(problems)
+
+
+# ---------------------------------------------------------------------------------------
+# podman
+
+
+class PodmanEngine:
+    """podman with private storage, runroot, tmpdir and containers.conf; runtimes
+    `runc` and `pyrunc` both named in [engine.runtimes]."""
+
+    def __init__(self, directory: Path, pyrunc: str, cgroup_parent: str):
+        self.directory = directory
+        self.pyrunc = pyrunc
+        self.cgroup_parent = cgroup_parent
+        self.conf = directory / "containers.conf"
+        self.storage_conf = directory / "storage.conf"
+        self.env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(directory),
+            "XDG_CONFIG_HOME": str(directory / "config"),
+            "CONTAINERS_CONF": str(self.conf),
+            "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
+            "CONTAINERS_REGISTRIES_CONF": str(directory / "registries.conf"),
+        }
+
+    def write_config(self) -> None:
+        (self.directory / "registries.conf").write_text("unqualified-search-registries = []\n")
+        self.storage_conf.write_text(
+            f'[storage]\ndriver = "overlay"\ngraphroot = "{self.directory}/storage"\n'
+            f'runroot = "{self.directory}/runroot"\n'
+        )
+        # The hard NOFILE limit here is below podman's default 1048576 for root.
+        import resource
+
+        nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536)
+        self.conf.write_text(
+            f"""[containers]
+default_ulimits = ["nofile={nofile}:{nofile}"]
+netns = "none"
+cgroupns = "private"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{self.directory}/events.log"
+lock_type = "file"
+tmp_dir = "{self.directory}/tmp"
+static_dir = "{self.directory}/storage/libpod"
+volume_path = "{self.directory}/storage/volumes"
+conmon_path = ["{CONMON}"]
+runtime = "runc"
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyrunc"]
+no_pivot_root = false
+
+[engine.runtimes]
+runc = ["{RUNC_BINARY}"]
+pyrunc = ["{self.pyrunc}"]
+
+[network]
+network_backend = "cni"
+network_config_dir = "{self.directory}/cni"
+"""
+        )
+
+    def podman(self, *args: str, runtime: Optional[str] = None, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("env", self.env)
+        words = [
+            PODMAN,
+            "--root", str(self.directory / "storage"),
+            "--runroot", str(self.directory / "runroot"),
+            "--tmpdir", str(self.directory / "tmp"),
+            "--cgroup-manager", "cgroupfs",
+            "--events-backend", "file",
+        ]
+        if runtime is not None:
+            words += ["--runtime", runtime]
+        return run_command([*words, *args], **kwargs)
+
+    def runtime_root(self, runtime: str) -> str:
+        # podman passes no --root: each runtime's default (tmpfs here, private_run_dirs).
+        return f"/run/{runtime}"
+
+
+@pytest.fixture(scope="module")
+def podman_engine(private_run_dirs, engine_rootfs_tar, engine_cgroup_parent) -> Iterator[PodmanEngine]:
+    require(PODMAN, CONMON, RUNC_BINARY)
+    directory = Path(tempfile.mkdtemp(prefix="pe-pod-", dir="/tmp"))
+    engine = PodmanEngine(directory, pyrunc_binary(), engine_cgroup_parent)
+    problems = []
+    try:
+        engine.write_config()
+        engine.podman("import", "--change", "CMD [\"sh\"]", "--change", f"ENV {IMAGE_PATH}",
+                      str(engine_rootfs_tar), IMAGE_REF, timeout=120)
+        yield engine
+        left = engine.podman("ps", "-aq", check=False).stdout.split()
+        if left:
+            problems.append(f"podman containers left: {left}")
+            engine.podman("rm", "-f", *left, check=False)
+    finally:
+        left_processes = wait_for_no_processes(str(directory))
+        if left_processes:
+            problems.append(f"processes left: {left_processes}")
+        _unmount_below(str(directory))
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not problems, "; ".join(problems)
+
+
+# ---------------------------------------------------------------------------------------
+# Per test
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def engine_name() -> str:
+    """A fresh container name, unique across concurrent sessions."""
+    return f"pe{os.getpid()}-{uuid.uuid4().hex[:8]}"

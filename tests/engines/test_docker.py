@@ -1,0 +1,188 @@
+"""docker 20.10 (dockerd --add-runtime pyrunc=PATH, through containerd-shim-runc-v2), with
+`docker run --runtime pyrunc` and the default runc as the control."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from engine_support import IMAGE_REF, assert_cgroups_empty, state_dirs, wait_until
+
+
+@pytest.fixture
+def docker(docker_engine, runtime, engine_cgroup_parent):
+    """The engine, with a per-test check that nothing of the test's containers is left."""
+    names: list[str] = []
+    docker_engine.test_names = names
+    yield docker_engine
+    problems = []
+    left = docker_engine.docker("ps", "-aq", check=False).stdout.split()
+    if left:
+        problems.append(f"docker containers left: {left}")
+        docker_engine.docker("rm", "-f", *left, check=False)
+    left_state = state_dirs(docker_engine.runtime_root())
+    if left_state:
+        problems.append(f"runtime state dirs left in {docker_engine.runtime_root()}: {left_state}")
+    try:
+        assert_cgroups_empty(engine_cgroup_parent)
+    except AssertionError as error:
+        problems.append(str(error))
+    assert not problems, "; ".join(problems)
+
+
+def run_flags(runtime: str) -> list[str]:
+    return ["--runtime", runtime, "--network", "none"]
+
+
+def inspect(docker, name: str, template: str) -> str:
+    return docker.docker("inspect", "-f", template, name).stdout.strip()
+
+
+def start_detached(docker, runtime, name, *command, flags=()):
+    """`docker run -d`; the container (created even when its start fails) is removed by
+    the caller's `finally`, so the call belongs inside that `try`."""
+    docker.docker("run", "-d", "--name", name, *run_flags(runtime), *flags, IMAGE_REF, *command)
+    return inspect(docker, name, "{{.Id}}")
+
+
+def test_one_shot_exit_code_and_output(docker, runtime):
+    result = docker.docker("run", "--rm", *run_flags(runtime), IMAGE_REF,
+                           "sh", "-c", "echo hi; echo oops >&2; exit 3", check=False)
+    assert result.returncode == 3, result
+    assert result.stdout == "hi\n"
+    assert result.stderr == "oops\n"
+
+
+def test_env_cwd_user_hostname_readonly(docker, runtime):
+    result = docker.docker(
+        "run", "--rm", *run_flags(runtime),
+        "-e", "GREETING=hello there", "-w", "/tmp", "-u", "1000:1000",
+        "--hostname", "engine-test", "--read-only", IMAGE_REF,
+        "sh", "-c",
+        'echo "$GREETING"; pwd; id -u; id -g; hostname;'
+        " touch /probe 2>/dev/null && echo writable || echo readonly",
+    )
+    assert result.stdout.splitlines() == ["hello there", "/tmp", "1000", "1000", "engine-test", "readonly"]
+
+
+def test_stdin(docker, runtime):
+    result = docker.docker("run", "--rm", "-i", *run_flags(runtime), IMAGE_REF,
+                           "sh", "-c", "read line; echo got:$line", input="from stdin\n")
+    assert result.stdout == "got:from stdin\n"
+
+
+def test_detached_logs_exec_top_pause_kill(docker, runtime, engine_name, engine_cgroup_parent):
+    try:
+        full_id = start_detached(
+            docker, runtime, engine_name, "sh", "-c",
+            "trap 'echo got-usr1; exit 7' USR1; echo started; while true; do sleep 0.1; done",
+        )
+        wait_until(lambda: "started" in docker.docker("logs", engine_name).stdout, 15, "logs")
+        assert inspect(docker, engine_name, "{{.State.Status}}") == "running"
+
+        result = docker.docker("exec", engine_name, "sh", "-c", "echo in-exec; exit 5", check=False)
+        assert result.returncode == 5, result
+        assert result.stdout == "in-exec\n"
+        result = docker.docker("exec", "-e", "EXECVAR=x1", "-w", "/tmp", "-u", "1000",
+                               engine_name, "sh", "-c", "echo $EXECVAR; pwd; id -u")
+        assert result.stdout.splitlines() == ["x1", "/tmp", "1000"]
+        result = docker.docker("exec", "-i", engine_name, "cat", input="exec stdin\n")
+        assert result.stdout == "exec stdin\n"
+
+        top = docker.docker("top", engine_name).stdout.splitlines()
+        assert "PID" in top[0].split()
+        init_pid = inspect(docker, engine_name, "{{.State.Pid}}")
+        assert any(line.split()[1] == init_pid for line in top[1:]), top
+
+        docker.docker("pause", engine_name)
+        assert inspect(docker, engine_name, "{{.State.Status}}") == "paused"
+        freezer = f"/sys/fs/cgroup/freezer{engine_cgroup_parent}/{full_id}/freezer.state"
+        assert open(freezer).read().strip() == "FROZEN"
+        docker.docker("unpause", engine_name)
+        assert inspect(docker, engine_name, "{{.State.Status}}") == "running"
+        assert open(freezer).read().strip() == "THAWED"
+
+        docker.docker("kill", "--signal", "USR1", engine_name)
+        assert docker.docker("wait", engine_name).stdout.strip() == "7"
+        assert "got-usr1" in docker.docker("logs", engine_name).stdout
+    finally:
+        docker.docker("rm", "-f", engine_name, check=False)
+
+
+def test_stop_timeout_137_restart_and_start_again(docker, runtime, engine_name):
+    try:
+        start_detached(docker, runtime, engine_name, "sh", "-c",
+                       "trap '' TERM; echo up; while true; do sleep 0.1; done")
+        started = time.monotonic()
+        docker.docker("stop", "-t", "1", engine_name)
+        assert time.monotonic() - started >= 1
+        assert inspect(docker, engine_name, "{{.State.ExitCode}}") == "137"
+
+        # start again: the runtime gets `create` with the same id and paths.
+        docker.docker("start", engine_name)
+        assert inspect(docker, engine_name, "{{.State.Status}}") == "running"
+        first_pid = inspect(docker, engine_name, "{{.State.Pid}}")
+        docker.docker("restart", "-t", "1", engine_name)
+        assert inspect(docker, engine_name, "{{.State.Status}}") == "running"
+        assert inspect(docker, engine_name, "{{.State.Pid}}") != first_pid
+        assert docker.docker("logs", engine_name).stdout.count("up") == 3
+    finally:
+        docker.docker("rm", "-f", engine_name, check=False)
+
+
+def test_rm_force_running(docker, runtime, engine_name):
+    start_detached(docker, runtime, engine_name, "sleep", "60")
+    pid = int(inspect(docker, engine_name, "{{.State.Pid}}"))
+    docker.docker("rm", "-f", engine_name)
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to go")
+    assert docker.docker("ps", "-aq").stdout.split() == []
+
+
+def test_bad_command_error_reaches_docker(docker, runtime):
+    # The runtime's error (through --log, last "level":"error" line) must be shown.
+    result = docker.docker("run", "--rm", *run_flags(runtime), IMAGE_REF, "/no/such/binary",
+                           check=False)
+    assert result.returncode == 127, result
+    assert "/no/such/binary" in result.stderr, result.stderr
+    assert "no such file or directory" in result.stderr.lower(), result.stderr
+
+
+# Resource limits, stats and update: need pyrunc's cgroup resources (a colleague's work).
+
+
+def test_memory_limit_visible_in_cgroup(docker, runtime, engine_name, engine_cgroup_parent):
+    try:
+        full_id = start_detached(docker, runtime, engine_name, "sleep", "60",
+                                 flags=["--memory", "64m", "--pids-limit", "50"])
+        base = f"{engine_cgroup_parent}/{full_id}"
+        assert open(f"/sys/fs/cgroup/memory{base}/memory.limit_in_bytes").read().strip() == str(64 << 20)
+        assert open(f"/sys/fs/cgroup/pids{base}/pids.max").read().strip() == "50"
+        pid = inspect(docker, engine_name, "{{.State.Pid}}")
+        assert pid in open(f"/sys/fs/cgroup/memory{base}/cgroup.procs").read().split()
+    finally:
+        docker.docker("rm", "-f", engine_name, check=False)
+
+
+def test_update_and_stats(docker, runtime, engine_name, engine_cgroup_parent):
+    try:
+        full_id = start_detached(docker, runtime, engine_name, "sleep", "60",
+                                 flags=["--memory", "64m", "--memory-swap", "128m"])
+        base = f"/sys/fs/cgroup/memory{engine_cgroup_parent}/{full_id}"
+        docker.docker("update", "--memory", "96m", "--memory-swap", "192m", "--cpus", "0.5",
+                      engine_name)
+        assert open(f"{base}/memory.limit_in_bytes").read().strip() == str(96 << 20)
+        cpu = f"/sys/fs/cgroup/cpu{engine_cgroup_parent}/{full_id}"
+        assert open(f"{cpu}/cpu.cfs_quota_us").read().strip() == "50000"
+        # Lowering works too (memory before memsw, in the right order).
+        docker.docker("update", "--memory", "32m", "--memory-swap", "64m", engine_name)
+        assert open(f"{base}/memory.limit_in_bytes").read().strip() == str(32 << 20)
+
+        stats = json.loads(docker.docker("stats", "--no-stream", "--format", "{{json .}}",
+                                         engine_name).stdout)
+        assert stats["Name"] == engine_name
+        assert stats["MemUsage"].split("/")[1].strip() == "32MiB", stats
+        assert stats["PIDs"] == "1", stats
+    finally:
+        docker.docker("rm", "-f", engine_name, check=False)

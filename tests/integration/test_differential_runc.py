@@ -1,0 +1,316 @@
+"""Differential tests: the same bundle under /usr/sbin/runc (the reference) and pyrunc must
+give the container the same view of itself, and the CLI the same exit codes, messages
+and state shape. Each runtime has its own state root (the runc_cmd fixture); both put
+the container's cgroup beneath this process's own cgroup (no cgroupsPath in the bundle).
+Where a difference is legitimate it is asserted explicitly, with the reason."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+
+def run_both(pyrunc_cmd, runc_cmd, bundle_dir, container_id, *, input=None):
+    """Run the bundle in the foreground under both runtimes; (runc result, pyrunc result)."""
+    reference = runc_cmd("run", "-b", bundle_dir, container_id + "-runc", input=input)
+    ours = pyrunc_cmd("run", "-b", bundle_dir, container_id, input=input)
+    assert reference.returncode == 0, reference.stderr
+    assert ours.returncode == 0, ours.stderr
+    return reference, ours
+
+
+def message_of(stderr: str) -> str:
+    """The msg of a logrus text line: `time="..." level=error msg="container does not exist"`."""
+    match = re.search(r'msg="((?:[^"\\]|\\.)*)"', stderr)
+    assert match, stderr
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "id",
+        "hostname",
+        "grep -E '^(Cap|NoNewPrivs)' /proc/self/status",
+        "ulimit -n; ulimit -Hn",
+        "env | sort",
+        "pwd",
+        "umask",
+        "cat /proc/self/oom_score_adj",
+        "cat /proc/self/loginuid 2>/dev/null; echo; ls /proc/self/fd | sort",
+        "stat -c '%n %a %u %g' / /dev /proc /sys /tmp /dev/pts /dev/shm /dev/mqueue",
+    ],
+)
+def test_container_sees_the_same(pyrunc_cmd, runc_cmd, bundle, container_id, script):
+    b = bundle(args=["sh", "-c", script])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    assert ours.stdout == reference.stdout
+    assert ours.stderr == reference.stderr
+
+
+def test_pid_one_is_the_user_process(pyrunc_cmd, runc_cmd, bundle, container_id):
+    # (the other pids' numbers differ between runtimes and runs: not compared)
+    b = bundle(args=["sh", "-c", "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm"])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    assert ours.stdout == reference.stdout
+    assert ours.stdout.splitlines()[0] == "1"
+
+
+MOUNTS_SCRIPT = (
+    "awk '{ for (i = 7; $i != \"-\"; i++) {} print $5, $(i + 1) }' /proc/self/mountinfo"
+    " | sort"
+)
+
+
+def test_mount_points_and_types(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(args=["sh", "-c", MOUNTS_SCRIPT])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    reference_mounts = set(reference.stdout.splitlines())
+    our_mounts = set(ours.stdout.splitlines())
+    assert reference_mounts, reference.stdout
+    # runc 1.1.5 on a hybrid host mounts the v1 hierarchies under /sys/fs/cgroup but not
+    # the cgroup2 "unified" one; pyrunc mounts every hierarchy the host has, unified
+    # included (systemd inside a container expects it on a hybrid host). Allowed, and
+    # only that.
+    extra = our_mounts - reference_mounts
+    assert extra <= {"/sys/fs/cgroup/unified cgroup2"}, sorted(extra)
+    assert reference_mounts - our_mounts == set(), sorted(reference_mounts - our_mounts)
+    # and no mount point appears twice in ours unless it does in runc's
+    def counts(text: str) -> dict:
+        result: dict = {}
+        for line in text.splitlines():
+            result[line] = result.get(line, 0) + 1
+        return result
+
+    ours_counted, reference_counted = counts(ours.stdout), counts(reference.stdout)
+    for line, count in reference_counted.items():
+        assert ours_counted[line] == count, line
+
+
+def test_mount_options(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """Per-mount flags (field 6: ro/nosuid/nodev/noexec...) of the standard mounts."""
+    script = (
+        "awk '{ for (i = 7; $i != \"-\"; i++) {} print $5, $6, $(i + 3) }' /proc/self/mountinfo"
+    )
+    b = bundle(args=["sh", "-c", script])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+
+    def table(text: str) -> dict:
+        """{mount point: per-mount flags without ro/rw, + "READONLY" when writes fail}.
+        runc makes the /sys/fs/cgroup tmpfs read-only with a superblock remount (ro in
+        the super options, rw in the per-mount ones); a read-only bind remount is just
+        as read-only. So ro/rw is compared as the effect: either flag set."""
+        rows = {}
+        for line in text.splitlines():
+            point, options, super_options = line.split()
+            flags = set(options.split(",")) - {"rw", "ro", "relatime"}
+            if "ro" in options.split(",") or "ro" in super_options.split(","):
+                flags.add("READONLY")
+            rows[point] = ",".join(sorted(flags))
+        return rows
+
+    reference_rows, our_rows = table(reference.stdout), table(ours.stdout)
+    # The spec asks for the cgroup mount "ro". runc 1.1.5 leaves the /sys/fs/cgroup tmpfs
+    # itself rw (only the hierarchies below are ro; writing there fails with EPERM
+    # anyway); pyrunc makes it read-only as asked. Legitimate: compare the rest.
+    assert "READONLY" in our_rows["/sys/fs/cgroup"]
+    our_rows["/sys/fs/cgroup"] = ",".join(
+        f for f in our_rows["/sys/fs/cgroup"].split(",") if f != "READONLY")
+    reference_rows["/sys/fs/cgroup"] = ",".join(
+        f for f in reference_rows["/sys/fs/cgroup"].split(",") if f != "READONLY")
+    for point, options in reference_rows.items():
+        assert our_rows.get(point) == options, (point, our_rows.get(point), options)
+
+
+def parse_ls_dev(text: str) -> dict:
+    """`ls -ln /dev` → {name: (type+mode, major/minor or link target or "")}: dates, sizes,
+    link counts and owners of tmpfs dirs are not compared."""
+    entries = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0] == "total":
+            continue
+        mode = fields[0]
+        if "->" in fields:
+            arrow = fields.index("->")
+            entries[fields[arrow - 1]] = (mode, fields[arrow + 1])
+        elif mode[0] in "cb":
+            entries[fields[-1]] = (mode, f"{fields[4].rstrip(',')}:{fields[5]}",
+                                   fields[2], fields[3])
+        else:
+            entries[fields[-1]] = (mode, "")
+    return entries
+
+
+def test_dev_listing(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(args=["ls", "-ln", "/dev"])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    reference_dev, our_dev = parse_ls_dev(reference.stdout), parse_ls_dev(ours.stdout)
+    assert "null" in reference_dev and "ptmx" in reference_dev
+    assert our_dev == reference_dev
+
+
+def test_dev_pts_and_console(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(args=["sh", "-c", "ls -ln /dev/pts; for l in ptmx fd stdin stdout stderr;"
+                                 " do readlink /dev/$l; done"])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    assert parse_ls_dev(ours.stdout) == parse_ls_dev(reference.stdout)
+
+
+def test_stdin_and_exit_code(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(args=["sh", "-c", "cat; exit 7"])
+    reference = runc_cmd("run", "-b", b, container_id + "-runc", input="abc\n")
+    ours = pyrunc_cmd("run", "-b", b, container_id, input="abc\n")
+    assert (ours.returncode, ours.stdout) == (reference.returncode, reference.stdout) == (
+        7, "abc\n")
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("state",),
+        ("kill",),
+        ("kill", "--all"),
+        ("delete",),
+        ("delete", "--force"),
+        ("start",),
+        ("pause",),
+        ("resume",),
+        ("ps",),
+    ],
+)
+def test_commands_on_a_missing_id(pyrunc_cmd, runc_cmd, container_id, words):
+    reference = runc_cmd(*words, container_id)
+    ours = pyrunc_cmd(*words, container_id)
+    assert ours.returncode == reference.returncode, (ours.stderr, reference.stderr)
+    assert ours.stdout == reference.stdout
+    if reference.stderr:
+        assert message_of(ours.stderr) == message_of(reference.stderr)
+        assert len(ours.stderr.splitlines()) == len(reference.stderr.splitlines()) == 1
+    else:
+        assert ours.stderr == ""
+
+
+def test_state_json_matches(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(lambda c: c.update(annotations={"k": "v"}), args=["sleep", "60"])
+    runc_cmd("create", "-b", b, container_id + "-runc", check=True)
+    pyrunc_cmd("create", "-b", b, container_id, check=True)
+    reference = json.loads(runc_cmd("state", container_id + "-runc").stdout)
+    ours = json.loads(pyrunc_cmd("state", container_id).stdout)
+    assert list(ours) == list(reference)
+    for key in ("status", "bundle", "rootfs", "annotations", "owner"):
+        assert ours[key] == reference[key], key
+    assert type(ours["pid"]) is type(reference["pid"]) is int
+
+    runc_cmd("start", container_id + "-runc", check=True)
+    pyrunc_cmd("start", container_id, check=True)
+    reference = json.loads(runc_cmd("state", container_id + "-runc").stdout)
+    ours = json.loads(pyrunc_cmd("state", container_id).stdout)
+    assert ours["status"] == reference["status"] == "running"
+
+    # lists: same keys, owner is the user name in both
+    reference_list = json.loads(runc_cmd("list", "-f", "json").stdout)
+    our_list = json.loads(pyrunc_cmd("list", "-f", "json").stdout)
+    assert [list(e) for e in our_list] == [list(e) for e in reference_list]
+    assert our_list[0]["owner"] == reference_list[0]["owner"]
+
+
+def test_stopped_container_cli(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(args=["sleep", "60"])
+    names = {"runc": container_id + "-runc", "pyrunc": container_id}
+    commands = {"runc": runc_cmd, "pyrunc": pyrunc_cmd}
+    for runtime, command in commands.items():
+        command("run", "-d", "-b", b, names[runtime], check=True)
+        command("kill", names[runtime], "KILL", check=True)
+    for runtime, command in commands.items():
+        deadline = time.monotonic() + 10
+        while json.loads(command("state", names[runtime]).stdout)["status"] != "stopped":
+            assert time.monotonic() < deadline, runtime
+            time.sleep(0.05)
+
+    def outcome(runtime: str, *words: str) -> tuple:
+        result = commands[runtime](*words, names[runtime])
+        return (result.returncode, message_of(result.stderr) if result.stderr else "")
+
+    for words in (("kill", "9"), ("kill", "--all", "9"), ("start",), ("pause",)):
+        command_words = (words[0],) + words[1:]
+        # kill takes the id before the signal
+        if words[0] == "kill":
+            reference = runc_cmd("kill", *words[1:-1], names["runc"], words[-1])
+            ours = pyrunc_cmd("kill", *words[1:-1], names["pyrunc"], words[-1])
+            got = (ours.returncode, message_of(ours.stderr) if ours.stderr else "")
+            want = (reference.returncode,
+                    message_of(reference.stderr) if reference.stderr else "")
+        else:
+            got, want = outcome("pyrunc", *command_words), outcome("runc", *command_words)
+        assert got == want, words
+    assert outcome("pyrunc", "delete") == outcome("runc", "delete") == (0, "")
+
+
+def test_running_container_delete_and_start_messages(pyrunc_cmd, runc_cmd, bundle, container_id):
+    b = bundle(args=["sleep", "60"])
+    runc_id, our_id = container_id + "-runc", container_id
+    runc_cmd("run", "-d", "-b", b, runc_id, check=True)
+    pyrunc_cmd("run", "-d", "-b", b, our_id, check=True)
+    for words in (("delete",), ("start",), ("kill",), ("kill", "0")):
+        reference = runc_cmd(words[0], runc_id, *words[1:])
+        ours = pyrunc_cmd(words[0], our_id, *words[1:])
+        assert ours.returncode == reference.returncode, words
+        if reference.stderr:
+            want = message_of(reference.stderr).replace(runc_id, "ID")
+            assert message_of(ours.stderr).replace(our_id, "ID") == want, words
+        else:
+            assert ours.stderr == "", words
+        if words == ("kill",):
+            break  # SIGTERM: sleep as pid 1 ignores it in both, nothing more to compare
+
+
+def test_create_errors_match(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """Exit codes for config errors runc rejects too (messages differ in wording)."""
+    cases = {
+        "no-such-program": bundle(args=["no-such-program"]),
+        "hostname-without-uts": bundle(lambda c: c["linux"].update(namespaces=[
+            n for n in c["linux"]["namespaces"] if n["type"] != "uts"])),
+        "unknown-rlimit": bundle(lambda c: c["process"].update(
+            rlimits=[{"type": "RLIMIT_FOO", "hard": 1, "soft": 1}])),
+    }
+    for name, b in cases.items():
+        reference = runc_cmd("create", "-b", b, f"{container_id}-{name}-runc")
+        ours = pyrunc_cmd("create", "-b", b, f"{container_id}-{name}")
+        assert ours.returncode == reference.returncode == 1, name
+        assert len(ours.stderr.splitlines()) == 1, (name, ours.stderr)
+    # the same key phrase as runc for the one engines show users most
+    reference = runc_cmd("create", "-b", cases["no-such-program"], container_id + "-x-runc")
+    ours = pyrunc_cmd("create", "-b", cases["no-such-program"], container_id + "-x")
+    assert 'exec: \\"no-such-program\\": executable file not found in $PATH' in reference.stderr
+    assert 'exec: \\"no-such-program\\": executable file not found in $PATH' in ours.stderr
+
+
+def test_non_root_process_sees_the_same(pyrunc_cmd, runc_cmd, bundle, container_id):
+    def customise(config: dict) -> None:
+        process = config["process"]
+        process["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 100]}
+        process["cwd"] = "/tmp"
+        process["env"] = ["PATH=/bin:/usr/bin", "FOO=bar baz", "TERM=dumb"]
+        process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
+                              {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400}]
+        process["noNewPrivileges"] = False
+        caps = ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]
+        process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
+                                   "inheritable": caps, "ambient": caps}
+
+    script = ("id; pwd; env | sort; ulimit -n; ulimit -Hn; ulimit -u;"
+              " grep -E '^(Cap|NoNewPrivs|Groups)' /proc/self/status")
+    b = bundle(customise, args=["sh", "-c", script])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    assert "uid=1000" in reference.stdout
+    assert ours.stdout == reference.stdout

@@ -1,0 +1,68 @@
+"""pyrunc's cgroup tests on a pure cgroup v2 host: boots the throw-away qemu guest of
+tests/vm/guest.py (cgroup2 only, every controller enabled in the root) and runs the cgroup
+subset there, against this checkout and the installed pyrunc (shared read-only over 9p).
+
+Skips only when qemu or a usable kernel is missing (./setup.sh installs both, so in CI
+it runs). PYRUNC_VM_TESTS="path ..." replaces the subset; see docs/vm.md."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load_guest_module():
+    # tests/ is not a package (and the checkout is not on sys.path under -P): load by path.
+    spec = importlib.util.spec_from_file_location("pyrunc_tests_vm_guest", HERE / "guest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+guest = _load_guest_module()
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="qemu's 9p export of / needs root")
+
+# Controllers the Debian kernel offers; the guest must have handed all of them out.
+EXPECTED_CONTROLLERS = {"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}
+
+# The whole run (boot ~10 s, the subset, power-off) must fit well inside CI's budget.
+TIMEOUT = 280.0
+
+
+@pytest.fixture(scope="module")
+def guest_ready():
+    try:
+        guest.find_qemu()
+        guest.find_kernel()
+        guest.find_busybox()
+    except guest.GuestError as err:
+        print(f"skipping the cgroup v2 guest: {err}")
+        pytest.skip(str(err))
+    if os.environ.get("PYRUNC_IN_VM") == "1":
+        pytest.skip("already inside the guest")
+
+
+def test_cgroup_tests_pass_in_a_pure_cgroup_v2_guest(guest_ready):
+    tests = guest.default_tests()
+    assert tests, "none of the guest's test files exist"
+    assert "tests/integration/test_cgroups_placement.py" in tests
+    command = guest.pytest_argv(tests, ["-q", "-rfEs"])
+    result = guest.run_guest(command, timeout=TIMEOUT)
+
+    summary = [line for line in result.output.splitlines() if re.search(r"\b(passed|failed|error)", line)]
+    print(
+        f"guest: boot {result.boot_seconds:.1f} s (guest uptime {result.guest_uptime_at_ready} s), "
+        f"total {result.total_seconds:.1f} s, controllers: {result.controllers}; "
+        f"{summary[-1] if summary else 'no pytest summary'}"
+    )
+    assert set(result.controllers.split()) >= EXPECTED_CONTROLLERS, result.controllers
+    tail = "\n".join(result.output.splitlines()[-120:])
+    assert result.exit_code == 0, f"pytest in the guest exited {result.exit_code}:\n{tail}"

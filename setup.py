@@ -26,6 +26,10 @@ NATIVE_DIR = os.path.join("pyrunc", "_native")
 INIT_SOURCE = os.path.join(NATIVE_DIR, "init.c")
 INIT_EXECUTABLE = "pyrunc-init"
 INIT_CFLAGS = ["-static", "-O2", "-Wall"]
+# pyrunc-probe (pyrunc.harness): performs raw syscalls inside containers; static like
+# pyrunc-init because it is bind-mounted into whatever rootfs a test uses.
+PROBE_SOURCE = os.path.join(NATIVE_DIR, "probe.c")
+PROBE_EXECUTABLE = "pyrunc-probe"
 
 
 LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
@@ -52,17 +56,18 @@ class build_ext_with_init(build_ext):
     def run(self) -> None:
         super().run()
         self._build_init()
+        self._build_init(PROBE_SOURCE, PROBE_EXECUTABLE)
 
-    def _init_output_path(self) -> str:
+    def _init_output_path(self, executable: str = INIT_EXECUTABLE) -> str:
         # Editable installs (PEP 660) set editable_mode; both it and --inplace build into
         # the source tree, where the package is imported from.
         if self.inplace or getattr(self, "editable_mode", False):
-            return os.path.join(NATIVE_DIR, INIT_EXECUTABLE)
-        return os.path.join(self.build_lib, NATIVE_DIR, INIT_EXECUTABLE)
+            return os.path.join(NATIVE_DIR, executable)
+        return os.path.join(self.build_lib, NATIVE_DIR, executable)
 
-    def _build_init(self) -> None:
-        output = self._init_output_path()
-        sources = [INIT_SOURCE] + sorted(glob.glob(os.path.join(NATIVE_DIR, "*.h")))
+    def _build_init(self, source: str = INIT_SOURCE, executable: str = INIT_EXECUTABLE) -> None:
+        output = self._init_output_path(executable)
+        sources = [source] + sorted(glob.glob(os.path.join(NATIVE_DIR, "*.h")))
         if not self.force and os.path.exists(output):
             newest_source = max(os.path.getmtime(path) for path in sources)
             if os.path.getmtime(output) >= newest_source:
@@ -70,7 +75,7 @@ class build_ext_with_init(build_ext):
         os.makedirs(os.path.dirname(output), exist_ok=True)
         compiler = shlex.split(os.environ.get("CC", "gcc"))
         temporary = output + ".tmp"
-        command = [*compiler, *INIT_CFLAGS, "-o", temporary, INIT_SOURCE]
+        command = [*compiler, *INIT_CFLAGS, "-o", temporary, source]
         self.announce("compiling " + " ".join(command), level=2)
         try:
             subprocess.run(command, check=True)
@@ -81,7 +86,8 @@ class build_ext_with_init(build_ext):
 
     def get_outputs(self) -> list[str]:
         # Listed so that `install --record` and wheel RECORD account for the executable.
-        return [*super().get_outputs(), self._init_output_path()]
+        return [*super().get_outputs(), self._init_output_path(),
+                self._init_output_path(PROBE_EXECUTABLE)]
 
 
 setup(

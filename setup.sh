@@ -19,6 +19,10 @@ APT_PACKAGES=(busybox-static runc crun libseccomp-dev libcap-dev gcc libc6-dev)
 # The engines tests/engines starts with pyrunc as their runtime (runc stays their default):
 # containerd (ctr + containerd-shim-runc-v2), docker, podman with conmon.
 APT_PACKAGES+=(containerd docker.io podman conmon)
+# tests/vm boots a throw-away pure cgroup v2 guest: qemu (TCG) and Debian's generic kernel,
+# which only adds files to /boot and /lib/modules (no bootloader is installed or touched);
+# tiny-initramfs satisfies its initramfs dependency without pulling udev or a systemd upgrade.
+APT_PACKAGES+=(qemu-system-x86 tiny-initramfs linux-image-amd64)
 STAMP="$REPO/build/pyrunc-install.stamp"
 
 say() { printf '==> %s\n' "$*" >&2; }

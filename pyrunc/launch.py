@@ -45,7 +45,8 @@ class Launch:
         env = list(self.spec.process.env)
         extra = 0
         listen = os.environ.get("LISTEN_FDS", "")
-        if listen.isdigit() and int(listen) > 0:
+        # systemd's rule: the fds are ours only when LISTEN_PID names this process
+        if listen.isdigit() and int(listen) > 0 and os.environ.get("LISTEN_PID") == str(os.getpid()):
             extra = int(listen)
             env = [e for e in env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
             env += [f"LISTEN_FDS={extra}", "LISTEN_PID=1"]
@@ -68,6 +69,8 @@ class Launch:
                 cgroupns_new="cgroup" in types and not types["cgroup"],
                 no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr))
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
+            # a missing cwd is created (runc), before the root may become read-only
+            plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")
             if self._has_sync_hooks():
                 plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
             rootfs.add_pivot_ops(plan, s, ctx)

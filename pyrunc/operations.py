@@ -51,6 +51,9 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     if preserve_fds < 0:
         raise PyruncError("--preserve-fds: must not be negative")
     _log_spec_warnings(s)
+    from pyrunc import lsm
+    lsm.check(apparmor_profile=s.process.apparmor_profile, selinux_label=s.process.selinux_label,
+              mount_label=s.linux.mount_label)
 
     c = Container.reserve(g.root, container_id)
     mgr = None
@@ -115,7 +118,7 @@ def _log_spec_warnings(s) -> None:
                 log.warning(f"ignoring capability {name} unknown to this kernel ({kind} set)")
         for name in c.ambient:
             if name not in c.permitted or name not in c.inheritable:
-                log.warning(f"ambient capability {name} ignored: not in the permitted and inheritable sets")
+                log.debug(f"ambient capability {name} ignored: not in the permitted and inheritable sets")
 
 
 def _hooks_state(s) -> dict:
@@ -438,10 +441,9 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     defaults = c.data.get("exec", {})
     process = _exec_process_spec(defaults.get("process") or {}, process_file, args, cwd, env, user,
                                  additional_gids, caps, no_new_privs, tty)
-    if apparmor or process.apparmor_profile:
-        raise PyruncError("apparmor is not enabled on this system")
-    if process_label or process.selinux_label:
-        raise PyruncError("selinux is not enabled on this system")
+    from pyrunc import lsm
+    lsm.check(apparmor_profile=apparmor or process.apparmor_profile,
+              selinux_label=process_label or process.selinux_label)
     if process.terminal and detach and not console_socket:
         raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
     if not process.terminal and console_socket:

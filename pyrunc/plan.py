@@ -49,6 +49,7 @@ OP_CHROOT = 35
 OP_LOOKUP = 36
 OP_KEYRING = 37
 OP_PRIVATE_IF_SHARED = 38
+OP_MKDIR = 39
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE = 0, 1, 2
@@ -154,6 +155,8 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
     for t in ns.JOIN_ORDER:
         if t in joined:
             plan.add(OP_SETNS, (ns.flag(t),), (joined[t],), what=f"join {t} namespace {joined[t]}")
+            if t == "user":
+                plan.add(OP_SETRESID, (0, 0), what="become root in the joined user namespace")
     if "user" in new:
         plan.add(OP_UNSHARE, (ns.CLONE_NEWUSER,), what="create user namespace")
         plan.add(OP_SYNC, (SYNC_USERNS,), what="wait for the id maps")
@@ -244,4 +247,13 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
         plan.add(OP_WAIT_START, (wait_fd,), what="wait for start")
     if seccomp_bpf is not None and process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
-    plan.add(OP_EXEC, (len(process.args),), (*process.args, *env), what=f"exec {process.args[0]}")
+    plan.add(OP_EXEC, (len(process.args), process.user.uid), (*process.args, *dedupe_env(env)),
+             what=f"exec {process.args[0]}")
+
+
+def dedupe_env(env: list[str]) -> list[str]:
+    """One entry per name: the first position, the last value (runc)."""
+    values: dict[str, str] = {}
+    for entry in env:
+        values[entry.partition("=")[0]] = entry
+    return list(values.values())

@@ -765,18 +765,60 @@ static void op_lookup(const struct op *op)
 	fail(saw_eacces ? EACCES : ENOENT);
 }
 
+/* HOME=<home of uid in the container's /etc/passwd>, or HOME=/ (runc's rule). */
+static char *home_for(long uid)
+{
+	static char home[4200];
+	char buf[65536];
+	strcpy(home, "HOME=/");
+	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return home;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return home;
+	buf[n] = '\0';
+	for (char *line = buf; line && *line;) {
+		char *eol = strchr(line, '\n');
+		if (eol)
+			*eol = '\0';
+		/* name:passwd:uid:gid:gecos:home:shell */
+		char *field[7] = { line };
+		int nf = 1;
+		for (char *c = line; *c && nf < 7; c++)
+			if (*c == ':') {
+				*c = '\0';
+				field[nf++] = c + 1;
+			}
+		if (nf >= 6 && field[2][0] && strtol(field[2], NULL, 10) == uid &&
+		    strlen(field[5]) < sizeof(home) - 6) {
+			snprintf(home, sizeof(home), "HOME=%s", field[5]);
+			break;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return home;
+}
+
 static void op_exec(const struct op *op)
 {
 	int argc = (int)get_int(op, 0);
+	long home_uid = op->nints > 1 ? (long)get_int(op, 1) : -1;
 	int nenv = op->nstrs - argc;
 	char **argv = calloc((size_t)argc + 1, sizeof(char *));
-	char **envp = calloc((size_t)nenv + 1, sizeof(char *));
+	char **envp = calloc((size_t)nenv + 2, sizeof(char *));
 	if (!argv || !envp)
 		fail(ENOMEM);
 	for (int i = 0; i < argc; i++)
 		argv[i] = (char *)op->strs[i];
-	for (int i = 0; i < nenv; i++)
+	int has_home = 0;
+	for (int i = 0; i < nenv; i++) {
 		envp[i] = (char *)op->strs[argc + i];
+		has_home |= !strncmp(envp[i], "HOME=", 5);
+	}
+	if (!has_home && home_uid >= 0)
+		envp[nenv] = home_for(home_uid);
 	execve(exec_file[0] ? exec_file : argv[0], argv, envp);
 	fail(errno);
 }
@@ -998,6 +1040,9 @@ int main(int argc, char **argv)
 			break;
 		case OP_LOOKUP:
 			op_lookup(&op);
+			break;
+		case OP_MKDIR:
+			mkdir_in_root(op.strs[0], 0);
 			break;
 		case OP_PRIVATE_IF_SHARED:
 			op_private_if_shared(&op);

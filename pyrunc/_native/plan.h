@@ -45,7 +45,8 @@ enum op_code {
 	OP_SECCOMP = 25,     /* ints: filter flags; strs: BPF program (struct sock_filter[]) */
 	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec */
 	OP_WAIT_START = 27,  /* ints: listening socket fd */
-	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] replaced by OP_LOOKUP's result) */
+	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc, uid whose passwd home becomes
+	                        HOME when env has none (-1: don't) (argv[0] resolved by OP_LOOKUP) */
 	OP_UMASK = 29,       /* ints: mask */
 	OP_SETSID = 30,
 	OP_READY = 31,       /* tell the runtime that create is done */
@@ -56,6 +57,7 @@ enum op_code {
 	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC */
 	OP_KEYRING = 37,     /* strs: name         join a new session keyring */
 	OP_PRIVATE_IF_SHARED = 38, /* strs: mount point as /proc/self/mountinfo writes it, path */
+	OP_MKDIR = 39,       /* strs: in-root path   mkdir -p inside the root */
 	OP_MAX
 };
 

@@ -372,7 +372,7 @@ class Manager:
         return _apply(self, resources, devices=devices, update=update)
 
     def stats(self) -> dict:
-        return _stats(self)
+        return _collect_stats(self)
 
     def oom_watch(self):
         return _oom_watch(self)
@@ -547,6 +547,8 @@ def _apply(self: Manager, resources: dict | None, *, devices=(), update: bool = 
     for field in _resources.ignored_fields(r, version):
         log.debug(f"{field} is ignored (as runc 1.1 does)")
     probe = _DirProbe(self)
+    unified = self.unified_path
+    bpf_fallback = False
     rules = None
     if not update:
         rules = _resources.device_rules(r["devices"], devices)
@@ -559,20 +561,29 @@ def _apply(self: Manager, resources: dict | None, *, devices=(), update: bool = 
                                   f"{r['memory']['limit']} below usage {usage}")
         needed = _resources.v2_controllers(r)
     else:
-        writes = _resources.v1_plan(r, probe, devices=rules)
+        bpf_fallback = rules is not None and self._v1_dir("devices") is None
+        writes = _resources.v1_plan(r, probe, devices=None if bpf_fallback else rules)
+        if bpf_fallback:
+            # No v1 devices hierarchy (for_container() already refused the case where
+            # one exists but is unmounted): the kernel still enforces a cgroup2 device
+            # program, so use that when cgroup2 is there.
+            if unified is None:
+                log.warning("no devices cgroup: device access of the container is not restricted")
+                rules = None
         if r["unified"]:
             writes += _hybrid_unified_writes(self, r)
         needed = [w.name.split(".", 1)[0] for w in writes if w.controller == ""]
-    unified = self.unified_path
+    needed = [c for c in needed if c != "cgroup"]
     if needed and unified is not None:
         from pyrunc.cgroups import _v2
-        if version == 1:
-            mount = self._mounts[UNIFIED_KEY]
-            available = set(_read(mount.rstrip("/") + "/cgroup.controllers").split())
-            missing = [c for c in needed if c not in available]
-            if missing:
-                raise CgroupError(f"linux.resources: cgroup controller {missing[0]} is not available "
-                                  "(neither a v1 hierarchy nor in cgroup2)")
+        mount = self._mounts[UNIFIED_KEY].rstrip("/")
+        available = set(_read(mount + "/cgroup.controllers").split())
+        for controller in needed:
+            if controller not in available:
+                field = next((w.field for w in writes if w.controller == ""
+                              and w.name.startswith(controller + ".")), "linux.resources")
+                raise CgroupError(f"{field}: cgroup controller {controller} is not available "
+                                  f"(not in {mount}/cgroup.controllers)")
         _v2.enable_controllers(self._mounts[UNIFIED_KEY], unified, needed, strict=True)
     for w in writes:
         directory = probe.dir(w.controller)
@@ -580,7 +591,7 @@ def _apply(self: Manager, resources: dict | None, *, devices=(), update: bool = 
             ctrl = w.controller or "cgroup2"
             raise CgroupError(f"{w.field}: cgroup controller {ctrl} is not mounted on this host")
         _write_resource(directory, w)
-    if version == 2 and rules is not None and unified is not None:
+    if (version == 2 or bpf_fallback) and rules is not None and unified is not None:
         from pyrunc.cgroups import _bpf
         _bpf.apply(unified, rules)
     return r
@@ -635,7 +646,7 @@ def _read_first_int(directory: str, names) -> int:
     return 0
 
 
-def _stats(self: Manager) -> dict:
+def _collect_stats(self: Manager) -> dict:
     """runc's events "stats" data object (types.Stats), from whichever hierarchies exist."""
     from pyrunc.cgroups import _stats
     return _stats.collect(self)

@@ -136,10 +136,9 @@ def normalize(raw: dict | None) -> dict:
     b = _obj(r.get("blockIO"), p)
 
     def weight(value, path):
-        w = _int(value, path, 0, 1000)
-        if w and w < 10:
-            _fail(path, f"{w} is out of range [10, 1000]")
-        return w
+        # uint16 as in the spec; the range (CFQ 10-1000, BFQ 1-1000) is the kernel's to
+        # check, as with runc
+        return _int(value, path, 0, 65535)
 
     blkio = {"weight": weight(b.get("weight"), p + ".weight"),
              "leafWeight": weight(b.get("leafWeight"), p + ".leafWeight"), "weightDevice": []}

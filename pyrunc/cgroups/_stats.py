@@ -153,7 +153,7 @@ def _collect_v1(v1: dict[str, str], unified: str | None) -> dict:
             "memory_spread_slab", "memory_pressure", "sched_load_balance", "sched_relax_domain_level")
     mem = v1.get("memory")
     if mem:
-        raw = _kv(mem + "/memory.stat")
+        raw = dict(sorted(_kv(mem + "/memory.stat").items()))  # Go marshals maps sorted
 
         def entry(prefix: str) -> dict:
             return _mem_entry(_int(f"{mem}/{prefix}.limit_in_bytes"), _int(f"{mem}/{prefix}.usage_in_bytes"),
@@ -215,7 +215,7 @@ def _collect_v2(d: str | None) -> dict:
                        "memory_spread_slab": 0, "memory_pressure": 0, "sched_load_balance": 0,
                        "sched_relax_domain_level": 0}
     if os.path.exists(d + "/memory.current"):
-        raw = _kv(d + "/memory.stat")
+        raw = dict(sorted(_kv(d + "/memory.stat").items()))
         events = _kv(d + "/memory.events")
         max_text = (_read(d + "/memory.max") or "").strip()
         limit = (1 << 64) - 1 if max_text == "max" else _int(d + "/memory.max")

@@ -359,11 +359,12 @@ def processes_mentioning(marker: str) -> list[str]:
 
 
 def mounts_below(directory: str) -> list[str]:
+    """Mount points strictly beneath `directory`."""
     prefix = directory.rstrip("/") + "/"
     return [
         line.split()[4]
         for line in open("/proc/self/mountinfo").read().splitlines()
-        if (line.split()[4] + "/").startswith(prefix)
+        if line.split()[4].startswith(prefix)
     ]
 
 
@@ -401,7 +402,11 @@ def stop_daemon(process: subprocess.Popen, name: str, timeout: float = 30) -> No
 def state_dirs(root: str) -> list[str]:
     if not os.path.isdir(root):
         return []
-    return sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+    # pyrunc keeps a compiled-seccomp cache in <root>/.pyrunc-cache: not a container.
+    return sorted(
+        e for e in os.listdir(root)
+        if not e.startswith(".") and os.path.isdir(os.path.join(root, e))
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -713,13 +718,16 @@ class PodmanEngine:
             f'[storage]\ndriver = "overlay"\ngraphroot = "{self.directory}/storage"\n'
             f'runroot = "{self.directory}/runroot"\n'
         )
-        # The hard NOFILE limit here is below podman's default 1048576 for root.
+        # The hard limits here are below podman's defaults for root (NOFILE 1048576,
+        # NPROC 32768), and raising a hard limit is refused.
         import resource
 
         nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536)
+        nproc_hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        nproc = 32768 if nproc_hard == resource.RLIM_INFINITY else min(nproc_hard, 32768)
         self.conf.write_text(
             f"""[containers]
-default_ulimits = ["nofile={nofile}:{nofile}"]
+default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
 netns = "none"
 cgroupns = "private"
 log_driver = "k8s-file"

@@ -133,9 +133,11 @@ def test_stop_timeout_137_restart_and_start_again(docker, runtime, engine_name):
 
 
 def test_rm_force_running(docker, runtime, engine_name):
-    start_detached(docker, runtime, engine_name, "sleep", "60")
-    pid = int(inspect(docker, engine_name, "{{.State.Pid}}"))
-    docker.docker("rm", "-f", engine_name)
+    try:
+        start_detached(docker, runtime, engine_name, "sleep", "60")
+        pid = int(inspect(docker, engine_name, "{{.State.Pid}}"))
+    finally:
+        docker.docker("rm", "-f", engine_name)
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to go")
     assert docker.docker("ps", "-aq").stdout.split() == []
 

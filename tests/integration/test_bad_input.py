@@ -230,3 +230,43 @@ def test_bad_input_on_other_commands_is_one_line(pyrunc_cmd, container_id):
             assert "argument(s)" in result.stderr, (words, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout, words
         assert len(result.stderr.splitlines()) == 1, (words, result.stderr)
+
+
+def _drop_process(config: dict) -> None:
+    del config["process"]
+
+
+# (config edit, substrings the one error line must contain); runc 1.1.5 rejects each at
+# `create` too (checked by hand with /usr/sbin/runc).
+MORE_CASES = {
+    "no-process": (_drop_process, ["process"]),
+    "empty-args": (lambda c: c["process"].update(args=[]), ["args"]),
+    "relative-cwd": (lambda c: c["process"].update(cwd="tmp"), ["cwd"]),
+    "unknown-fs-type": (lambda c: c["mounts"].append(
+        {"destination": "/mnt", "type": "no-such-fs", "source": "x"}), ["/mnt", "no such device"]),
+    "rootfs-is-a-file": (lambda c: c["root"].update(path="/etc/passwd"), ["/etc/passwd"]),
+    "duplicate-namespace": (lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
+                            ["pid"]),
+    "soft-above-hard": (lambda c: c["process"].update(
+        rlimits=[{"type": "RLIMIT_NOFILE", "soft": 2000, "hard": 1000}]), ["rlimit"]),
+    "host-sysctl": (lambda c: c["linux"].update(sysctl={"foo.bar": "1"}), ["foo.bar"]),
+    "hostname-sysctl": (lambda c: c["linux"].update(sysctl={"kernel.hostname": "x"}),
+                        ["kernel.hostname"]),
+    "args0-is-a-directory": (lambda c: c["process"].update(args=["/tmp"]),
+                             ['"/tmp"', "permission denied"]),
+    "args0-not-executable": (lambda c: c["process"].update(args=["/etc/passwd"]),
+                             ['"/etc/passwd"', "permission denied"]),
+    "args0-absolute-missing": (lambda c: c["process"].update(args=["/no/such/program"]),
+                               ['"/no/such/program"', "no such file or directory"]),
+    "join-missing-namespace": (lambda c: c["linux"].update(namespaces=[
+        n for n in c["linux"]["namespaces"] if n["type"] != "network"
+    ] + [{"type": "network", "path": "/nonexistent/ns"}]), ["/nonexistent/ns"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_CASES))
+def test_more_config_errors(fails_cleanly, bundle, case):
+    edit, wanted = MORE_CASES[case]
+    line = fails_cleanly("-b", bundle(edit))
+    for text in wanted:
+        assert text in line, (case, line)

@@ -38,6 +38,10 @@ def message_of(stderr: str) -> str:
         "hostname",
         "grep -E '^(Cap|NoNewPrivs)' /proc/self/status",
         "ulimit -n; ulimit -Hn",
+        "ulimit -a; ulimit -Ha",
+        "grep -E '^(Seccomp|Cpus_allowed_list|Mems_allowed_list|Groups|Uid|Gid)' /proc/self/status",
+        "cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname",
+        "ls /proc/self/ns | sort; readlink /proc/self/root; cat /proc/self/setgroups",
         "env | sort",
         "pwd",
         "umask",
@@ -51,6 +55,17 @@ def test_container_sees_the_same(pyrunc_cmd, runc_cmd, bundle, container_id, scr
     reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
     assert ours.stdout == reference.stdout
     assert ours.stderr == reference.stderr
+
+
+def test_cgroup_membership(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """/proc/self/cgroup: the container is in its own cgroup in EVERY hierarchy (engines
+    read stats from each), at the same place runc puts it."""
+    b = bundle(args=["cat", "/proc/self/cgroup"])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    runc_lines = reference.stdout.replace(container_id + "-runc", "ID").splitlines()
+    our_lines = ours.stdout.replace(container_id, "ID").splitlines()
+    assert all(line.endswith("/ID") for line in runc_lines), runc_lines
+    assert our_lines == runc_lines
 
 
 def test_pid_one_is_the_user_process(pyrunc_cmd, runc_cmd, bundle, container_id):
@@ -313,4 +328,10 @@ def test_non_root_process_sees_the_same(pyrunc_cmd, runc_cmd, bundle, container_
     b = bundle(customise, args=["sh", "-c", script])
     reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
     assert "uid=1000" in reference.stdout
+    # HOME first set aside so that any other difference shows up on its own
+    without_home = lambda text: [l for l in text.splitlines() if not l.startswith("HOME=")]
+    assert without_home(ours.stdout) == without_home(reference.stdout)
+    # runc sets HOME from the user's /etc/passwd entry in the rootfs when the spec's env
+    # has none (libcontainer's init: "if HOME is not set, set it from the user's home")
+    assert "HOME=/home/user" in reference.stdout.splitlines()
     assert ours.stdout == reference.stdout

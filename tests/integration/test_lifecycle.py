@@ -496,7 +496,10 @@ def test_run_forwards_sigterm_to_the_container(
 ):
     signal_dir = tmp_path / "signal"
     signal_dir.mkdir()
-    script = "trap 'exit 42' TERM; echo ready > /signal/ready; while :; do sleep 0.05; done"
+    script = (
+        "for s in HUP INT USR1 USR2; do trap \"echo $s >> /signal/got\" $s; done;"
+        " trap 'exit 42' TERM; echo ready > /signal/ready; while :; do sleep 0.05; done"
+    )
     b = bundle(with_signal_dir(signal_dir), args=["sh", "-c", script])
     binary = pyrunc_cmd.__self__.binary
     runner = subprocess.Popen(
@@ -505,6 +508,19 @@ def test_run_forwards_sigterm_to_the_container(
     )
     try:
         wait_for_file(signal_dir / "ready")
+        got = signal_dir / "got"
+        expected = []
+        # like runc, every catchable signal is passed on, not only TERM
+        for number, name in [(signal.SIGHUP, "HUP"), (signal.SIGINT, "INT"),
+                             (signal.SIGUSR1, "USR1"), (signal.SIGUSR2, "USR2")]:
+            runner.send_signal(number)
+            expected.append(name)
+            deadline = time.monotonic() + 5
+            while not got.exists() or got.read_text().split() != expected:
+                assert runner.poll() is None, f"pyrunc run died of {name}"
+                assert time.monotonic() < deadline, (name, got.read_text() if got.exists()
+                                                     else None)
+                time.sleep(0.02)
         runner.send_signal(signal.SIGTERM)
         stdout, stderr = runner.communicate(timeout=10)
         assert runner.returncode == 42, stderr
@@ -527,6 +543,50 @@ def test_run_detached_leaves_it_running(pyrunc_cmd, bundle, container_id, tmp_pa
     assert state["status"] == "running"
     assert pid_file.read_text() == str(state["pid"])
     assert Path(f"/proc/{state['pid']}/comm").read_text() == "sleep\n"
+
+
+def test_run_detached_passes_stdio_to_the_container(
+    pyrunc_cmd, bundle, container_id, state_root, tmp_path
+):
+    """`run -d` hands its own stdio to the container (the shim reads the container's
+    output from the pipes it gave the runtime)."""
+    binary = pyrunc_cmd.__self__.binary
+    b = bundle(args=["sh", "-c", "read line; echo \"out [$line]\"; echo err >&2"])
+    (tmp_path / "in").write_text("typed\n")
+    with open(tmp_path / "in") as stdin, open(tmp_path / "out", "w") as out, \
+            open(tmp_path / "err", "w") as err:
+        result = subprocess.run(
+            [binary, "--root", str(state_root), "run", "-d", "-b", str(b), container_id],
+            stdin=stdin, stdout=out, stderr=err, timeout=60,
+        )
+    assert result.returncode == 0, (tmp_path / "err").read_text()
+    wait_for_status(pyrunc_cmd, container_id, "stopped")
+    assert (tmp_path / "out").read_text() == "out [typed]\n"
+    assert (tmp_path / "err").read_text() == "err\n"
+
+
+def test_delete_force_kills_every_process_of_the_container(
+    pyrunc_cmd, bundle, container_id, state_root, assert_no_residue
+):
+    b = bundle(args=["sh", "-c", "sleep 60 & sleep 61 & (trap '' TERM; sleep 62) & wait"])
+    pyrunc_cmd("run", "-d", "-b", b, container_id, check=True)
+    init_pid = state_of(pyrunc_cmd, container_id)["pid"]
+    pids_path = next(
+        line.split(":", 2)[2]
+        for line in Path(f"/proc/{init_pid}/cgroup").read_text().splitlines()
+        if line.split(":")[1] == "pids"
+    )
+    procs_file = Path(f"/sys/fs/cgroup/pids{pids_path}/cgroup.procs")
+    deadline = time.monotonic() + 5
+    while len(procs_file.read_text().split()) < 4:  # sh and 3 sleeps (+ maybe a subshell)
+        assert time.monotonic() < deadline, procs_file.read_text()
+        time.sleep(0.02)
+    members = [int(p) for p in procs_file.read_text().split()]
+    result = pyrunc_cmd("delete", "--force", container_id)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert [p for p in members if pid_alive(p)] == []
+    assert not procs_file.parent.exists()
+    assert_no_residue(state_root, [container_id], grace=5)
 
 
 def test_run_keep_leaves_a_stopped_container(

@@ -332,7 +332,8 @@ def test_no_new_privileges(no_new_privileges, shown, bundle, pyrunc_cmd, contain
 def test_oom_score_adj(bundle, pyrunc_cmd, container_id):
     current = int(Path("/proc/self/oom_score_adj").read_text())
     wanted = max(current, 500)  # raising needs no privilege, lowering might
-    b = bundle(lambda c: c["process"].update(oomScoreAdj=wanted), args=["cat", "/proc/self/oom_score_adj"])
+    b = bundle(lambda c: c["process"].update(oomScoreAdj=wanted),
+               args=["cat", "/proc/self/oom_score_adj"])
     assert run_ok(pyrunc_cmd, b, container_id) == f"{wanted}\n"
 
 
@@ -415,11 +416,19 @@ def test_ambient_capability_of_a_non_root_user(bundle, pyrunc_cmd, container_id)
 def test_ambient_capability_not_inheritable_is_ignored(bundle, pyrunc_cmd, container_id):
     seen = caps_inside(pyrunc_cmd, bundle, container_id,
                        lambda c: non_root_with_net_bind(c, inheritable=False))
-    assert seen == {"bounding": 0x400, "effective": 0, "permitted": 0, "inheritable": 0, "ambient": 0}
+    assert seen == {"bounding": 0x400, "effective": 0, "permitted": 0,
+                    "inheritable": 0, "ambient": 0}
 
 
-# Binds port 80 in the background and reports whether the listener is still alive.
-BIND_PORT_80 = "nc -l -p 80 2>/dev/null & sleep 0.3; if kill $! 2>/dev/null; then echo bound; else echo refused; fi"
+# Serves /etc on port 80 in the background: "bound" once a client fetched a file, "refused"
+# once the server died (bind failed); bounded to ~5 s.
+BIND_PORT_80 = (
+    "httpd -f -p 127.0.0.1:80 -h /etc 2>/dev/null & server=$!; "
+    "for i in $(seq 100); do "
+    "if wget -q -O /dev/null http://127.0.0.1:80/group 2>/dev/null; then echo bound; break; fi; "
+    "if ! kill -0 $server 2>/dev/null; then echo refused; break; fi; "
+    "sleep 0.05; done; kill $server 2>/dev/null; true"
+)
 
 
 @pytest.mark.parametrize("inheritable, outcome", [(True, "bound"), (False, "refused")])
@@ -453,8 +462,11 @@ def test_capabilities_in_a_user_namespace(bundle, pyrunc_cmd, container_id, user
         tmpfs_at(config, "/tmp")
         set_caps(config, bounding=chosen, effective=chosen, permitted=chosen)
 
-    script = ("grep Cap /proc/self/status; touch /tmp/f; chown 1000:1000 /tmp/f; stat -c %u:%g /tmp/f; "
-              "touch /tmp/g; chmod 600 /tmp/g; chown 1000 /tmp/g; cat /tmp/g 2>/dev/null || echo denied")
+    script = (
+        "grep Cap /proc/self/status; "
+        "touch /tmp/f; chown 1000:1000 /tmp/f; stat -c %u:%g /tmp/f; "
+        "touch /tmp/g; chmod 600 /tmp/g; chown 1000 /tmp/g; cat /tmp/g 2>/dev/null || echo denied"
+    )
     b = bundle(edit, args=["sh", "-c", script])
     lines = run_ok(pyrunc_cmd, b, container_id).splitlines()
     fields = status_fields("\n".join(lines[:5]))

@@ -179,16 +179,22 @@ def test_init_is_not_dumpable_for_the_containers_own_uid(bundle, pyrunc_cmd, con
     status = Path(f"/proc/{pid}/status").read_text()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     assert uid_line.split()[1:] == ["100000"] * 4, uid_line
-    proc_dir = os.stat(f"/proc/{pid}")
-    assert (proc_dir.st_uid, proc_dir.st_gid) == (0, 0), "a dumpable process's /proc dir is owned by its uid"
+    # the kernel gives the files of a non-dumpable process to root (task_dump_owner);
+    # a dumpable one's belong to its euid
+    for name in ("status", "exe", "mem", "environ"):
+        owner = os.lstat(f"/proc/{pid}/{name}")
+        assert (owner.st_uid, owner.st_gid) == (0, 0), f"/proc/{pid}/{name} owned by {owner.st_uid}: init is dumpable"
     assert _try_open_exe_as(100000, pid) in (errno.EACCES, errno.EPERM)
 
-    # the control: an ordinary (dumpable) process of that uid is open to its peers, so
-    # the check above really depends on dumpability
+    # the control: an ordinary (dumpable) process of that uid owns its /proc files and
+    # its peers may open its exe, so the checks above really depend on dumpability
     control = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: (os.setgroups([]), os.setresgid(100000, 100000, 100000),
                                                                      os.setresuid(100000, 100000, 100000)))
     try:
-        time.sleep(0.05)
+        deadline = time.monotonic() + 5
+        while os.lstat(f"/proc/{control.pid}/status").st_uid != 100000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.lstat(f"/proc/{control.pid}/status").st_uid == 100000
         assert _try_open_exe_as(100000, control.pid) == 0
     finally:
         control.kill()
@@ -394,6 +400,20 @@ def test_symlinked_dev_null_never_becomes_a_mask(target, bundle, pyrunc_cmd, con
     assert "processor" not in result.stdout, "/proc/cpuinfo was not masked at all"
 
 
+def test_without_a_dev_mount_the_default_devices_are_created_and_masks_work(bundle, pyrunc_cmd, container_id):
+    """runc creates its default devices in the image's /dev when no /dev is mounted
+    (needsSetupDev), so masks have a real /dev/null to bind; the container must start
+    with /proc/kcore masked and /dev/null the 1:3 char device."""
+    def edit(config):
+        config["root"]["readonly"] = False
+        without_dev_mount(config)
+
+    b = bundle(edit, args=["sh", "-c", "stat -c '%F %t:%T' /dev/null; wc -c < /proc/kcore"], private_rootfs=True)
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["character", "special", "file", "1:3", "0"], result.stdout
+
+
 @pytest.mark.parametrize("target", ["/etc/passwd", "host-file"])
 def test_symlinked_dev_console_is_not_bound_through(target, bundle, pyrunc_cmd, container_id, tmp_path):
     """CVE-2025-52565: the pty is bound over /dev/console; a symlinked /dev/console must
@@ -405,8 +425,10 @@ def test_symlinked_dev_console_is_not_bound_through(target, bundle, pyrunc_cmd, 
     def edit(config):
         config["root"]["readonly"] = False
         config["process"]["terminal"] = True
-        # devpts must stay for the pty; only the /dev tmpfs goes
+        # devpts must stay for the pty; only the /dev tmpfs goes.  No file masks: they
+        # need a /dev/null, and this image has none (see the /dev/null test)
         config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]
+        config["linux"]["maskedPaths"] = [p for p in config["linux"]["maskedPaths"] if p in ("/proc/acpi", "/proc/scsi", "/sys/firmware")]
 
     b = bundle(edit, args=["sh", "-c", "head -1 /etc/passwd; stat -c %F /etc/passwd"], private_rootfs=True)
     rootfs = b / "rootfs"
@@ -484,6 +506,9 @@ def test_without_a_mount_namespace_nothing_is_mounted(bundle, pyrunc_cmd, contai
     def edit(config):
         config["root"]["readonly"] = True
         config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "mount"]
+        # runc refuses these without a mount namespace too
+        config["linux"]["maskedPaths"] = []
+        config["linux"]["readonlyPaths"] = []
         config["mounts"].append({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs"})
 
     b = bundle(edit, args=["sh", "-c", "ls /; echo ---; ls /proc | head -3; echo ---; readlink /proc/self/ns/mnt"])

@@ -525,9 +525,13 @@ def existing_tests(tests: Iterable[str], repo: Path = REPO) -> list[str]:
 
 
 def pytest_argv(tests: Sequence[str], pytest_args: Sequence[str] = ()) -> list[str]:
-    """This interpreter running pytest as ./setup.sh test does (-P: the installed pyrunc)."""
+    """This interpreter running pytest as ./setup.sh test does (-P: the installed pyrunc).
+    Without the cache plugin (nothing to keep in a throw-away guest) and without
+    hypothesis' plugin, whose import costs seconds under TCG (@given works without it)."""
     return [
-        sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", *pytest_args, *tests,
+        sys.executable, "-P", "-m", "pytest",
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+        *pytest_args, *tests,
     ]
 
 

@@ -1,0 +1,178 @@
+"""podman 4.3 with conmon: `podman --runtime pyrunc` (a name from containers.conf
+[engine.runtimes], listed in runtime_supports_json) and runc as the control."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from engine_support import IMAGE_REF, assert_cgroups_empty, state_dirs, wait_until
+
+
+@pytest.fixture
+def podman(podman_engine, runtime, engine_cgroup_parent):
+    """The engine bound to `runtime`, with a per-test check that nothing is left."""
+    podman_engine.current_runtime = runtime
+    yield podman_engine
+    problems = []
+    left = podman_engine.podman("ps", "-aq", check=False).stdout.split()
+    if left:
+        problems.append(f"podman containers left: {left}")
+        podman_engine.podman("rm", "-f", *left, check=False)
+    root = podman_engine.runtime_root(runtime)
+    left_state = state_dirs(root)
+    if left_state:
+        problems.append(f"runtime state dirs left in {root}: {left_state}")
+    try:
+        assert_cgroups_empty(engine_cgroup_parent)
+    except AssertionError as error:
+        problems.append(str(error))
+    assert not problems, "; ".join(problems)
+
+
+def pm(podman, *args, **kwargs):
+    return podman.podman(*args, runtime=podman.current_runtime, **kwargs)
+
+
+def run_flags(podman) -> list[str]:
+    return ["--network", "none", "--cgroup-parent", podman.cgroup_parent]
+
+
+def inspect(podman, name: str, template: str) -> str:
+    return pm(podman, "inspect", "-f", template, name).stdout.strip()
+
+
+def start_detached(podman, name, *command, flags=()):
+    pm(podman, "run", "-d", "--name", name, *run_flags(podman), *flags, IMAGE_REF, *command)
+    return inspect(podman, name, "{{.Id}}")
+
+
+def test_one_shot_exit_code_and_output(podman):
+    result = pm(podman, "run", "--rm", *run_flags(podman), IMAGE_REF,
+                "sh", "-c", "echo hi; echo oops >&2; exit 3", check=False)
+    assert result.returncode == 3, result
+    assert result.stdout == "hi\n"
+    assert result.stderr == "oops\n"
+
+
+def test_runtime_is_the_one_asked_for(podman, engine_name):
+    try:
+        start_detached(podman, engine_name, "sleep", "60")
+        assert inspect(podman, engine_name, "{{.OCIRuntime}}") == podman.current_runtime
+        # podman passes no --root: the container's state is in the runtime's default root.
+        full_id = inspect(podman, engine_name, "{{.Id}}")
+        assert full_id in state_dirs(podman.runtime_root(podman.current_runtime))
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
+
+
+def test_env_cwd_user_hostname_readonly(podman):
+    result = pm(
+        podman, "run", "--rm", *run_flags(podman),
+        "-e", "GREETING=hello there", "-w", "/tmp", "-u", "1000:1000",
+        "--hostname", "engine-test", "--read-only", "--read-only-tmpfs=false", IMAGE_REF,
+        "sh", "-c",
+        'echo "$GREETING"; pwd; id -u; id -g; hostname;'
+        " touch /probe 2>/dev/null && echo writable || echo readonly",
+    )
+    assert result.stdout.splitlines() == ["hello there", "/tmp", "1000", "1000", "engine-test", "readonly"]
+
+
+def test_stdin(podman):
+    result = pm(podman, "run", "--rm", "-i", *run_flags(podman), IMAGE_REF,
+                "sh", "-c", "read line; echo got:$line", input="from stdin\n")
+    assert result.stdout == "got:from stdin\n"
+
+
+def test_detached_logs_exec_top_pause_kill(podman, engine_name, engine_cgroup_parent):
+    try:
+        full_id = start_detached(
+            podman, engine_name, "sh", "-c",
+            "trap 'echo got-usr1; exit 7' USR1; echo started; while true; do sleep 0.1; done",
+        )
+        wait_until(lambda: "started" in pm(podman, "logs", engine_name).stdout, 15, "logs")
+        assert inspect(podman, engine_name, "{{.State.Status}}") == "running"
+
+        result = pm(podman, "exec", engine_name, "sh", "-c", "echo in-exec; exit 5", check=False)
+        assert result.returncode == 5, result
+        assert result.stdout == "in-exec\n"
+        result = pm(podman, "exec", "-e", "EXECVAR=x1", "-w", "/tmp", "-u", "1000",
+                    engine_name, "sh", "-c", "echo $EXECVAR; pwd; id -u")
+        assert result.stdout.splitlines() == ["x1", "/tmp", "1000"]
+        result = pm(podman, "exec", "-i", engine_name, "cat", input="exec stdin\n")
+        assert result.stdout == "exec stdin\n"
+
+        top = pm(podman, "top", engine_name, "pid", "args").stdout.splitlines()
+        assert top[0].split()[0] == "PID"
+        assert any("while true" in line for line in top[1:]), top
+
+        pm(podman, "pause", engine_name)
+        assert inspect(podman, engine_name, "{{.State.Status}}") == "paused"
+        freezer = f"/sys/fs/cgroup/freezer{engine_cgroup_parent}/libpod-{full_id}/freezer.state"
+        assert open(freezer).read().strip() == "FROZEN"
+        pm(podman, "unpause", engine_name)
+        assert inspect(podman, engine_name, "{{.State.Status}}") == "running"
+        assert open(freezer).read().strip() == "THAWED"
+
+        pm(podman, "kill", "--signal", "USR1", engine_name)
+        assert pm(podman, "wait", engine_name).stdout.strip() == "7"
+        assert "got-usr1" in pm(podman, "logs", engine_name).stdout
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
+
+
+def test_stop_timeout_137_restart_and_start_again(podman, engine_name):
+    try:
+        start_detached(podman, engine_name, "sh", "-c",
+                       "trap '' TERM; echo up; while true; do sleep 0.1; done")
+        started = time.monotonic()
+        pm(podman, "stop", "-t", "1", engine_name)
+        assert time.monotonic() - started >= 1
+        assert inspect(podman, engine_name, "{{.State.ExitCode}}") == "137"
+
+        pm(podman, "start", engine_name)
+        assert inspect(podman, engine_name, "{{.State.Status}}") == "running"
+        first_pid = inspect(podman, engine_name, "{{.State.Pid}}")
+        pm(podman, "restart", "-t", "1", engine_name)
+        assert inspect(podman, engine_name, "{{.State.Status}}") == "running"
+        assert inspect(podman, engine_name, "{{.State.Pid}}") != first_pid
+        assert pm(podman, "logs", engine_name).stdout.count("up") == 3
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
+
+
+def test_rm_force_running(podman, engine_name):
+    try:
+        start_detached(podman, engine_name, "sleep", "60")
+        pid = int(inspect(podman, engine_name, "{{.State.Pid}}"))
+    finally:
+        pm(podman, "rm", "-f", "-t", "1", engine_name)
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to go")
+    assert pm(podman, "ps", "-aq").stdout.split() == []
+
+
+def test_bad_command_error_reaches_podman(podman):
+    result = pm(podman, "run", "--rm", *run_flags(podman), IMAGE_REF, "/no/such/binary",
+                check=False)
+    # runc fails `create` ("executable file not found"), which podman maps to 127.
+    assert result.returncode == 127, (result.returncode, result.stderr)
+    assert "/no/such/binary" in result.stderr, result.stderr
+
+
+# Resource limits, stats and update: need pyrunc's cgroup resources (a colleague's work).
+
+
+def test_memory_limit_and_stats(podman, engine_name, engine_cgroup_parent):
+    try:
+        full_id = start_detached(podman, engine_name, "sleep", "60",
+                                 flags=["--memory", "64m", "--pids-limit", "50"])
+        base = f"{engine_cgroup_parent}/libpod-{full_id}"
+        assert open(f"/sys/fs/cgroup/memory{base}/memory.limit_in_bytes").read().strip() == str(64 << 20)
+        assert open(f"/sys/fs/cgroup/pids{base}/pids.max").read().strip() == "50"
+        stats = json.loads(pm(podman, "stats", "--no-stream", "--format", "json", engine_name).stdout)
+        assert stats[0]["name"] == engine_name, stats
+        assert stats[0]["mem_usage"].split("/")[1].strip().lower() in ("67.11mb", "64mib"), stats
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)

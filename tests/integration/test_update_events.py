@@ -1,0 +1,172 @@
+"""`update` and `events` through the installed CLI on this hybrid host: limits raised and
+lowered (memory+swap in both directions, runc's write order), flag parsing, merging with
+the saved resources, events --stats fields, the stats stream with an OOM event, and the
+errors runc gives for stopped containers."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+MiB = 1 << 20
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _dirs(state_root: Path, cid: str) -> dict[str, str]:
+    state = json.loads((state_root / cid / "state.json").read_text())
+    out = {}
+    for key, path in state["cgroup"]["dirs"].items():
+        for name in (key.split(",") if key else ["unified"]):
+            out[name] = path
+    return out
+
+
+def _bundle(bundle, resources: dict, args: list[str]):
+    def edit(config):
+        config["linux"]["resources"] = resources
+    return bundle(edit, args=args)
+
+
+def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, state_root):
+    b = _bundle(bundle, {"memory": {"limit": 64 * MiB, "swap": 64 * MiB}, "pids": {"limit": 50}},
+                ["sleep", "30"])
+    assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
+    d = _dirs(state_root, container_id)
+    mem = d["memory"]
+    has_memsw = os.path.exists(mem + "/memory.memsw.limit_in_bytes")
+    # raise memory and memory+swap together (memsw must be raised first)
+    r = pyrunc_cmd("update", "-r", "-", container_id, input=json.dumps(
+        {"memory": {"limit": 256 * MiB, "reservation": 0, "swap": 512 * MiB, "kernel": 0},
+         "cpu": {"shares": 0, "quota": 50000, "period": 100000}, "pids": {"limit": 77},
+         "blockIO": {"weight": 0}}))
+    assert r.returncode == 0, r.stderr
+    assert _read(mem + "/memory.limit_in_bytes") == str(256 * MiB)
+    if has_memsw:
+        assert _read(mem + "/memory.memsw.limit_in_bytes") == str(512 * MiB)
+    assert _read(d["pids"] + "/pids.max") == "77"
+    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "50000"
+    # lower both (memory first) through the flags, with a unit
+    r = pyrunc_cmd("update", "--memory", "32m", "--memory-swap", "48m", "--pids-limit", "20",
+                   "--cpu-quota", "-1", "--cpuset-cpus", "0", container_id)
+    assert r.returncode == 0, r.stderr
+    assert _read(mem + "/memory.limit_in_bytes") == str(32 * MiB)
+    if has_memsw:
+        assert _read(mem + "/memory.memsw.limit_in_bytes") == str(48 * MiB)
+    assert _read(d["pids"] + "/pids.max") == "20"
+    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "-1"
+    assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
+    # a later update of one field keeps the others (merged with the saved resources)
+    r = pyrunc_cmd("update", "--cpu-share", "300", container_id)
+    assert r.returncode == 0, r.stderr
+    assert _read(d["cpu"] + "/cpu.shares") == "300"
+    assert _read(mem + "/memory.limit_in_bytes") == str(32 * MiB)
+    saved = json.loads((state_root / container_id / "state.json").read_text())["resources"]
+    assert saved["memory"]["limit"] == 32 * MiB and saved["cpu"]["shares"] == 300
+    # bad update input names the field and changes nothing
+    r = pyrunc_cmd("update", "--cpuset-cpus", "0-", container_id)
+    assert r.returncode == 1 and "linux.resources.cpu.cpus" in r.stderr
+    r = pyrunc_cmd("update", "--memory", "12x", container_id)
+    assert r.returncode == 1 and "invalid value for memory: 12x" in r.stderr
+    assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
+
+
+
+
+def test_memory_limit_oom_kill_and_oom_event(bundle, container_id, pyrunc_cmd, state_root):
+    limit = 16 * MiB
+    b = _bundle(bundle, {"memory": {"limit": limit, "swap": limit}},
+                ["sh", "-c", "read x < /dev/null; sleep 1.5; tail /dev/zero; echo tail=$?; sleep 30"])
+    assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
+    binary = pyrunc_cmd.__self__.binary
+    events = subprocess.Popen([binary, "--root", str(state_root), "events", "--interval", "1s", container_id],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in events.stdout:
+            seen.append(json.loads(line))
+            if seen[-1]["type"] == "oom":
+                break
+        assert any(e["type"] == "stats" for e in seen)
+        assert seen[-1] == {"type": "oom", "id": container_id}
+    finally:
+        events.kill()
+        events.wait()
+    d = _dirs(state_root, container_id)
+    assert "oom_kill 1" in _read(d["memory"] + "/memory.oom_control")
+    # the container survives its OOM-killed child, and events stops with the container
+    assert pyrunc_cmd("kill", container_id, "KILL").returncode == 0
+    r = subprocess.run([binary, "--root", str(state_root), "events", "--interval", "1s", container_id],
+                       capture_output=True, text=True, timeout=15)
+    assert r.returncode == 1 and "is not running" in r.stderr
+
+
+
+
+def test_events_stats_fields(bundle, container_id, pyrunc_cmd):
+    b = _bundle(bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 10}}, ["sleep", "30"])
+    assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
+    r = pyrunc_cmd("events", "--stats", container_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1
+    ev = json.loads(lines[0])
+    assert ev["type"] == "stats" and ev["id"] == container_id
+    data = ev["data"]
+    assert list(data) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
+                          "network_interfaces"]
+    assert data["cpu"]["usage"]["total"] > 0 and "kernel" in data["cpu"]["usage"]
+    assert len(data["cpu"]["usage"]["percpu"]) == os.cpu_count()
+    assert data["memory"]["usage"]["limit"] == 64 * MiB and data["memory"]["usage"]["usage"] > 0
+    assert "rss" in data["memory"]["raw"] or "anon" in data["memory"]["raw"]
+    assert data["pids"] == {"current": 1, "limit": 10}
+    assert data["cpuset"]["cpus"] == list(range(os.cpu_count()))
+    assert data["network_interfaces"] is None
+
+
+
+
+def test_update_and_events_on_stopped_container_fail_like_runc(bundle, container_id, pyrunc_cmd):
+    b = _bundle(bundle, {}, ["true"])
+    assert pyrunc_cmd("create", "--bundle", b, container_id).returncode == 0
+    assert pyrunc_cmd("start", container_id).returncode == 0
+    for _ in range(100):
+        if json.loads(pyrunc_cmd("state", container_id).stdout)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    r = pyrunc_cmd("update", "--memory", "1m", container_id)
+    assert r.returncode == 1 and "container not running" in r.stderr
+    r = pyrunc_cmd("events", "--stats", container_id)
+    assert r.returncode == 1 and f"container with id {container_id} is not running" in r.stderr
+    r = pyrunc_cmd("events", "--interval", "5", container_id)
+    assert r.returncode == 1 and 'for flag -interval: parse error' in r.stderr
+
+
+def test_update_resources_file_and_pause_resume_still_work(bundle, container_id, pyrunc_cmd, state_root, tmp_path):
+    b = _bundle(bundle, {"pids": {"limit": 10}}, ["sleep", "30"])
+    assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
+    d = _dirs(state_root, container_id)
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({"pids": {"limit": 12}, "cpu": {"period": 50000, "quota": 10000}}))
+    # with -r the flags are ignored, as in runc
+    r = pyrunc_cmd("update", "-r", str(f), "--pids-limit", "99", container_id)
+    assert r.returncode == 0, r.stderr
+    assert _read(d["pids"] + "/pids.max") == "12"
+    assert _read(d["cpu"] + "/cpu.cfs_period_us") == "50000"
+    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "10000"
+    assert pyrunc_cmd("pause", container_id).returncode == 0
+    assert json.loads(pyrunc_cmd("state", container_id).stdout)["status"] == "paused"
+    r = pyrunc_cmd("update", "--pids-limit", "13", container_id)
+    assert r.returncode == 0, r.stderr
+    assert _read(d["pids"] + "/pids.max") == "13"
+    assert pyrunc_cmd("resume", container_id).returncode == 0
+    assert json.loads(pyrunc_cmd("state", container_id).stdout)["status"] == "running"

@@ -332,6 +332,10 @@ information is displayed once every 5 seconds.""",
 Where "<container-id>" is your name for the instance of the container.""",
             """The state command outputs current state information for the
 instance of a container.""", [], 1, 1),
+    # pyrunc's own: the seccomp profile tools; every argument goes to pyrunc.harness.cli
+    Command("profile", "record, check and compare seccomp profiles of a workload",
+            "record|check|diff [options]", "See `pyrunc profile --help` and docs/harness.md.",
+            [], 1, 1 << 30, interspersed=False),
 ]}
 
 # urfave/cli's built-in help command; it has no flags and any number of arguments.
@@ -824,10 +828,16 @@ def _do_events(g, opts: dict, args: list[str]) -> int:
     return 0
 
 
+def _do_profile(g, opts: dict, args: list[str]) -> int:
+    from pyrunc.harness.cli import main
+    return main(g, args)
+
+
 _HANDLERS = {"create": _do_create, "run": _do_run, "start": _do_start, "state": _do_state,
              "exec": _do_exec, "pause": _do_pause, "resume": _do_resume, "ps": _do_ps,
              "features": _do_features, "update": _do_update, "events": _do_events,
-             "kill": _do_kill, "delete": _do_delete, "list": _do_list, "spec": _do_spec}
+             "kill": _do_kill, "delete": _do_delete, "list": _do_list, "spec": _do_spec,
+             "profile": _do_profile}
 
 
 def _bundle_dir(bundle: str) -> str:

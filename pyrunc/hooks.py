@@ -17,13 +17,16 @@ from pyrunc.errors import PyruncError
 
 def run_all(hooks: list[dict], state: dict, stage: str, *, ns_pid: int = 0, warn_only: bool = False) -> None:
     """Run hooks in order; the first failure raises (or is logged when warn_only)."""
-    data = json.dumps(state, separators=(",", ":")).encode()
     if ns_pid:
         from pyrunc._native import set_subreaper
         set_subreaper()
+        # hooks in the container's namespaces see the pid as the container does
+        state = dict(state, pid=_pid_in_namespace(ns_pid))
+    data = json.dumps(state, separators=(",", ":")).encode()
+    cwd = "/" if ns_pid else state.get("bundle") or "/"
     for i, hook in enumerate(hooks):
         try:
-            _run_one(hook, data, ns_pid)
+            _run_one(hook, data, ns_pid, cwd)
         except PyruncError as e:
             msg = f"error running {stage} hook #{i}: {e}"
             if not warn_only:
@@ -32,7 +35,19 @@ def run_all(hooks: list[dict], state: dict, stage: str, *, ns_pid: int = 0, warn
             log.warning(msg)
 
 
-def _run_one(hook: dict, state_json: bytes, ns_pid: int) -> None:
+def _pid_in_namespace(pid: int) -> int:
+    """The last NSpid field: `pid` as its own (innermost) pid namespace numbers it."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except OSError:
+        pass
+    return pid
+
+
+def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str) -> None:
     from pyrunc.initproc import InitProcess
 
     path = hook["path"]
@@ -48,8 +63,10 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int) -> None:
     plan.add(P.OP_DUP2, (out, 1), what="set up stdout")
     plan.add(P.OP_DUP2, (out, 2), what="set up stderr")
     plan.add(P.OP_CLOSE_FDS, (3,), what="close file descriptors")
+    # runc's working directory for hooks: the bundle, or / inside the container
+    plan.add(P.OP_CHDIR, (), (cwd,), what=f"chdir to {cwd}")
     plan.add(P.OP_LOOKUP, (), (path, ""), what=f"exec: {path!r}")
-    plan.add(P.OP_EXEC, (len(args),), (*args, *env), what=f"exec {path}")
+    plan.add(P.OP_EXEC, (len(args), -1), (*args, *env), what=f"exec {path}")
     proc = None
     try:
         proc = InitProcess.spawn(plan, keep=[stdin_r, out])

@@ -91,6 +91,12 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         if launch is not None:
             launch.abort()
         _destroy(c, mgr)
+        if s.hooks.poststop and launch is not None:
+            # the spec's lifecycle: a failed create still ends with the poststop hooks
+            from pyrunc import hooks as hookmod
+            from pyrunc.record import as_dict
+            state = dict(c.oci_state(), status="stopped", pid=0)
+            hookmod.run_all([as_dict(h) for h in s.hooks.poststop], state, "poststop", warn_only=True)
         raise
     finally:
         c.unlock()
@@ -185,7 +191,12 @@ def start(g: Globals, container_id: str) -> None:
         state = c.oci_state()
         if hooks.get("start_container"):
             from pyrunc import hooks as hookmod
-            hookmod.run_all(hooks["start_container"], state, "startContainer", ns_pid=c.pid)
+            try:
+                hookmod.run_all(hooks["start_container"], state, "startContainer", ns_pid=c.pid)
+            except PyruncError:
+                # the user's process must not run: the container goes to stopped
+                _signal_init(c, 9)
+                raise
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             sock.connect(c.path(START_SOCKET))

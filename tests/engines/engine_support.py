@@ -811,3 +811,42 @@ def runtime(request) -> str:
 def engine_name() -> str:
     """A fresh container name, unique across concurrent sessions."""
     return f"pe{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------------------
+# The same probe under runc and pyrunc: what the container's process sees must match.
+
+# One line per fact, prefixed by its name; run by busybox sh as the container's process.
+PROBE_SCRIPT = r"""
+echo "ids: $(id -u) $(id -g) $(id -G)"
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr '\t' ' ' | sed 's/^/status: /'
+echo "umask: $(umask)"
+echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
+echo "hostname: $(hostname)"
+echo "cwd: $(pwd)"
+echo "fds: $(ls /proc/$$/fd | tr '\n' ' ')"
+echo "unprivileged_port_start: $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>&1)"
+echo "ping_group_range: $(cat /proc/sys/net/ipv4/ping_group_range 2>&1 | tr '\t' ' ')"
+echo "rlimit nofile: $(ulimit -n) $(ulimit -Hn)"
+echo "rlimit nproc: $(ulimit -u) $(ulimit -Hu)"
+echo "dev: $(ls /dev | tr '\n' ' ')"
+echo "kcore: $(head -c 1 /proc/kcore 2>&1 | wc -c)"
+echo "sysrq-trigger writable: $(sh -c 'echo h > /proc/sysrq-trigger' 2>&1 | grep -c 'Read-only')"
+for ns in cgroup ipc mnt net pid pidns uts user; do
+    [ "$(readlink /proc/$$/ns/$ns)" = "$(readlink /proc/1/ns/$ns)" ] || echo "ns: $ns differs from pid 1"
+done
+[ $$ = 1 ] && echo "pid 1: yes" || echo "pid 1: no"
+sort /proc/self/mounts | while read source target fstype options rest; do
+    echo "mount: $target $fstype $(echo "$options" | tr ',' '\n' | grep -E '^(ro|rw|nosuid|nodev|noexec)$' | tr '\n' ',')"
+done
+env | sort | grep -v '^HOSTNAME=' | sed 's/^/env: /'
+"""
+
+
+def probe_differences(outputs: dict[str, str]) -> list[str]:
+    """Lines only one runtime printed, as '<runtime>: line'."""
+    runc_lines = outputs["runc"].replace("\r\n", "\n").splitlines()
+    pyrunc_lines = outputs["pyrunc"].replace("\r\n", "\n").splitlines()
+    only_runc = [f"runc only:   {l}" for l in runc_lines if l not in pyrunc_lines]
+    only_pyrunc = [f"pyrunc only: {l}" for l in pyrunc_lines if l not in runc_lines]
+    return only_runc + only_pyrunc

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from engine_support import IMAGE_REF, assert_cgroups_empty, state_dirs, wait_until
+from engine_support import (
+    IMAGE_REF,
+    PROBE_SCRIPT,
+    assert_cgroups_empty,
+    probe_differences,
+    state_dirs,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -188,3 +195,27 @@ def test_force_delete_running(ctr, runtime, engine_name):
     ctr.ctr("tasks", "delete", "--force", name)
     ctr.ctr("containers", "delete", name)
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to go")
+
+
+@pytest.mark.parametrize("variant", ["default", "read-only-privileged"])
+def test_process_matches_runc(containerd_engine, engine_name, engine_cgroup_parent, variant):
+    """What ctr's process sees (ids, caps, rlimits, fds, mounts, env, ...) is the same
+    under pyrunc as under runc."""
+    flags = {"default": [], "read-only-privileged": ["--read-only", "--privileged"]}[variant]
+    outputs = {}
+    try:
+        for runtime in ("runc", "pyrunc"):
+            name = f"{engine_name}-{runtime}"
+            result = containerd_engine.ctr(
+                "run", "--rm", *containerd_engine.run_args(runtime, name), *flags,
+                IMAGE_REF, name, "sh", "-c", PROBE_SCRIPT, check=False,
+            )
+            assert result.returncode == 0, (runtime, result.stdout, result.stderr)
+            # ctr leaves the hostname unset: the host's, the same for both.
+            outputs[runtime] = result.stdout
+    finally:
+        for runtime in ("runc", "pyrunc"):
+            containerd_engine.ctr("containers", "delete", f"{engine_name}-{runtime}", check=False)
+        assert_cgroups_empty(engine_cgroup_parent)
+    differences = probe_differences(outputs)
+    assert not differences, "\n".join(differences)

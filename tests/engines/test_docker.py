@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from engine_support import IMAGE_REF, assert_cgroups_empty, state_dirs, wait_until
+from engine_support import (
+    IMAGE_REF,
+    PROBE_SCRIPT,
+    assert_cgroups_empty,
+    probe_differences,
+    state_dirs,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -65,6 +72,19 @@ def test_env_cwd_user_hostname_readonly(docker, runtime):
         " touch /probe 2>/dev/null && echo writable || echo readonly",
     )
     assert result.stdout.splitlines() == ["hello there", "/tmp", "1000", "1000", "engine-test", "readonly"]
+
+
+def test_tty(docker, runtime, engine_name):
+    result = docker.docker("run", "--rm", "-t", *run_flags(runtime), IMAGE_REF,
+                           "sh", "-c", "tty; test -t 0 && test -t 1 && echo both-tty")
+    # A tty turns \n into \r\n on output.
+    assert result.stdout.replace("\r\n", "\n").splitlines() == ["/dev/pts/0", "both-tty"]
+    try:
+        start_detached(docker, runtime, engine_name, "sleep", "60")
+        result = docker.docker("exec", "-t", engine_name, "sh", "-c", "test -t 1 && echo exec-tty")
+        assert result.stdout.replace("\r\n", "\n") == "exec-tty\n"
+    finally:
+        docker.docker("rm", "-f", engine_name, check=False)
 
 
 def test_stdin(docker, runtime):
@@ -188,3 +208,26 @@ def test_update_and_stats(docker, runtime, engine_name, engine_cgroup_parent):
         assert stats["PIDs"] == "1", stats
     finally:
         docker.docker("rm", "-f", engine_name, check=False)
+
+
+@pytest.mark.parametrize("variant", ["default", "user-caps", "init"])
+def test_process_matches_runc(docker_engine, variant):
+    """What docker's process sees (ids, caps, seccomp, rlimits, sysctls, fds, mounts,
+    env, ...) is the same under pyrunc as under runc."""
+    flags = {
+        "default": [],
+        "user-caps": ["-u", "1000:1000", "--cap-drop", "ALL", "--cap-add", "NET_RAW",
+                      "--security-opt", "no-new-privileges", "--ulimit", "nofile=512:1024",
+                      "--oom-score-adj", "300", "-w", "/home/user"],
+        "init": ["--init"],
+    }[variant]
+    outputs = {}
+    for runtime in ("runc", "pyrunc"):
+        result = docker_engine.docker(
+            "run", "--rm", *run_flags(runtime), "--hostname", "probe", *flags, IMAGE_REF,
+            "sh", "-c", PROBE_SCRIPT, check=False,
+        )
+        assert result.returncode == 0, (runtime, result.stdout, result.stderr)
+        outputs[runtime] = result.stdout
+    differences = probe_differences(outputs)
+    assert not differences, "\n".join(differences)

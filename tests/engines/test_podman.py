@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from engine_support import IMAGE_REF, assert_cgroups_empty, state_dirs, wait_until
+from engine_support import (
+    IMAGE_REF,
+    PROBE_SCRIPT,
+    assert_cgroups_empty,
+    probe_differences,
+    state_dirs,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -78,6 +85,19 @@ def test_env_cwd_user_hostname_readonly(podman):
         " touch /probe 2>/dev/null && echo writable || echo readonly",
     )
     assert result.stdout.splitlines() == ["hello there", "/tmp", "1000", "1000", "engine-test", "readonly"]
+
+
+def test_tty(podman, engine_name):
+    result = pm(podman, "run", "--rm", "-t", *run_flags(podman), IMAGE_REF,
+                "sh", "-c", "tty; test -t 0 && test -t 1 && echo both-tty")
+    # A tty turns \n into \r\n on output.
+    assert result.stdout.replace("\r\n", "\n").splitlines() == ["/dev/pts/0", "both-tty"]
+    try:
+        start_detached(podman, engine_name, "sleep", "60")
+        result = pm(podman, "exec", "-t", engine_name, "sh", "-c", "test -t 1 && echo exec-tty")
+        assert result.stdout.replace("\r\n", "\n") == "exec-tty\n"
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
 
 
 def test_stdin(podman):
@@ -174,5 +194,46 @@ def test_memory_limit_and_stats(podman, engine_name, engine_cgroup_parent):
         stats = json.loads(pm(podman, "stats", "--no-stream", "--format", "json", engine_name).stdout)
         assert stats[0]["name"] == engine_name, stats
         assert stats[0]["mem_usage"].split("/")[1].strip().lower() in ("67.11mb", "64mib"), stats
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
+
+
+@pytest.mark.parametrize("variant", ["default", "user-caps"])
+def test_process_matches_runc(podman_engine, variant):
+    """What podman's process sees is the same under pyrunc as under runc."""
+    import resource
+
+    nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 4096)
+    flags = {
+        "default": [],
+        "user-caps": ["-u", "1000:1000", "--cap-drop", "ALL", "--cap-add", "NET_RAW",
+                      "--security-opt", "no-new-privileges", "--ulimit", "nofile=512:1024",
+                      # --ulimit replaces containers.conf default_ulimits: podman's own
+                      # nproc default for root is above this sandbox's hard limit.
+                      "--ulimit", f"nproc={nproc}:{nproc}",
+                      "--oom-score-adj", "300", "-w", "/home/user"],
+    }[variant]
+    outputs = {}
+    for runtime in ("runc", "pyrunc"):
+        result = podman_engine.podman(
+            "run", "--rm", "--network", "none", "--cgroup-parent", podman_engine.cgroup_parent,
+            "--hostname", "probe", *flags, IMAGE_REF, "sh", "-c", PROBE_SCRIPT,
+            runtime=runtime, check=False,
+        )
+        assert result.returncode == 0, (runtime, result.stdout, result.stderr)
+        outputs[runtime] = result.stdout
+    differences = probe_differences(outputs)
+    assert not differences, "\n".join(differences)
+
+
+def test_update(podman, engine_name, engine_cgroup_parent):
+    try:
+        full_id = start_detached(podman, engine_name, "sleep", "60",
+                                 flags=["--memory", "64m", "--memory-swap", "128m"])
+        base = f"/sys/fs/cgroup/memory{engine_cgroup_parent}/libpod-{full_id}"
+        pm(podman, "update", "--memory", "96m", "--memory-swap", "192m", "--cpus", "0.5", engine_name)
+        assert open(f"{base}/memory.limit_in_bytes").read().strip() == str(96 << 20)
+        cpu = f"/sys/fs/cgroup/cpu{engine_cgroup_parent}/libpod-{full_id}"
+        assert open(f"{cpu}/cpu.cfs_quota_us").read().strip() == "50000"
     finally:
         pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)

@@ -177,6 +177,21 @@ def test_dev_pts_and_console(pyrunc_cmd, runc_cmd, bundle, container_id):
     assert parse_ls_dev(ours.stdout) == parse_ls_dev(reference.stdout)
 
 
+def test_foreground_stdio(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """What the container's fds 0-2 are in a foreground, non-terminal `run`."""
+    script = "for fd in 0 1 2; do readlink /proc/self/fd/$fd | cut -d[ -f1; done; tty; true"
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, bundle(args=["sh", "-c", script]),
+                               container_id)
+    # runc interposes pipes (it copies the caller's stdio through them); pyrunc hands
+    # the caller's own files to the container, as both do for `run -d` and `create`.
+    # Legitimate: the bytes are the same (test_stdin_and_exit_code, and the stdio tests
+    # in test_lifecycle.py), and no copier process must outlive the container.
+    assert reference.stdout == "pipe:\npipe:\npipe:\nnot a tty\n"
+    lines = ours.stdout.splitlines()
+    assert lines[0] == "/dev/null"  # the runner's stdin
+    assert lines[3] == "not a tty"
+
+
 def test_stdin_and_exit_code(pyrunc_cmd, runc_cmd, bundle, container_id):
     b = bundle(args=["sh", "-c", "cat; exit 7"])
     reference = runc_cmd("run", "-b", b, container_id + "-runc", input="abc\n")

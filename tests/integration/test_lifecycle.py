@@ -644,6 +644,25 @@ def test_parallel_create_of_one_id_has_one_winner(pyrunc_cmd, bundle, container_
     assert sorted(os.listdir(state_root)) == [container_id]
 
 
+def test_parallel_start_releases_the_process_once(pyrunc_cmd, bundle, container_id, tmp_path):
+    signal_dir = tmp_path / "signal"
+    signal_dir.mkdir()
+    # each release of the process would append a line
+    b = bundle(with_signal_dir(signal_dir),
+               args=["sh", "-c", "echo started >> /signal/log; exec sleep 60"])
+    pyrunc_cmd("create", "-b", b, container_id, check=True)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: pyrunc_cmd("start", container_id), range(4)))
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0, 1, 1, 1], [(r.returncode, r.stderr) for r in results]
+    for result in results:
+        assert "Traceback" not in result.stderr
+        if result.returncode:
+            assert "cannot start an already running container" in one_error_line(result.stderr)
+    assert wait_for_file(signal_dir / "log") == "started\n"
+    assert state_of(pyrunc_cmd, container_id)["status"] == "running"
+
+
 def test_parallel_delete_and_state_leave_nothing(
     pyrunc_cmd, bundle, container_id, state_root, assert_no_residue
 ):

@@ -36,6 +36,7 @@ HARDENED_BUNDLE = REPO / "bundles" / "hardened"
 NR = {"getpid": 39, "kill": 62, "mkdir": 83, "getppid": 110, "acct": 163, "mount": 165, "reboot": 169,
       "unshare": 272, "clone3": 435}
 SIGSYS = 31
+EHWPOISON = 133  # not in Python's errno module
 
 PROBE_C = r"""
 #define _GNU_SOURCE
@@ -100,6 +101,16 @@ def probe_rootfs(rootfs_builder):
         shutil.rmtree(top, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _drop_the_shared_filter_cache(state_root):
+    """pyrunc keeps compiled filters in <root>/.pyrunc-cache (shared by all containers of
+    the root, by design: docs/seccomp.md); conftest's residue check counts every
+    directory of the root as a leftover container.  Removed here, before that check
+    runs, until conftest learns to skip it (reported to the lead)."""
+    yield
+    shutil.rmtree(state_root / ".pyrunc-cache", ignore_errors=True)
+
+
 def profile(*rules: dict, default: str = "SCMP_ACT_ALLOW", **extra) -> dict:
     return {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
             "syscalls": list(rules), **extra}
@@ -161,12 +172,12 @@ def test_errno_with_errno_ret_and_the_default_eperm(nnp, bundle, probe_rootfs, p
 
 def test_default_errno_ret_applies_to_unlisted_syscalls(bundle, probe_rootfs, pyrunc_cmd, container_id):
     seccomp = default_profile()
-    seccomp["defaultErrnoRet"] = errno.EHWPOISON
+    seccomp["defaultErrnoRet"] = EHWPOISON
     b = make_bundle(bundle, probe_rootfs, seccomp, ["probe", f"{NR['acct']}:0", f"{NR['mount']}:0,0,0,0,0",
                                                     str(NR["getpid"])])
     results = probe_results(run(pyrunc_cmd, b, container_id))
-    assert results[NR["acct"]] == (-1, errno.EHWPOISON)
-    assert results[NR["mount"]] == (-1, errno.EHWPOISON)
+    assert results[NR["acct"]] == (-1, EHWPOISON)
+    assert results[NR["mount"]] == (-1, EHWPOISON)
     assert results[NR["getpid"]] == (1, 0)
 
 
@@ -185,8 +196,9 @@ def test_trap_delivers_sigsys_with_the_syscall_number(bundle, probe_rootfs, pyru
     out = run(pyrunc_cmd, b, container_id)
     lines = out.splitlines()
     assert lines[0] == f"sigsys {NR['getppid']}", out
-    ret, _ = probe_results(out)[NR["getppid"]]
-    assert ret == -1, "the trapped syscall must not have run"
+    # the kernel skips a trapped call and rolls its registers back (syscall_rollback):
+    # the "return value" is the syscall number, not getppid's 0
+    assert probe_results(out)[NR["getppid"]] == (NR["getppid"], 0), out
     assert probe_results(out)[NR["getpid"]] == (1, 0)
 
 

@@ -279,6 +279,28 @@ def test_exec_gets_no_inherited_fd(bundle, state_root, pyrunc_cmd, container_id,
     assert len(extra) <= 1, listing
 
 
+@pytest.mark.parametrize("fd", [3, 4, 7])
+def test_cwd_through_a_leaked_fd_magic_link_does_not_escape(fd, bundle, state_root, container_id, tmp_path):
+    """The CVE-2024-21626 exploit itself: process.cwd "/proc/self/fd/N" where N is a
+    directory fd the runtime (or its caller) leaked into the init.  The chdir must not
+    land outside the rootfs: either it fails, or the fds were gone before it."""
+    host_dir = tmp_path / "host-secret-dir"
+    host_dir.mkdir()
+    (host_dir / "HOST_SECRET_MARKER").write_text("x")
+
+    def edit(config):
+        config["process"]["cwd"] = f"/proc/self/fd/{fd}"
+
+    b = bundle(edit, args=["sh", "-c", "pwd; ls -a; ls -a ../../../.."])
+    code, out, err = _popen_pyrunc(state_root, "run", "-b", str(b), container_id, leak_dir=host_dir)
+    for host_only in ("HOST_SECRET_MARKER", "work", "boot"):
+        assert host_only not in out.split(), f"cwd escaped to the host through fd {fd}:\n{out}"
+    if code != 0:
+        assert "cwd" in err, err
+        return
+    assert "bin" in out.split(), out
+
+
 def _marker_rootfs(config: dict) -> None:
     config["root"]["readonly"] = False
 
@@ -524,3 +546,49 @@ def test_without_a_mount_namespace_nothing_is_mounted(bundle, pyrunc_cmd, contai
     config = json.loads((b / "config.json").read_text())
     assert root_link == os.path.realpath(config["root"]["path"])
     assert _mountinfo() == before
+
+
+# ------------------------------------------------------------------------ LSM fields
+
+
+def _lsm_on(name: str) -> bool:
+    from pyrunc import lsm
+    return lsm.apparmor_enabled() if name == "apparmor" else lsm.selinux_enabled()
+
+
+@pytest.mark.parametrize("field, where, message", [
+    ("apparmorProfile", "process", 'apparmor profile "pyrunc-test" requested but apparmor is not enabled on this host'),
+    ("selinuxLabel", "process", 'selinux label "pyrunc-test" requested but selinux is not enabled on this host'),
+    ("mountLabel", "linux", 'selinux mount label "pyrunc-test" requested but selinux is not enabled on this host'),
+])
+def test_lsm_fields_are_refused_where_the_lsm_is_off(field, where, message, bundle, pyrunc_cmd, container_id,
+                                                     state_root):
+    """A profile or label that cannot be applied must stop the container, never let it
+    run unconfined."""
+    lsm_name = "apparmor" if field == "apparmorProfile" else "selinux"
+    if _lsm_on(lsm_name):
+        pytest.skip(f"{lsm_name} is enabled on this host: the refusal under test is for hosts without it")
+
+    def edit(config):
+        config[where][field] = "pyrunc-test"
+
+    result = pyrunc_cmd("create", "-b", str(bundle(edit)), container_id)
+    assert result.returncode == 1
+    # the log line is logfmt: quotes inside msg="..." are escaped
+    assert message.replace('"', '\\"') in result.stderr, result.stderr
+    assert not [e for e in os.listdir(state_root) if not e.startswith(".")], "a refused create left state"
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--apparmor", 'apparmor profile "pyrunc-test" requested but apparmor is not enabled on this host'),
+    ("--process-label", 'selinux label "pyrunc-test" requested but selinux is not enabled on this host'),
+])
+def test_exec_lsm_flags_are_refused_where_the_lsm_is_off(flag, message, bundle, pyrunc_cmd, container_id):
+    lsm_name = "apparmor" if flag == "--apparmor" else "selinux"
+    if _lsm_on(lsm_name):
+        pytest.skip(f"{lsm_name} is enabled on this host: the refusal under test is for hosts without it")
+    pyrunc_cmd("run", "-d", "-b", str(bundle(args=["sleep", "30"])), container_id, check=True)
+    result = pyrunc_cmd("exec", flag, "pyrunc-test", container_id, "true")
+    assert result.returncode == 1
+    # the log line is logfmt: quotes inside msg="..." are escaped
+    assert message.replace('"', '\\"') in result.stderr, result.stderr

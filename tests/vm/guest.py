@@ -59,9 +59,9 @@ DEFAULT_TESTS = (
     "tests/vm/guest_smoke.py",
 )
 
-# Modules the guest needs before it can mount its root, loaded with their dependencies
-# (modules.dep) first. Anything built into the kernel is skipped.
-ROOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+# Modules the guest needs before it can mount its root (and see its scratch disk), loaded
+# with their dependencies (modules.dep) first. Anything built into the kernel is skipped.
+ROOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_blk")
 
 # Kernel command line: the serial console, no v1 hierarchies at all, and a few huge pages
 # so hugetlb limits can be exercised. panic=-1 with -no-reboot makes qemu exit on a panic.
@@ -408,7 +408,14 @@ def build_initramfs(
 # Booting
 
 
-def qemu_argv(kernel: Kernel, initramfs: str, memory: str = "2G", cpus: int = 2) -> list[str]:
+# An empty, sparse disk: the guest's /dev/vda, so block IO rules (io.max, io.weight) have a
+# real block device to name. Nothing in the guest mounts it.
+SCRATCH_DISK_BYTES = 64 << 20
+
+
+def qemu_argv(
+    kernel: Kernel, initramfs: str, scratch_disk: str, memory: str = "2G", cpus: int = 2
+) -> list[str]:
     return [
         find_qemu(),
         "-machine", "pc",
@@ -428,6 +435,8 @@ def qemu_argv(kernel: Kernel, initramfs: str, memory: str = "2G", cpus: int = 2)
         # the host's many filesystems distinct inside the single 9p export.
         "-virtfs",
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        "-drive", f"file={scratch_disk},format=raw,if=none,id=scratch,cache=unsafe",
+        "-device", "virtio-blk-pci,drive=scratch,serial=pyrunc-scratch",
     ]
 
 
@@ -467,7 +476,10 @@ def run_guest(
         initramfs = os.path.join(workdir, "initramfs.cpio")
         with open(initramfs, "wb") as f:
             f.write(build_initramfs(kernel, argv, cwd, env, cgroup, nonce))
-        command = qemu_argv(kernel, initramfs, memory, cpus)
+        scratch_disk = os.path.join(workdir, "scratch.img")
+        with open(scratch_disk, "wb") as f:
+            f.truncate(SCRATCH_DISK_BYTES)
+        command = qemu_argv(kernel, initramfs, scratch_disk, memory, cpus)
         started = time.monotonic()
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -1,0 +1,194 @@
+"""`pyrunc profile check`: run a workload under a profile P and report what P denied.
+
+Diagnostic mode: the workload runs under a filter that notifies every syscall name
+libseccomp knows on P's architectures (except `read` and `write`, whose rules are copied
+from P as they are: see pyrunc.harness.record for why they cannot be notified), with P's
+own default action for numbers no name covers. The supervisor runs P's compiled BPF
+program (the very bytes pyrunc would load, ENOSYS stub included) on each notification's
+seccomp_data and answers as P would:
+
+| P's action            | answer                                   | reported as |
+|---|---|---|
+| ALLOW                 | continue                                 | - |
+| LOG                   | continue                                 | logged |
+| ERRNO(e)              | fail with e                              | denied |
+| TRACE (no tracer)     | fail with ENOSYS (what the kernel does)  | denied |
+| TRAP                  | fail with ENOSYS, SIGSYS not delivered   | denied (approximated) |
+| KILL_THREAD/PROCESS   | SIGKILL the process, fail with ENOSYS    | denied (killed) |
+| NOTIFY                | continue (P's own agent is not involved) | notified |
+
+The workload is also run once unconfined (linux.seccomp removed) to tell whether it
+exits differently under P. P's denials of read/write are real but not counted.
+"""
+from __future__ import annotations
+
+import copy
+import errno as errnos
+import os
+import shutil
+import signal
+import tempfile
+from collections import Counter
+from typing import Any, Mapping, Union
+
+from pyrunc.harness import syscalls
+from pyrunc.harness.api import Config, Container, Result, load_profile
+from pyrunc.harness.record import ALWAYS_ALLOWED, format_table
+from pyrunc.harness.supervisor import CONTINUE, Notification, Supervisor
+
+RET_ACTION_FULL = 0xFFFF0000
+RET_DATA = 0x0000FFFF
+ACTIONS = {0x80000000: "KILL_PROCESS", 0x00000000: "KILL_THREAD", 0x00030000: "TRAP", 0x00050000: "ERRNO",
+           0x7FC00000: "NOTIFY", 0x7FF00000: "TRACE", 0x7FFC0000: "LOG", 0x7FFF0000: "ALLOW"}
+
+
+def compile_profile(profile: Mapping[str, Any]) -> bytes | None:
+    """P's BPF program (None: P turns seccomp off)."""
+    from pyrunc.seccomp import compile_filter
+    bpf, _flags = compile_filter(dict(profile), None)
+    return bpf
+
+
+def diagnostic_profile(profile: Mapping[str, Any], listener_path: str) -> dict:
+    arches = list(profile.get("architectures") or [])
+    native = syscalls.native_arch()
+    all_arches = tuple(dict.fromkeys([native, *arches]))
+    names = [n for n in syscalls.all_names(all_arches) if n not in ALWAYS_ALLOWED]
+    kept_rules = []
+    for rule in profile.get("syscalls") or []:
+        kept = [n for n in rule.get("names") or [] if n in ALWAYS_ALLOWED]
+        if kept:
+            kept_rules.append(dict(copy.deepcopy(rule), names=kept))
+    diagnostic = {key: copy.deepcopy(profile[key]) for key in ("defaultAction", "defaultErrnoRet", "architectures")
+                  if key in profile}
+    diagnostic["listenerPath"] = listener_path
+    diagnostic["syscalls"] = kept_rules + [{"names": names, "action": "SCMP_ACT_NOTIFY"}]
+    return diagnostic
+
+
+class CheckResult:
+    def __init__(self, profile: dict):
+        self.profile = profile
+        # (name, arch, action, errno) -> calls
+        self.denied: Counter[tuple[str, str, str, int]] = Counter()
+        self.logged: Counter[tuple[str, str]] = Counter()
+        self.allowed: Counter[tuple[str, str]] = Counter()
+        self.result: Result | None = None  # under P (diagnostic mode)
+        self.unconfined: Result | None = None
+        self.errors: list[str] = []
+        self._program: bytes | None = None
+
+    # the supervisor's callback
+    def decide(self, n: Notification) -> int:
+        from pyrunc.seccomp import bpf
+        arch = syscalls.arch_of(n.arch, n.nr)
+        name = syscalls.name_of(arch, n.nr)
+        if self._program is None:
+            self.allowed[(name, arch)] += 1
+            return CONTINUE
+        ret = bpf.run(self._program, n.data)
+        action = ret & RET_ACTION_FULL
+        action_name = ACTIONS.get(action, f"0x{action:08x}")
+        if action in (0x7FFF0000, 0x7FC00000):
+            self.allowed[(name, arch)] += 1
+            return CONTINUE
+        if action == 0x7FFC0000:
+            self.logged[(name, arch)] += 1
+            return CONTINUE
+        if action == 0x00050000:
+            err = ret & RET_DATA
+        else:
+            err = errnos.ENOSYS
+            if action in (0x80000000, 0x00000000):
+                try:
+                    os.kill(n.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.denied[(name, arch, action_name, err)] += 1
+        return err if err else CONTINUE  # ERRNO(0) means "succeed without running": approximated
+
+    @property
+    def exit_differs(self) -> bool | None:
+        if self.unconfined is None or self.result is None:
+            return None
+        return self.result.exit_code != self.unconfined.exit_code
+
+    @property
+    def stdout_differs(self) -> bool | None:
+        """Informative only (output may legitimately vary between runs)."""
+        if self.unconfined is None or self.result is None:
+            return None
+        return self.result.stdout != self.unconfined.stdout
+
+    @property
+    def failed(self) -> bool:
+        """What makes `profile check` exit non-zero: a denial, or a different exit."""
+        return bool(self.denied) or bool(self.exit_differs) or bool(self.errors)
+
+    def report(self) -> dict:
+        denied: dict[str, dict] = {}
+        for (name, arch, action, err), count in sorted(self.denied.items()):
+            entry = denied.setdefault(name, {"count": 0, "answers": []})
+            entry["count"] += count
+            entry["answers"].append({"arch": arch, "action": action, "errno": err,
+                                     "errno_name": errnos.errorcode.get(err, str(err)), "count": count})
+        return {
+            "denied": denied,
+            "logged": {f"{name}": count for (name, _arch), count in sorted(self.logged.items())},
+            "allowed_calls": sum(self.allowed.values()),
+            "exit_code": self.result.exit_code if self.result else None,
+            "unconfined_exit_code": self.unconfined.exit_code if self.unconfined else None,
+            "exit_differs": self.exit_differs,
+            "stdout_differs": self.stdout_differs,
+            "errors": self.errors,
+            "ok": not self.failed,
+        }
+
+    def table(self) -> str:
+        report = self.report()
+        lines = ""
+        if report["denied"]:
+            rows = [["SYSCALL", "COUNT", "ARCH", "ACTION", "ERRNO"]]
+            for name, entry in report["denied"].items():
+                for answer in entry["answers"]:
+                    rows.append([name, str(answer["count"]), answer["arch"].replace("SCMP_ARCH_", "").lower(),
+                                 answer["action"], f"{answer['errno_name']} ({answer['errno']})"])
+            lines += format_table(rows)
+        else:
+            lines += "no syscall was denied\n"
+        for name, count in report["logged"].items():
+            lines += f"logged: {name} ({count})\n"
+        differs = {True: "differs", False: "same", None: "not compared"}[report["exit_differs"]]
+        lines += (f"exit status {report['exit_code']} under the profile, {report['unconfined_exit_code']} "
+                  f"unconfined ({differs})\n")
+        if report["stdout_differs"]:
+            lines += "stdout differs from the unconfined run\n"
+        for error in report["errors"]:
+            lines += f"error: {error}\n"
+        return lines
+
+
+def check(source: Union[Config, Mapping[str, Any], str, os.PathLike], profile: Union[Mapping[str, Any], str, os.PathLike],
+          *, input: str | bytes | None = None, timeout: float | None = 120, compare_unconfined: bool = True,
+          root: str | None = None, container_id: str | None = None) -> CheckResult:
+    """Run the workload of `source` under `profile` in diagnostic mode (and once
+    unconfined when compare_unconfined) and return the CheckResult."""
+    config = Config.from_bundle(source) if isinstance(source, (str, os.PathLike)) else \
+        (source.copy() if isinstance(source, Config) else Config(source))
+    profile = load_profile(profile)
+    result = CheckResult(profile)
+    result._program = compile_profile(profile)
+    if compare_unconfined:
+        with Container(config.copy().seccomp(None), root=root) as container:
+            result.unconfined = container.run(input=input, timeout=timeout)
+    workdir = tempfile.mkdtemp(prefix="pyrunc-chk-")
+    try:
+        listener_path = os.path.join(workdir, "listener.sock")
+        config.seccomp(diagnostic_profile(profile, listener_path) if result._program is not None else None)
+        with Supervisor(listener_path, result.decide) as supervisor:
+            with Container(config, container_id, root=root) as container:
+                result.result = container.run(input=input, timeout=timeout)
+        result.errors.extend(supervisor.errors)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result

@@ -324,7 +324,8 @@ Use pyrunc list to identify instances of containers and their current status."""
 Where "<container-id>" is the name for the instance of the container.""",
             """The events command displays information about the container. By default the
 information is displayed once every 5 seconds.""",
-            [Flag(("interval",), STR, "interval", "5s", "set the stats collection interval"),
+            # default "" shown by hand: runc's DurationFlag prints it unquoted
+            [Flag(("interval",), STR, "interval", "", "set the stats collection interval (default: 5s)"),
              Flag(("stats",), BOOL, "stats", False, "display the container's stats then exit")],
             1, 1),
     Command("state", "output the state of a container", """<container-id>
@@ -334,7 +335,11 @@ Where "<container-id>" is your name for the instance of the container.""",
 instance of a container.""", [], 1, 1),
     # pyrunc's own: the seccomp profile tools; every argument goes to pyrunc.harness.cli
     Command("profile", "record, check and compare seccomp profiles of a workload",
-            "record|check|diff [options]", "See `pyrunc profile --help` and docs/harness.md.",
+            "record|check|diff [options]",
+            "record: run the workload under a recording filter, write a minimal profile and a report\n"
+            "   check: run it under a profile, report every syscall the profile denied\n"
+            "   diff: what one profile allows that the other does not\n\n"
+            "   `pyrunc profile help` lists the options; see also docs/harness.md.",
             [], 1, 1 << 30, interspersed=False),
 ]}
 
@@ -816,7 +821,7 @@ def go_duration(text: str) -> float | None:
 
 def _do_events(g, opts: dict, args: list[str]) -> int:
     from pyrunc import operations
-    interval = go_duration(opts["interval"])
+    interval = go_duration(opts["interval"] or "5s")
     if interval is None:
         from pyrunc.errors import PyruncError
         raise PyruncError(f'invalid value "{opts["interval"]}" for flag -interval: parse error')
@@ -1144,7 +1149,12 @@ def _take_flag(index: dict[str, Flag], token: str, argv: list[str], i: int,
         return -1
     if flag.kind == BOOL:
         if has_value:
-            return -1  # Go accepts --flag=true, click does not: let click report it
+            # Go's flag package takes --flag=true/false (strconv.ParseBool)
+            parsed = go_parse_bool(value)
+            if parsed is None:
+                return -1  # click reports the bad value
+            out[flag.dest] = parsed
+            return i + 1
         out[flag.dest] = True
         return i + 1
     if has_value:

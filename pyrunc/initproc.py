@@ -121,6 +121,12 @@ class InitProcess:
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
             except OSError:
                 pass
+        if not self._pidfds:  # closed already: our unreaped child can't have a reused pid
+            for pid in {self.spawned_pid, self.pid}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         for pid in {self.spawned_pid, self.pid}:
             try:
                 os.waitpid(pid, 0)

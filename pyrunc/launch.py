@@ -123,7 +123,8 @@ class Launch:
         fds: dict[str, int] = {}
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
-            listener.bind(self.container.path(START_SOCKET))
+            from pyrunc import unixsock
+            unixsock.bind(listener, self.container.path(START_SOCKET))
             os.chmod(self.container.path(START_SOCKET), 0o600)
             listener.listen(1)
             fds["listen"] = dup_above(listener.fileno(), floor)
@@ -221,9 +222,10 @@ def _fd_open(fd: int) -> bool:
 
 
 def _connect_console(path: str) -> int:
+    from pyrunc import unixsock
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        s.connect(path)
+        unixsock.connect(s, path)
     except OSError as e:
         s.close()
         raise PyruncError(f"connect console socket {path}: {os.strerror(e.errno).lower()}") from None

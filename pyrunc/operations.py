@@ -81,12 +81,12 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
                         console_socket=console_socket, console_fd=console_fd,
                         no_new_keyring=no_new_keyring)
         pid, pid_start = launch.run()
-        launch.close()
         c.data.update(pid=pid, pid_start=pid_start, hooks=_hooks_state(s), created=c.data["created"])
         c.data.pop("creator", None)
-        c.save()
         if pid_file:
             _write_pid_file(pid_file, pid)
+        c.save()
+        launch.close()
     except BaseException:
         if launch is not None:
             launch.abort()
@@ -140,9 +140,12 @@ def _write_pid_file(path: str, pid: int) -> None:
     # engines parse it with strconv.Atoi: no trailing newline; written atomically
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise PyruncError(f"open {tmp}: {os.strerror(e.errno).lower()}") from None
 
 
 def _destroy(c: Container, mgr) -> None:
@@ -199,7 +202,8 @@ def start(g: Globals, container_id: str) -> None:
                 raise
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
-            sock.connect(c.path(START_SOCKET))
+            from pyrunc import unixsock
+            unixsock.connect(sock, c.path(START_SOCKET))
             sock.send(b"\0")
             _follow_start(c, sock)
         except OSError as e:

@@ -106,7 +106,11 @@ class Plan:
         """The one-line error for op `index` failing with `errno_value`."""
         reason = os.strerror(errno_value).lower() if errno_value else "failed"
         if 0 <= index < len(self._descriptions) and self.codes[index] == OP_LOOKUP and errno_value == 2:
-            reason = "executable file not found in $PATH"
+            # runc's wording: a name searched in $PATH, or a path that stat() missed
+            what = self._descriptions[index]
+            program = what.split('"')[1] if what.count('"') >= 2 else ""
+            reason = (f"stat {program}: no such file or directory" if "/" in program
+                      else "executable file not found in $PATH")
         if 0 <= index < len(self._descriptions):
             return f"{self._descriptions[index]}: {reason}"
         return f"container init: {reason}"

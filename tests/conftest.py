@@ -31,6 +31,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,7 +117,9 @@ def _container_id_in(args: Iterable[str]) -> Optional[str]:
             index += 1
             continue
         if word in ("create", "run") and index + 1 < len(words):
-            return words[-1]
+            candidate = words[-1]
+            # only ids runc would accept can name state or cgroups worth checking
+            return candidate if re.fullmatch(r"[\w+\-.]+", candidate) and candidate not in (".", "..") else None
         return None
     return None
 

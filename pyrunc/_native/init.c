@@ -732,9 +732,14 @@ static void op_lookup(const struct op *op)
 	if (!flen)
 		fail(ENOENT);
 	if (strchr(file, '/')) {
+		struct stat st;
 		if (flen >= sizeof(exec_file))
 			fail(ENAMETOOLONG);
 		memcpy(exec_file, file, flen + 1);
+		if (stat(exec_file, &st) < 0)
+			fail(errno);
+		if (!S_ISREG(st.st_mode) || access(exec_file, X_OK) < 0)
+			fail(EACCES);
 		return;
 	}
 	const char *p = op->lens[1] ? op->strs[1]

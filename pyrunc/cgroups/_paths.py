@@ -190,16 +190,22 @@ def resolve_dirs(cgroups_path: str, container_id: str, hiers: list[Hierarchy],
     """{hierarchy key: absolute directory} for the container.
 
     absolute path → <mountpoint>/<path> in each hierarchy; relative → below the caller's
-    own cgroup in that hierarchy (so depths may differ per hierarchy); empty → container_id
-    relative."""
+    own cgroup in that hierarchy (so depths may differ per hierarchy), on a pure cgroup2
+    host below its parent (runc); empty → container_id relative."""
     absolute, components = clean_cgroups_path(cgroups_path, container_id)
     inner = "/".join(components)
+    unified_only = len(hiers) == 1 and hiers[0].key == UNIFIED_KEY
     dirs = {}
     for h in hiers:
         if absolute:
             base = h.mountpoint
         else:
-            base = join(h.mountpoint, own_relative(h, own))
+            own_rel = own_relative(h, own)
+            if unified_only:
+                # runc's fs2 rule: the caller's own cgroup most probably has processes,
+                # so no controller could be enabled below it; its parent is used instead
+                own_rel = own_rel.rpartition("/")[0]
+            base = join(h.mountpoint, own_rel)
         dirs[h.key] = join(base, inner)
     return dirs
 

@@ -569,8 +569,10 @@ def v2_plan(r: dict, probe: Probe) -> list[Write]:
         w.append(Write("", f"hugetlb.{h['pageSize']}.max", str(h["limit"]), F + f".hugepageLimits[{i}]"))
 
     net = r["network"]
-    if net["classID"] or net["priorities"]:
-        raise CgroupError(f"{F}.network: net_cls/net_prio do not exist on cgroup v2")
+    if net["classID"]:
+        raise CgroupError(f"{F}.network.classID: net_cls does not exist on cgroup v2")
+    if net["priorities"]:
+        raise CgroupError(f"{F}.network.priorities: net_prio does not exist on cgroup v2")
 
     for name, x in r["rdma"].items():
         w.append(Write("", "rdma.max", _rdma_line(name, x), F + f".rdma.{name}"))

@@ -41,6 +41,14 @@ def enable_controllers(mountpoint: str, directory: str, controllers, strict: boo
             todo = [c for c in wanted if c not in enabled]
             if not todo:
                 continue
+            if ancestor != root and _read(ancestor + "/cgroup.procs").split():
+                # Domain controllers would fail with EBUSY here, but threaded ones (cpu,
+                # cpuset, pids, perf_event) are accepted and silently turn the populated
+                # cgroup into a thread root whose new children are "domain invalid" and
+                # cannot be joined: refuse before touching the caller's cgroup.
+                raise CgroupError(f"enable {' '.join(todo)} in {control}: the cgroup has member "
+                                  "processes (cgroup v2 allows controllers only for cgroups without "
+                                  "them; use an absolute linux.cgroupsPath or run pyrunc from a leaf cgroup)")
             offered = set(_read(ancestor + "/cgroup.controllers").split())
             for c in todo:
                 if c not in offered:

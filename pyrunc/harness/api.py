@@ -262,8 +262,11 @@ def runtime_error_of(stderr: str) -> str:
     """The msg of the runtime's `level=error` line in `stderr`, or ""."""
     for line in reversed(stderr.splitlines()):
         if "level=error" in line and 'msg="' in line:
-            message = line.split('msg="', 1)[1]
-            return message[:-1] if message.endswith('"') else message
+            quoted = line.split("msg=", 1)[1]  # msg is the line's last field
+            try:
+                return json.loads(quoted)  # Go's strconv.Quote: \" and \\ as in JSON
+            except ValueError:
+                return quoted.strip('"').replace('\\"', '"')
     return ""
 
 
@@ -310,7 +313,13 @@ class Container:
         else:
             data = source.data if isinstance(source, Config) else dict(source)
             self._written_bundle = tempfile.mkdtemp(prefix="pyrunc-bundle-")
-            Config(data).write_bundle(self._written_bundle)
+            try:
+                Config(data).write_bundle(self._written_bundle)
+            except BaseException:
+                shutil.rmtree(self._written_bundle, ignore_errors=True)
+                if self._own_root:
+                    shutil.rmtree(self.root, ignore_errors=True)
+                raise
             self.bundle = self._written_bundle
         self._stdio: _Stdio | None = None
         self._closed = False

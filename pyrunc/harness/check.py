@@ -32,7 +32,7 @@ from collections import Counter
 from typing import Any, Mapping, Union
 
 from pyrunc.harness import syscalls
-from pyrunc.harness.api import Config, Container, Result, load_profile
+from pyrunc.harness.api import Config, Container, HarnessError, HarnessTimeout, Result, load_profile
 from pyrunc.harness.record import ALWAYS_ALLOWED, format_table
 from pyrunc.harness.supervisor import CONTINUE, Notification, Supervisor
 
@@ -75,6 +75,7 @@ class CheckResult:
         self.allowed: Counter[tuple[str, str]] = Counter()
         self.result: Result | None = None  # under P (diagnostic mode)
         self.unconfined: Result | None = None
+        self.runtime_error = ""  # the runtime's error when the container failed to start under P
         self.errors: list[str] = []
         self._program: bytes | None = None
 
@@ -123,7 +124,7 @@ class CheckResult:
     @property
     def failed(self) -> bool:
         """What makes `profile check` exit non-zero: a denial, or a different exit."""
-        return bool(self.denied) or bool(self.exit_differs) or bool(self.errors)
+        return bool(self.denied) or bool(self.exit_differs) or bool(self.errors) or bool(self.runtime_error)
 
     def report(self) -> dict:
         denied: dict[str, dict] = {}
@@ -140,6 +141,7 @@ class CheckResult:
             "unconfined_exit_code": self.unconfined.exit_code if self.unconfined else None,
             "exit_differs": self.exit_differs,
             "stdout_differs": self.stdout_differs,
+            "runtime_error": self.runtime_error,
             "errors": self.errors,
             "ok": not self.failed,
         }
@@ -158,6 +160,8 @@ class CheckResult:
             lines += "no syscall was denied\n"
         for name, count in report["logged"].items():
             lines += f"logged: {name} ({count})\n"
+        if report["runtime_error"]:
+            lines += f"the container did not start under the profile: {report['runtime_error']}\n"
         differs = {True: "differs", False: "same", None: "not compared"}[report["exit_differs"]]
         lines += (f"exit status {report['exit_code']} under the profile, {report['unconfined_exit_code']} "
                   f"unconfined ({differs})\n")
@@ -187,7 +191,15 @@ def check(source: Union[Config, Mapping[str, Any], str, os.PathLike], profile: U
         config.seccomp(diagnostic_profile(profile, listener_path) if result._program is not None else None)
         with Supervisor(listener_path, result.decide) as supervisor:
             with Container(config, container_id, root=root) as container:
-                result.result = container.run(input=input, timeout=timeout)
+                try:
+                    result.result = container.run(input=input, timeout=timeout)
+                except HarnessError as e:
+                    # e.g. noNewPrivileges false: P also filters the init's own setup
+                    # (capset, setresuid...), and a denial there stops the container
+                    if isinstance(e, HarnessTimeout):
+                        raise
+                    result.runtime_error = str(e)
+                    result.result = Result(None, "", "")
         result.errors.extend(supervisor.errors)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 pyrunc/cli.py declares one command, `profile`, whose arguments all come here unparsed.
 
-    pyrunc profile record -b BUNDLE -o PROFILE [--report FILE] [--with-args] [--format table|json] [ID]
+    pyrunc profile record -b BUNDLE -o PROFILE [--report FILE] [--with-args] [--keep-nnp] [--runs N] [--format table|json] [ID]
     pyrunc profile check  -b BUNDLE --profile PROFILE [--no-compare] [--format table|json] [ID]
     pyrunc profile diff   A B [--format table|json]
 
@@ -19,7 +19,7 @@ import sys
 
 from pyrunc.errors import PyruncError
 
-USAGE = """usage: pyrunc profile record -b BUNDLE -o PROFILE [--report FILE] [--with-args] [--format table|json] [--timeout S] [ID]
+USAGE = """usage: pyrunc profile record -b BUNDLE -o PROFILE [--report FILE] [--with-args] [--keep-nnp] [--runs N] [--format table|json] [--timeout S] [ID]
        pyrunc profile check -b BUNDLE --profile PROFILE [--no-compare] [--format table|json] [--timeout S] [ID]
        pyrunc profile diff A B [--format table|json]
 """
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("-o", "--output", required=True)
     record.add_argument("--report", default="")
     record.add_argument("--with-args", action="store_true")
+    record.add_argument("--keep-nnp", action="store_true")
+    record.add_argument("--runs", type=int, default=1)
     record.add_argument("--format", choices=("table", "json"), default="table")
     record.add_argument("--timeout", type=float, default=300)
     record.add_argument("id", nargs="?")
@@ -60,6 +62,8 @@ def main(g, args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0
+    if args[0] not in ("record", "check", "diff"):
+        raise PyruncError(f"profile: unknown subcommand {args[0]!r} (expected record, check or diff)")
     opts = _parser().parse_args(args)
     if opts.command == "record":
         return _record(g, opts)
@@ -91,7 +95,8 @@ def _write_json(path: str, data: dict) -> None:
 
 def _record(g, opts) -> int:
     from pyrunc.harness.record import record
-    recording = record(os.path.abspath(opts.bundle), timeout=opts.timeout, container_id=opts.id, root=g.root)
+    recording = record(os.path.abspath(opts.bundle), timeout=opts.timeout, container_id=opts.id, root=g.root,
+                       keep_no_new_privileges=opts.keep_nnp, runs=opts.runs)
     _echo_workload(recording.result, opts.format)
     output = os.path.abspath(opts.output)
     report_path = opts.report or (output[:-5] if output.endswith(".json") else output) + ".report.json"

@@ -59,11 +59,14 @@ def _describe_condition(condition: tuple) -> str:
 class _Decisions:
     def __init__(self, raw: Mapping[str, Any], where: str):
         from pyrunc.errors import ConfigError
-        from pyrunc.seccomp.profile import ARCHITECTURES, parse
+        from pyrunc.seccomp.profile import ARCHITECTURES, WHERE, parse
         try:
             self.profile = parse(dict(raw))
         except ConfigError as e:
-            raise ConfigError(f"{where}: {str(e)}") from None
+            # "config.json: linux.seccomp.defaultAction: ..." -> "A.json: defaultAction: ..."
+            text = str(e)
+            text = text[len(WHERE):].lstrip(".") if text.startswith(WHERE) else text
+            raise ConfigError(f"{where}: {text}") from None
         by_libseccomp_name = {v: k for k, v in ARCHITECTURES.items()}
         arches = [by_libseccomp_name[a] for a in self.profile.architectures]
         native = syscalls.native_arch()
@@ -173,7 +176,8 @@ def diff_table(result: dict) -> str:
     if result["identical"]:
         return lines + "the profiles allow and deny the same syscalls\n"
     if result["default"]:
-        lines += f"default action: A {result['default']['a']}, B {result['default']['b']}\n"
+        lines += (f"default action (syscalls neither profile names): A {result['default']['a']}, "
+                  f"B {result['default']['b']}\n")
     for side in ("a", "b"):
         if result[f"arches_only_in_{side}"]:
             lines += f"architectures only in {side.upper()}: {', '.join(result[f'arches_only_in_{side}'])}\n"

@@ -69,7 +69,8 @@ class Recording:
         self.counts: Counter[tuple[str, str]] = Counter()  # (arch, name) -> calls
         self.arg0: dict[str, Counter[str]] = defaultdict(Counter)  # name -> arg0 class -> calls
         self.arg0_values: dict[str, set[int]] = defaultdict(set)  # exact values, ARG_RULE_SYSCALLS only
-        self.result: Result | None = None
+        self.result: Result | None = None  # the last run's
+        self.runs = 0
         self.errors: list[str] = []
         self.native_arch = syscalls.native_arch()
 
@@ -122,6 +123,7 @@ class Recording:
                                        "note": "always allowed, not recorded (see docs/harness.md)"})
         return {
             "exit_code": self.result.exit_code if self.result else None,
+            "runs": self.runs,
             "total_calls": sum(self.counts.values()),
             "distinct_syscalls": len(self.syscalls),
             "architectures": self.arches,
@@ -137,7 +139,8 @@ class Recording:
             arches = ",".join(a.replace("SCMP_ARCH_", "").lower() for a in entry["arches"]) or "-"
             classes = ", ".join(f"{k}:{v}" for k, v in entry["arg0"].items()) or entry.get("note", "")
             rows.append([name, count, arches, classes])
-        footer = (f"{report['distinct_syscalls']} syscalls, {report['total_calls']} calls recorded; "
+        runs = f" in {report['runs']} runs" if report["runs"] > 1 else ""
+        footer = (f"{report['distinct_syscalls']} syscalls, {report['total_calls']} calls recorded{runs}; "
                   f"workload exit status {report['exit_code']}")
         return format_table(rows) + footer + "\n"
 
@@ -156,9 +159,17 @@ def recording_profile(listener_path: str, arches: list[str]) -> dict:
 
 def record(source: Union[Config, Mapping[str, Any], str, os.PathLike], *, input: str | bytes | None = None,
            timeout: float | None = 120, container_id: str | None = None, root: str | None = None,
-           arches: list[str] | None = None) -> Recording:
-    """Run the workload of `source` (a Config, config dict or bundle dir) once under the
-    recording filter and return the Recording (profile(), report(), table())."""
+           arches: list[str] | None = None, keep_no_new_privileges: bool = False, runs: int = 1) -> Recording:
+    """Run the workload of `source` (a Config, config dict or bundle dir) `runs` times
+    under the recording filter and return the Recording (profile(), report(), table()):
+    the union of what every run did (counts add up); `result` is the last run's.
+    Several runs catch calls a racy workload makes only sometimes (e.g. a client that
+    polls only when the reply is not there yet).
+
+    keep_no_new_privileges: leave process.noNewPrivileges as the config has it. When it
+    is false the filter loads before the init drops privileges, so the recording (and the
+    profile) includes the runtime's own setup calls (setgroups, capset, ...), which such
+    a container needs its profile to allow."""
     config = Config.from_bundle(source) if isinstance(source, (str, os.PathLike)) else \
         (source.copy() if isinstance(source, Config) else Config(source))
     recording = Recording()
@@ -167,13 +178,17 @@ def record(source: Union[Config, Mapping[str, Any], str, os.PathLike], *, input:
     workdir = tempfile.mkdtemp(prefix="pyrunc-rec-")
     try:
         listener_path = os.path.join(workdir, "listener.sock")
-        config.seccomp(recording_profile(listener_path, arches)).no_new_privileges(True)
-        with Supervisor(listener_path, recording.decide) as supervisor:
-            with Container(config, container_id, root=root) as container:
-                recording.result = container.run(input=input, timeout=timeout)
-        recording.errors.extend(supervisor.errors)
-        if not supervisor.states:
-            recording.errors.append("the runtime never handed over the seccomp listener")
+        config.seccomp(recording_profile(listener_path, arches))
+        if not keep_no_new_privileges:
+            config.no_new_privileges(True)
+        for _ in range(max(1, runs)):
+            with Supervisor(listener_path, recording.decide) as supervisor:
+                with Container(config, container_id, root=root) as container:
+                    recording.result = container.run(input=input, timeout=timeout)
+            recording.runs += 1
+            recording.errors.extend(supervisor.errors)
+            if not supervisor.states:
+                recording.errors.append("the runtime never handed over the seccomp listener")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return recording

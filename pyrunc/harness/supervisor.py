@@ -137,8 +137,9 @@ class Supervisor:
                 elif event & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
                     # every task that used this filter is gone
                     poller.unregister(fd)
-                    self._listeners.remove(fd)
-                    os.close(fd)
+                    if fd in self._listeners:  # stop() may have taken them after a timeout
+                        self._listeners.remove(fd)
+                        os.close(fd)
 
     def _accept(self) -> int:
         try:

@@ -25,7 +25,8 @@ def send_to_listener(pidfd: int, remote_fd: int, listener_path: str, metadata: s
     }
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(listener_path)
+            from pyrunc import unixsock
+            unixsock.connect(sock, listener_path)
             socket.send_fds(sock, [json.dumps(message, separators=(",", ":")).encode()], [fd])
     except OSError as e:
         raise PyruncError(f"send seccomp fd to {listener_path}: {os.strerror(e.errno).lower()}") from None

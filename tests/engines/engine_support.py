@@ -22,6 +22,7 @@ Fixture API:
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import io
@@ -376,17 +377,6 @@ def _unmount_below(directory: str) -> None:
             pass
 
 
-def _clear_directory(directory: Path) -> None:
-    """Empty `directory` (a private tmpfs mount point, which itself must stay)."""
-    if not directory.is_dir():
-        return
-    for entry in directory.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-
-
 def stop_daemon(process: subprocess.Popen, name: str, timeout: float = 30) -> None:
     if process.poll() is not None:
         return
@@ -566,17 +556,15 @@ def wait_for_no_processes(marker: str, timeout: float = 10) -> list[str]:
 class DockerEngine:
     """dockerd on a private socket, runtimes runc (default) and pyrunc (--add-runtime)."""
 
-    def __init__(self, directory: Path, pyrunc: str, cgroup_parent: str):
+    def __init__(self, directory: Path, pyrunc: str, cgroup_parent: str, exec_root: str):
         self.directory = directory
         self.pyrunc = pyrunc
         self.cgroup_parent = cgroup_parent
         self.socket = str(directory / "docker.sock")
-        # Debian's default exec root and namespace, so the runtime's --root and every path
-        # below it have the lengths a real installation gives (sun_path is 108 bytes).
-        # /var/run/docker is a private tmpfs here (private_run_dirs). The override exists
-        # to look past a runtime bug that only these lengths trigger.
-        self.exec_root = Path(os.environ.get("PYRUNC_ENGINES_DOCKER_EXEC_ROOT", "/var/run/docker"))
-        self.namespace = os.environ.get("PYRUNC_ENGINES_DOCKER_NAMESPACE", "moby")
+        # Beneath the private tmpfs on /run/docker (private_run_dirs); docker passes
+        # <exec-root>/runtime-runc/<namespace> as every runtime's --root.
+        self.exec_root = Path(exec_root)
+        self.namespace = "moby"
         self.data_root = directory / "data"
         self.log_path = directory / "dockerd.log"
         self.process: Optional[subprocess.Popen] = None
@@ -646,13 +634,22 @@ class DockerEngine:
             stop_daemon(self.process, "dockerd", timeout=60)
 
 
-@pytest.fixture(scope="module")
-def docker_engine(private_run_dirs, engine_rootfs_tar, engine_cgroup_parent) -> Iterator[DockerEngine]:
+# The exec root of the module's dockerd: as long as it may be while pyrunc can still bind
+# <root>/<64-hex id>/start.sock (see test_docker.py::test_debian_default_exec_root).
+DOCKER_EXEC_ROOT = "/run/docker/a"
+# Debian's (and docker's) default exec root is /var/run/docker: this many characters.
+DOCKER_DEFAULT_EXEC_ROOT_LENGTH = len("/var/run/docker")
+
+
+@contextlib.contextmanager
+def started_docker(engine_rootfs_tar: Path, cgroup_parent: str, exec_root: str) -> Iterator[DockerEngine]:
+    """A dockerd with its own containerd, the image imported; stopped and checked for
+    residue (containers, runtime state, processes, mounts) on the way out."""
     require(DOCKERD, DOCKER, CONTAINERD, "/usr/bin/containerd-shim-runc-v2", RUNC_BINARY)
     directory = Path(tempfile.mkdtemp(prefix="pe-dkr-", dir="/tmp"))
     containerd = Containerd(directory / "ctd")
     containerd.directory.mkdir()
-    engine = DockerEngine(directory, pyrunc_binary(), engine_cgroup_parent)
+    engine = DockerEngine(directory, pyrunc_binary(), cgroup_parent, exec_root)
     problems = []
     try:
         containerd.start()
@@ -673,20 +670,23 @@ def docker_engine(private_run_dirs, engine_rootfs_tar, engine_cgroup_parent) -> 
         left_state = state_dirs(engine.runtime_root())
         if left_state:
             problems.append(f"runtime state left in {engine.runtime_root()}: {left_state}")
-        left_mounts = mounts_below(str(engine.exec_root))
-        if left_mounts:
-            problems.append(f"mounts left: {left_mounts}")
-        _unmount_below(str(engine.exec_root))
-        _clear_directory(engine.exec_root)
+        for top in (str(engine.exec_root), str(directory)):
+            left_mounts = mounts_below(top)
+            if left_mounts:
+                problems.append(f"mounts left: {left_mounts}")
+            _unmount_below(top)
+        shutil.rmtree(engine.exec_root, ignore_errors=True)
         left_processes = wait_for_no_processes(str(directory))
         if left_processes:
             problems.append(f"processes left: {left_processes}")
-        left_mounts = mounts_below(str(directory))
-        if left_mounts:
-            problems.append(f"mounts left: {left_mounts}")
-        _unmount_below(str(directory))
         shutil.rmtree(directory, ignore_errors=True)
     assert not problems, "; ".join(problems)
+
+
+@pytest.fixture(scope="module")
+def docker_engine(private_run_dirs, engine_rootfs_tar, engine_cgroup_parent) -> Iterator[DockerEngine]:
+    with started_docker(engine_rootfs_tar, engine_cgroup_parent, DOCKER_EXEC_ROOT) as engine:
+        yield engine
 
 
 # ---------------------------------------------------------------------------------------
@@ -824,9 +824,15 @@ echo "umask: $(umask)"
 echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
 echo "hostname: $(hostname)"
 echo "cwd: $(pwd)"
-echo "fds: $(ls /proc/$$/fd | tr '\n' ' ')"
+# The glob is expanded by this shell itself: `$(ls /proc/$$/fd)` would race with the
+# shell closing the write end of the substitution's pipe.
+for fd in /proc/$$/fd/*; do
+    echo "fd ${fd##*/}: $(readlink "$fd" | sed 's/[0-9][0-9]*/N/g')"
+done
 echo "unprivileged_port_start: $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>&1)"
 echo "ping_group_range: $(cat /proc/sys/net/ipv4/ping_group_range 2>&1 | tr '\t' ' ')"
+echo "shm_rmid_forced: $(cat /proc/sys/kernel/shm_rmid_forced)"
+echo "data: $(cat /data/shared.txt 2>&1)"
 echo "rlimit nofile: $(ulimit -n) $(ulimit -Hn)"
 echo "rlimit nproc: $(ulimit -u) $(ulimit -Hu)"
 echo "dev: $(ls /dev | tr '\n' ' ')"
@@ -843,10 +849,44 @@ env | sort | grep -v '^HOSTNAME=' | sed 's/^/env: /'
 """
 
 
-def probe_differences(outputs: dict[str, str]) -> list[str]:
-    """Lines only one runtime printed, as '<runtime>: line'."""
-    runc_lines = outputs["runc"].replace("\r\n", "\n").splitlines()
-    pyrunc_lines = outputs["pyrunc"].replace("\r\n", "\n").splitlines()
+# Known pyrunc difference (see docs/engines.md, "cgroup mount"): on a v1/hybrid host runc
+# mounts /sys/fs/cgroup as a read-WRITE tmpfs holding only the v1 hierarchies; pyrunc
+# remounts the tmpfs read-only and adds the hybrid cgroup2 "unified" mount. These lines
+# are compared by test_cgroup_mount_matches_runc alone, so the rest stays checked.
+CGROUP_MOUNT_LINES = ("mount: /sys/fs/cgroup tmpfs ", "mount: /sys/fs/cgroup/unified ")
+
+
+def probe_differences(
+    outputs: dict[str, str],
+    only: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = CGROUP_MOUNT_LINES,
+) -> list[str]:
+    """Lines only one runtime printed, as 'runc only: line' / 'pyrunc only: line'.
+    Lines starting with one of `ignore` are left out (default: the cgroup mount, a known
+    difference); with `only`, nothing but lines starting with one of those is compared."""
+    def lines(runtime: str) -> list[str]:
+        found = outputs[runtime].replace("\r\n", "\n").splitlines()
+        if only:
+            return [l for l in found if l.startswith(only)]
+        return [l for l in found if not l.startswith(ignore)]
+
+    runc_lines, pyrunc_lines = lines("runc"), lines("pyrunc")
     only_runc = [f"runc only:   {l}" for l in runc_lines if l not in pyrunc_lines]
     only_pyrunc = [f"pyrunc only: {l}" for l in pyrunc_lines if l not in runc_lines]
     return only_runc + only_pyrunc
+
+
+# Known pyrunc bug: `exec` does not apply the container's process.oomScoreAdj when the
+# --process JSON has none (docker's has none); the exec'd process keeps the caller's score
+# (the shim's: containerd's + 1). runc applies the container's value to every process.
+EXEC_OOM_LINES = ("oom_score_adj:",)
+EXEC_OOM_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason="pyrunc bug: exec ignores the container's oomScoreAdj (keeps the shim's score)",
+)
+
+CGROUP_MOUNT_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason="pyrunc bug: /sys/fs/cgroup tmpfs remounted read-only and the hybrid cgroup2 "
+           "'unified' hierarchy mounted too; runc 1.1 leaves the tmpfs rw, v1 hierarchies only",
+)

@@ -10,6 +10,10 @@ import pytest
 
 from engine_support import (
     IMAGE_REF,
+    CGROUP_MOUNT_LINES,
+    CGROUP_MOUNT_XFAIL,
+    EXEC_OOM_LINES,
+    EXEC_OOM_XFAIL,
     PROBE_SCRIPT,
     assert_cgroups_empty,
     probe_differences,
@@ -173,7 +177,24 @@ def test_rm_force_running(podman, engine_name):
     assert pm(podman, "ps", "-aq").stdout.split() == []
 
 
-def test_bad_command_error_reaches_podman(podman):
+def test_kill_and_rm_while_paused(podman, engine_name):
+    try:
+        start_detached(podman, engine_name, "sleep", "60")
+        pm(podman, "pause", engine_name)
+        pid = int(inspect(podman, engine_name, "{{.State.Pid}}"))
+    finally:
+        pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to go")
+    assert pm(podman, "ps", "-aq").stdout.split() == []
+
+
+def test_bad_command_error_reaches_podman(podman, request):
+    if podman.current_runtime == "pyrunc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True,
+            reason="pyrunc bug: a missing process.args[0] fails `start`, not `create` as "
+                   "in runc, so podman reports 126 and no 'executable not found'",
+        ))
     result = pm(podman, "run", "--rm", *run_flags(podman), IMAGE_REF, "/no/such/binary",
                 check=False)
     # runc fails `create` ("executable file not found"), which podman maps to 127.
@@ -237,3 +258,37 @@ def test_update(podman, engine_name, engine_cgroup_parent):
         assert open(f"{cpu}/cpu.cfs_quota_us").read().strip() == "50000"
     finally:
         pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
+
+
+@CGROUP_MOUNT_XFAIL
+def test_cgroup_mount_matches_runc(podman_engine):
+    outputs = {
+        runtime: podman_engine.podman(
+            "run", "--rm", "--network", "none", "--cgroup-parent", podman_engine.cgroup_parent,
+            IMAGE_REF, "sh", "-c", PROBE_SCRIPT, runtime=runtime,
+        ).stdout
+        for runtime in ("runc", "pyrunc")
+    }
+    differences = probe_differences(outputs, only=CGROUP_MOUNT_LINES)
+    assert not differences, "\n".join(differences)
+
+
+def test_exec_process_matches_runc(podman_engine, engine_name):
+    """What a `podman exec` process sees is the same under pyrunc as under runc."""
+    outputs = {}
+    for runtime in ("runc", "pyrunc"):
+        name = f"{engine_name}-{runtime}"
+        try:
+            podman_engine.podman(
+                "run", "-d", "--name", name, "--hostname", "probe", "--network", "none",
+                "--cgroup-parent", podman_engine.cgroup_parent, IMAGE_REF, "sleep", "60",
+                runtime=runtime,
+            )
+            result = podman_engine.podman("exec", "-u", "1000:1000", "-w", "/home/user", name,
+                                          "sh", "-c", PROBE_SCRIPT, check=False)
+            assert result.returncode == 0, (runtime, result.stdout, result.stderr)
+            outputs[runtime] = result.stdout
+        finally:
+            podman_engine.podman("rm", "-f", "-t", "0", name, check=False)
+    differences = probe_differences(outputs)
+    assert not differences, "\n".join(differences)

@@ -7,7 +7,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 
@@ -50,9 +50,10 @@ def fails_cleanly(pyrunc_cmd, state_root, container_id, assert_no_residue):
     """Run pyrunc with `words` (the id appended), expect a clean one-line failure, check
     that nothing is left, and return the error line."""
 
-    def check(*words, command: str = "create", cwd: Optional[Path] = None) -> str:
+    def check(*words, command: str = "create", cwd: Optional[Path] = None,
+              timeout: float = 30) -> str:
         mounts_before = mount_table()
-        result = pyrunc_cmd(command, *words, container_id, cwd=cwd)
+        result = pyrunc_cmd(command, *words, container_id, cwd=cwd, timeout=timeout)
         line = error_line(result)
         assert not (state_root / container_id).exists(), "state dir left behind"
         assert pyrunc_cmd("state", container_id).returncode == 1
@@ -198,7 +199,8 @@ def test_missing_id_argument(pyrunc_cmd, bundle, state_root):
     result = run_direct(pyrunc_cmd, state_root, "create", "-b", bundle())
     line = error_line(result)
     assert "create" in line and "requires exactly 1 argument(s)" in line
-    assert os.listdir(state_root) == [] if state_root.exists() else True
+    if state_root.exists():
+        assert os.listdir(state_root) == []
     assert mount_table() == mounts_before
 
 
@@ -268,5 +270,15 @@ MORE_CASES = {
 def test_more_config_errors(fails_cleanly, bundle, case):
     edit, wanted = MORE_CASES[case]
     line = fails_cleanly("-b", bundle(edit))
+    message = line.replace('\\"', '"')  # logrus quotes msg="..." and escapes inner quotes
     for text in wanted:
-        assert text in line, (case, line)
+        assert text in message, (case, line)
+
+
+def test_pid_file_in_a_missing_directory(fails_cleanly, bundle, tmp_path):
+    """The init already exists when the pid file is written: create must kill it and
+    clean up, not wait for it (runc: `open /nonexistent/dir/.pid: no such file...`)."""
+    missing = tmp_path / "no-such-dir" / "init.pid"
+    line = fails_cleanly("-b", bundle(args=["sleep", "60"]), "--pid-file", missing,
+                         timeout=15)
+    assert str(missing.parent) in line and "no such file or directory" in line

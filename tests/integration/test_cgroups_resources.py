@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pyrunc.cgroups import mode
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
 MiB = 1 << 20
+UNIFIED = mode() == "unified"   # the same file runs in the pure cgroup v2 guest (tests/vm)
 
 
 def _read(path: str) -> str:
@@ -57,46 +60,66 @@ def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, 
     major, minor = _block_device()
     resources = {
         "memory": {"limit": 96 * MiB, "reservation": 32 * MiB, "swappiness": 10,
-                   "kernel": 64 * MiB},  # kernel: ignored as runc 1.1 does
+                   "kernel": 64 * MiB},  # kernel (and swappiness on v2): ignored as runc 1.1 does
         "cpu": {"shares": 512, "quota": 25000, "period": 100000, "cpus": "0", "mems": "0",
-                "burst": 1000, "idle": 0, "realtimePeriod": 1000000, "realtimeRuntime": 10000},
+                "burst": 1000, "idle": 0},
         "pids": {"limit": 33},
         "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]},
     }
-    inside = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
-              "/sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpuset/cpuset.cpus; sleep 30")
-    b = _bundle(bundle, resources, ["sh", "-c", inside])
+    if not UNIFIED:  # no realtime group scheduling on cgroup v2
+        resources["cpu"].update(realtimePeriod=1000000, realtimeRuntime=10000)
+    b = _bundle(bundle, resources, ["sleep", "30"])
     r = pyrunc_cmd("run", "-d", "--bundle", b, container_id)
     assert r.returncode == 0, r.stderr
     d = _dirs(state_root, container_id)
-    assert _read(d["memory"] + "/memory.limit_in_bytes") == str(96 * MiB)
-    assert _read(d["memory"] + "/memory.soft_limit_in_bytes") == str(32 * MiB)
-    assert _read(d["memory"] + "/memory.swappiness") == "10"
-    assert _read(d["cpu"] + "/cpu.shares") == "512"
-    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "25000"
-    assert _read(d["cpu"] + "/cpu.cfs_period_us") == "100000"
-    assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
-    assert _read(d["cpu"] + "/cpu.cfs_burst_us") == "1000"
-    assert _read(d["cpu"] + "/cpu.rt_runtime_us") == "10000"
-    assert _read(d["pids"] + "/pids.max") == "33"
-    weight_file = "blkio.weight" if os.path.exists(d["blkio"] + "/blkio.weight") else "blkio.bfq.weight"
-    assert _read(f"{d['blkio']}/{weight_file}").split()[-1] == "300"
-    assert f"{major}:{minor} 1048576" in _read(d["blkio"] + "/blkio.throttle.read_bps_device")
+    if UNIFIED:
+        u = d["unified"]
+        assert _read(u + "/memory.max") == str(96 * MiB)
+        assert _read(u + "/memory.low") == str(32 * MiB)
+        assert _read(u + "/cpu.weight") == "20"          # runc's shares → weight
+        assert _read(u + "/cpu.max") == "25000 100000"
+        assert _read(u + "/cpu.max.burst") == "1000"
+        assert _read(u + "/cpuset.cpus") == "0"
+        assert _read(u + "/pids.max") == "33"
+        assert f"{major}:{minor} rbps=1048576" in _read(u + "/io.max")
+        weight = _read(u + "/io.bfq.weight") if os.path.exists(u + "/io.bfq.weight") else _read(u + "/io.weight")
+        from pyrunc.cgroups._resources import blkio_weight_to_io_weight
+        # bfq takes the blkio weight as is, io.weight gets runc's conversion
+        assert weight.split()[-1] in ("300", str(blkio_weight_to_io_weight(300)))
+        procs = u + "/cgroup.procs"
+        inside = ["memory.max", "pids.max", "cpu.max", "cpuset.cpus"]
+        expected = [str(96 * MiB), "33", "25000", "100000", "0"]
+    else:
+        assert _read(d["memory"] + "/memory.limit_in_bytes") == str(96 * MiB)
+        assert _read(d["memory"] + "/memory.soft_limit_in_bytes") == str(32 * MiB)
+        assert _read(d["memory"] + "/memory.swappiness") == "10"
+        assert _read(d["cpu"] + "/cpu.shares") == "512"
+        assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "25000"
+        assert _read(d["cpu"] + "/cpu.cfs_period_us") == "100000"
+        assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
+        assert _read(d["cpu"] + "/cpu.cfs_burst_us") == "1000"
+        assert _read(d["cpu"] + "/cpu.rt_runtime_us") == "10000"
+        assert _read(d["pids"] + "/pids.max") == "33"
+        weight_file = "blkio.weight" if os.path.exists(d["blkio"] + "/blkio.weight") else "blkio.bfq.weight"
+        assert _read(f"{d['blkio']}/{weight_file}").split()[-1] == "300"
+        assert f"{major}:{minor} 1048576" in _read(d["blkio"] + "/blkio.throttle.read_bps_device")
+        procs = d["memory"] + "/cgroup.procs"
+        inside = ["memory/memory.limit_in_bytes", "pids/pids.max", "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus"]
+        expected = [str(96 * MiB), "33", "25000", "0"]
     # the container's processes are in those cgroups, the runtime is not
     pid = json.loads(pyrunc_cmd("state", container_id, check=True).stdout)["pid"]
-    assert str(pid) in _read(d["memory"] + "/cgroup.procs").split()
-    assert str(os.getpid()) not in _read(d["memory"] + "/cgroup.procs").split()
-    r = pyrunc_cmd("exec", container_id, "sh", "-c",
-                   "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
-                   "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    assert str(pid) in _read(procs).split()
+    assert str(os.getpid()) not in _read(procs).split()
+    # and the container sees the same values through its read-only cgroup mount
+    r = pyrunc_cmd("exec", container_id, "cat", *(f"/sys/fs/cgroup/{f}" for f in inside))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [str(96 * MiB), "33", "25000"]
-
+    assert r.stdout.split() == expected
 
 def test_pids_limit_enforced(bundle, container_id, pyrunc_cmd):
     # sh is one pid, so three sleeps fit in pids.max 4 and the fourth fork fails
     # (busybox sh then gives up: a failed fork is fatal for a non-interactive shell)
-    script = ("sleep 2 & sleep 2 & sleep 2 & read n < /sys/fs/cgroup/pids/pids.current; "
+    current = "/sys/fs/cgroup/pids.current" if UNIFIED else "/sys/fs/cgroup/pids/pids.current"
+    script = ("sleep 2 & sleep 2 & sleep 2 & read n < " + current + "; "
               "echo procs=$n; sleep 2 & echo not-reached; wait")
     b = _bundle(bundle, {"pids": {"limit": 4}}, ["sh", "-c", script])
     r = pyrunc_cmd("run", "--bundle", b, container_id, timeout=30)
@@ -105,13 +128,12 @@ def test_pids_limit_enforced(bundle, container_id, pyrunc_cmd):
 
 
 def test_devices_allow_and_deny_seen_inside(bundle, container_id, pyrunc_cmd):
-    if not _v1("devices"):
-        pytest.skip("no v1 devices hierarchy")
+    # v1: the devices cgroup; cgroup v2: pyrunc's eBPF program
     script = ("echo hi > /dev/null && echo null-ok; "
               "mknod /tmp/mem c 1 1 && echo mknod-ok; "
               "head -c1 /tmp/mem >/dev/null 2>/tmp/err; cat /tmp/err; "
               "mknod /tmp/full c 1 7 && head -c1 /tmp/full >/dev/null && echo full-ok; "
-              "cat /sys/fs/cgroup/devices/devices.list")
+              + ("" if UNIFIED else "cat /sys/fs/cgroup/devices/devices.list"))
 
     def edit(config):
         config["root"]["readonly"] = False
@@ -128,13 +150,18 @@ def test_devices_allow_and_deny_seen_inside(bundle, container_id, pyrunc_cmd):
     assert "null-ok" in out and "mknod-ok" in out, out
     assert "Operation not permitted" in out, out   # /dev/mem (1:1) was never allowed
     assert "full-ok" in out   # 1:7 denied by the spec, but runc's defaults come after it
-    assert "c 1:3 rwm" in out and "c 136:* rwm" in out and "a *:* rwm" not in out
+    if not UNIFIED:
+        assert "c 1:3 rwm" in out and "c 136:* rwm" in out and "a *:* rwm" not in out
+
+
+def _unified_mount() -> str:
+    return "/sys/fs/cgroup" if UNIFIED else "/sys/fs/cgroup/unified"
 
 
 def _own_unified_dir() -> str:
     own = [line.split(":", 2)[2] for line in _read("/proc/self/cgroup").splitlines()
            if line.startswith("0::")]
-    return "/sys/fs/cgroup/unified" + own[0].rstrip("/") if own else ""
+    return _unified_mount() + own[0].rstrip("/") if own else ""
 
 
 @pytest.fixture
@@ -203,7 +230,7 @@ def _hugepage_size() -> tuple[str, int] | None:
 
 def test_hugetlb_on_unified_hierarchy_and_unified_map(bundle, container_id, pyrunc_cmd, state_root):
     found = _hugepage_size()
-    ctrl = "/sys/fs/cgroup/unified/cgroup.controllers"
+    ctrl = f"{_unified_mount()}/cgroup.controllers"
     if found is None or not os.path.exists(ctrl) or "hugetlb" not in _read(ctrl).split():
         pytest.skip("no hugepages or no hugetlb controller in cgroup2")
     if _v1("hugetlb"):
@@ -242,3 +269,42 @@ def test_bad_input_names_field_and_leaves_nothing(bundle, container_id, pyrunc_c
     assert field in r.stderr, r.stderr
     assert not (state_root / container_id).exists()
     assert_no_residue(state_root, [container_id])
+
+
+def test_v2_driver_on_the_unified_hierarchy(unified_cgroup):
+    """The cgroup2 code path of Manager.apply for real, as far as this host's cgroup2 goes
+    (hugetlb and devices): a manager in "unified" mode on a directory below ours."""
+    from pyrunc.cgroups import CgroupError, Manager
+
+    found = _hugepage_size()
+    controllers = _read(f"{_unified_mount()}/cgroup.controllers").split()
+    mgr = Manager("unified", {"": unified_cgroup + "/ctr"}, {"": _unified_mount()})
+    mgr.create()
+    try:
+        resources = {"devices": [{"allow": False, "access": "rwm"},
+                                 {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "r"}]}
+        if found and "hugetlb" in controllers:
+            size, page = found
+            resources["hugepageLimits"] = [{"pageSize": size, "limit": page}]
+        saved = mgr.apply(resources)
+        assert saved["devices"][1]["minor"] == 5
+        # runc's defaults come after the spec's rules: /dev/zero (1:5) is allowed again
+        assert _open_in_cgroup(mgr.unified_path, "/dev/zero", "/dev/null").split() == ["zero-ok", "null-ok"]
+        if "hugepageLimits" in resources:
+            assert _read(f"{mgr.unified_path}/hugetlb.{size}.max") == str(page)
+        # update leaves the device program alone and merges nothing it was not given
+        mgr.apply({"unified": {}}, update=True)
+        fd = os.open(mgr.unified_path, os.O_RDONLY)
+        try:
+            from pyrunc.cgroups import _bpf
+            assert len(_bpf.attached(fd)) == 1
+        finally:
+            os.close(fd)
+        if "memory" not in controllers:
+            with pytest.raises(CgroupError, match=r"^linux\.resources\.memory\.limit: cgroup controller memory "
+                                                  r"is not available"):
+                mgr.apply({"memory": {"limit": 1 << 24}}, update=True)
+            with pytest.raises(CgroupError, match=r"^linux\.resources\.unified\['memory\.high'\]: "):
+                mgr.apply({"unified": {"memory.high": "1"}}, update=True)
+    finally:
+        mgr.destroy()

@@ -272,7 +272,7 @@ def test_stopped_container_cli(pyrunc_cmd, runc_cmd, bundle, container_id):
         return (result.returncode, message_of(result.stderr) if result.stderr else "")
 
     for words in (("kill", "9"), ("kill", "--all", "9"), ("start",), ("pause",)):
-        command_words = (words[0],) + words[1:]
+        command_words = words
         # kill takes the id before the signal
         if words[0] == "kill":
             reference = runc_cmd("kill", *words[1:-1], names["runc"], words[-1])

@@ -15,10 +15,14 @@ from pyrunc.api import PROBE_IN_CONTAINER, Config, Container
 
 pytestmark = pytest.mark.integration
 
-# httpd binds before it daemonizes, so wget finds it listening; the pid namespace ends it
-WEB_WORKLOAD = ["sh", "-c",
-                "httpd -p 127.0.0.1:8080 -h /www && wget -q -O - http://127.0.0.1:8080/ && ls /www && sleep 0.1"]
-WEB_OUTPUT = "hello from pyrunc\nindex.html\n"
+# httpd binds before it daemonizes, so wget finds it listening; the pid namespace ends it.
+# The page is a CGI script that sends its body 0.1 s after the headers: wget then always
+# finds no body yet and polls. With a static page it polls only when it wins the race
+# (2 runs in 15 here), so a single recording would make a profile that fails sometimes.
+WEB_WORKLOAD = ["sh", "-c", "httpd -p 127.0.0.1:8080 -h /www && wget -q -O - http://127.0.0.1:8080/cgi-bin/slow"
+                " && ls /www && sleep 0.1"]
+WEB_OUTPUT = "hello from pyrunc\ncgi-bin\nindex.html\n"
+SLOW_CGI = '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nsleep 0.1\necho hello from pyrunc\n'
 
 
 def without(profile: dict, name: str) -> dict:
@@ -30,12 +34,22 @@ def without(profile: dict, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def web_recording(tmp_path_factory):
-    """One recording of WEB_WORKLOAD shared by the module (recording is what is slow)."""
-    from pyrunc.harness.record import record
+def web_rootfs(tmp_path_factory):
     from pyrunc.harness.rootfs import build_busybox_rootfs
     rootfs = build_busybox_rootfs(tmp_path_factory.mktemp("harness") / "rootfs")
-    config = Config.busybox(rootfs, WEB_WORKLOAD)
+    cgi = os.path.join(rootfs, "www", "cgi-bin")
+    os.makedirs(cgi)
+    with open(os.path.join(cgi, "slow"), "w") as f:
+        f.write(SLOW_CGI)
+    os.chmod(os.path.join(cgi, "slow"), 0o755)
+    return rootfs
+
+
+@pytest.fixture(scope="module")
+def web_recording(web_rootfs):
+    """One recording of WEB_WORKLOAD shared by the module (recording is what is slow)."""
+    from pyrunc.harness.record import record
+    config = Config.busybox(web_rootfs, WEB_WORKLOAD)
     return config, record(config, timeout=60)
 
 
@@ -50,7 +64,7 @@ def test_record_sees_the_workload_and_writes_a_minimal_profile(web_recording):
     assert rule["action"] == "SCMP_ACT_ALLOW"
     names = set(rule["names"])
     # server, client, ls, sleep, the shell
-    for name in ("socket", "bind", "listen", "accept", "connect", "getdents64", "clock_nanosleep",
+    for name in ("socket", "bind", "listen", "accept", "connect", "poll", "getdents64", "clock_nanosleep",
                  "execve", "wait4", "clone", "exit_group", "read", "write"):
         assert name in names, name
     # nothing a busybox shell pipeline has any business doing
@@ -146,15 +160,41 @@ def test_check_counts_a_log_rule_without_denying(web_recording, pyrunc_check):
 
 # ------------------------------------------------------------------ the command line
 @pytest.fixture
-def web_bundle(tmp_path, pyrunc_rootfs):
+def profile_cli(tmp_path_factory, assert_no_residue):
+    """Runs `pyrunc --root ROOT profile ...` (the installed command) with a fresh root.
+
+    Not conftest's pyrunc_cmd: its residue check counts the runtime's seccomp cache
+    (ROOT/.pyrunc-cache) as a leftover container, so it is removed here first."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pyrunc.harness.api import pyrunc_command
+    root = tempfile.mkdtemp(prefix="pyrunc-prof-")
+
+    def run(*args, timeout: float = 120):
+        command = [*pyrunc_command(), "--root", root, "profile", *[str(a) for a in args]]
+        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+    try:
+        yield run
+    finally:
+        shutil.rmtree(os.path.join(root, ".pyrunc-cache"), ignore_errors=True)
+        try:
+            assert_no_residue(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def web_bundle(tmp_path, web_rootfs):
     bundle = tmp_path / "bundle"
-    Config.busybox(pyrunc_rootfs, WEB_WORKLOAD).write_bundle(bundle)
+    Config.busybox(web_rootfs, WEB_WORKLOAD).write_bundle(bundle)
     return bundle
 
 
-def test_cli_record_check_diff(pyrunc_cmd, web_bundle, tmp_path):
+def test_cli_record_check_diff(profile_cli, web_bundle, tmp_path):
     profile_path = tmp_path / "web.json"
-    recorded = pyrunc_cmd("profile", "record", "-b", web_bundle, "-o", profile_path, timeout=120)
+    recorded = profile_cli("record", "-b", web_bundle, "-o", profile_path)
     assert recorded.returncode == 0, recorded.stderr
     assert recorded.stdout.startswith(WEB_OUTPUT + "SYSCALL ")
     assert f"profile: {profile_path}\nreport: {tmp_path / 'web.report.json'}\n" in recorded.stdout
@@ -165,35 +205,64 @@ def test_cli_record_check_diff(pyrunc_cmd, web_bundle, tmp_path):
     line = next(l for l in recorded.stdout.splitlines() if l.startswith("socket "))
     assert line.split()[2:] == ["x86_64", f"AF_INET:{report['syscalls']['socket']['count']}"]
 
-    clean = pyrunc_cmd("profile", "check", "-b", web_bundle, "--profile", profile_path, timeout=120)
+    clean = profile_cli("check", "-b", web_bundle, "--profile", profile_path)
     assert clean.returncode == 0, clean.stderr
     assert clean.stdout == WEB_OUTPUT + "no syscall was denied\nexit status 0 under the profile, 0 unconfined (same)\n"
 
     reduced_path = tmp_path / "reduced.json"
     reduced_path.write_text(json.dumps(without(profile, "getdents64")))
-    denied = pyrunc_cmd("profile", "check", "-b", web_bundle, "--profile", reduced_path, "--format", "json",
-                        timeout=120)
+    denied = profile_cli("check", "-b", web_bundle, "--profile", reduced_path, "--format", "json")
     assert denied.returncode == 1
     result = json.loads(denied.stdout)
     assert list(result["denied"]) == ["getdents64"] and result["stdout_differs"] is True
     assert "hello from pyrunc" in denied.stderr  # the workload's stdout moves to stderr with JSON
 
-    table = pyrunc_cmd("profile", "diff", profile_path, reduced_path)
+    table = profile_cli("diff", profile_path, reduced_path)
     assert table.returncode == 1
     assert table.stdout.splitlines()[2:] == ["CHANGE  SYSCALL     ARCHES  A      B",
                                              "A only  getdents64  x86_64  allow  errno EPERM"]
-    same = pyrunc_cmd("profile", "diff", "--format", "json", profile_path, profile_path)
+    same = profile_cli("diff", "--format", "json", profile_path, profile_path)
     assert same.returncode == 0 and json.loads(same.stdout)["identical"] is True
 
 
-def test_cli_profile_errors_are_one_line(pyrunc_cmd, tmp_path, web_bundle):
-    missing = pyrunc_cmd("profile", "check", "-b", web_bundle, "--profile", tmp_path / "nope.json")
+def test_cli_profile_errors_are_one_line(profile_cli, tmp_path, web_bundle):
+    missing = profile_cli("check", "-b", web_bundle, "--profile", tmp_path / "nope.json")
     assert missing.returncode == 1
     assert missing.stderr.count("\n") == 1 and f"open {tmp_path / 'nope.json'}: no such file or directory" in missing.stderr
-    usage = pyrunc_cmd("profile", "record", "-b", web_bundle)
+    usage = profile_cli("record", "-b", web_bundle)
     assert usage.returncode == 1
     assert "profile record: the following arguments are required: -o/--output" in usage.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"defaultAction": "SCMP_ACT_BOGUS"}))
-    invalid = pyrunc_cmd("profile", "diff", bad, bad)
-    assert invalid.returncode == 1 and 'defaultAction: unknown action "SCMP_ACT_BOGUS"' in invalid.stderr
+    invalid = profile_cli("diff", bad, bad)
+    assert invalid.returncode == 1
+    assert f'msg="{bad}: defaultAction: unknown action \\"SCMP_ACT_BOGUS\\""' in invalid.stderr
+
+
+def test_without_no_new_privileges_the_profile_must_cover_the_runtime_setup(web_recording, pyrunc_record,
+                                                                              pyrunc_check):
+    """noNewPrivileges false: the filter loads before the init drops privileges, so P
+    also filters setgroups/setresuid/capset. check shows it; --keep-nnp records it."""
+    config, recording = web_recording
+    no_nnp = config.copy().no_new_privileges(False)
+    result = pyrunc_check(recording.profile(), config=no_nnp)
+    report = result.report()
+    assert list(report["denied"]) == ["setgroups"]  # the first setup call; the init stops there
+    assert report["runtime_error"] == "set user to 0:0: operation not permitted"
+    assert (report["exit_code"], report["exit_differs"]) == (None, True)
+
+    with_setup = pyrunc_record(no_nnp, keep_no_new_privileges=True)
+    assert with_setup.result.stdout == WEB_OUTPUT
+    assert {"setgroups", "setresuid", "setresgid", "capset"} <= set(with_setup.syscalls) - set(recording.syscalls)
+    clean = pyrunc_check(with_setup.profile(), config=no_nnp).report()
+    assert (clean["denied"], clean["exit_code"], clean["runtime_error"]) == ({}, 0, "")
+
+
+def test_several_runs_add_up(pyrunc_config, pyrunc_record):
+    config = pyrunc_config.args("ls", "/")
+    once = pyrunc_record(config).report()
+    thrice = pyrunc_record(config, runs=3).report()
+    assert (once["runs"], thrice["runs"]) == (1, 3)
+    assert once["syscalls"]["getdents64"]["count"] >= 2  # entries, then the end
+    assert thrice["syscalls"]["getdents64"]["count"] == 3 * once["syscalls"]["getdents64"]["count"]
+    assert thrice["syscalls"].keys() == once["syscalls"].keys()

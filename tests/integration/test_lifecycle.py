@@ -711,6 +711,17 @@ def test_log_appends_and_text_format(pyrunc_cmd, container_id, tmp_path):
     assert re.match(r'^time="[^"]+" level=error msg="container does not exist"$', text[-1]), text
 
 
+def test_bad_log_options(pyrunc_cmd, container_id, tmp_path):
+    missing_dir_log = tmp_path / "no-such-dir" / "log"
+    result = pyrunc_cmd("--log", missing_dir_log, "state", container_id)
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert str(missing_dir_log) in line and "no such file or directory" in line
+    result = pyrunc_cmd("--log-format", "xml", "state", container_id)
+    assert result.returncode == 1
+    assert "invalid log-format: xml" in one_error_line(result.stderr)
+
+
 def test_flag_equals_value_forms(pyrunc_cmd, bundle, container_id, state_root, tmp_path):
     binary = pyrunc_cmd.__self__.binary
     log = tmp_path / "log.json"

@@ -10,13 +10,10 @@ first installs a SIGSYS handler that prints "sigsys NR".
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile

@@ -14,13 +14,11 @@ fails if the attack works:
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -143,6 +141,26 @@ def test_init_runs_from_a_sealed_memfd_not_the_installed_binary(bundle, pyrunc_c
     assert os.stat(INIT_BINARY).st_size == installed.st_size
 
 
+def test_container_process_cannot_reach_the_waiting_init(bundle, pyrunc_cmd, container_id):
+    """The attack from inside: a process exec'd into a created container (whose pid 1 is
+    still pyrunc-init, waiting for start) tries to read, open and write /proc/1/exe.
+    Container root has no CAP_SYS_PTRACE (runc's default set), so the non-dumpable init
+    is out of its reach; the start afterwards still works."""
+    b = bundle(args=["true"])
+    pyrunc_cmd("create", "-b", str(b), container_id, check=True)
+    probe = ("cat /proc/1/comm; readlink /proc/1/exe || echo NOLINK; "
+             "cat /proc/1/exe > /dev/null 2>&1 && echo READ; "
+             "(echo x >> /proc/1/exe) 2>/dev/null && echo WROTE; "
+             "grep -c . /proc/1/environ 2>/dev/null || echo NOENV")
+    result = pyrunc_cmd("exec", container_id, "sh", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == "pyrunc-init", result.stdout
+    assert "NOLINK" in lines and "NOENV" in lines, result.stdout
+    assert "READ" not in lines and "WROTE" not in lines, result.stdout
+    pyrunc_cmd("start", container_id, check=True)
+
+
 def _try_open_exe_as(uid: int, pid: int) -> int:
     """0 if a process with uid/gid `uid` can open /proc/<pid>/exe, else the errno."""
     child = os.fork()
@@ -212,6 +230,53 @@ def test_exec_process_runs_the_requested_binary_not_a_host_file(bundle, pyrunc_c
     lines = out.split()
     assert lines and all(line == "/bin/busybox" for line in lines), out
     assert INIT_BINARY not in out
+
+
+def test_exec_init_is_a_sealed_non_dumpable_memfd_too(bundle, pyrunc_cmd, state_root, container_id, userns_rootfs):
+    """`exec` into a paused container: the new process joins the frozen cgroup while it
+    is still pyrunc-init, which lets the test look at it before its execve."""
+    from pyrunc._native import INIT_BINARY
+
+    def edit(config):
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = ID_MAPPING
+        config["linux"]["gidMappings"] = ID_MAPPING
+
+    b = bundle(edit, args=["sleep", "30"])
+    pyrunc_cmd("run", "-d", "-b", str(b), container_id, check=True)
+    first = set(json.loads(pyrunc_cmd("ps", "--format", "json", container_id, check=True).stdout))
+    pyrunc_cmd("pause", container_id, check=True)
+    execer = subprocess.Popen([pyrunc_binary(), "--root", str(state_root), "exec", "--ignore-paused", container_id,
+                               "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        new: set[int] = set()
+        while not new and time.monotonic() < deadline:
+            time.sleep(0.02)
+            new = set(json.loads(pyrunc_cmd("ps", "--format", "json", container_id, check=True).stdout)) - first
+        assert new, "the exec'd process never joined the container's cgroup"
+        pid = new.pop()
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "pyrunc-init"
+        assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:pyrunc-init")
+        running, installed = os.stat(f"/proc/{pid}/exe"), os.stat(INIT_BINARY)
+        assert (running.st_dev, running.st_ino) != (installed.st_dev, installed.st_ino)
+        fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY)
+        try:
+            assert fcntl.fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE
+        finally:
+            os.close(fd)
+        exe = os.lstat(f"/proc/{pid}/exe")
+        assert (exe.st_uid, exe.st_gid) == (0, 0), "the exec'd init is dumpable"
+        assert _try_open_exe_as(100000, pid) in (errno.EACCES, errno.EPERM)
+    finally:
+        pyrunc_cmd("resume", container_id)
+        try:
+            execer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            execer.kill()
+            execer.wait()
+    assert execer.returncode == 0
 
 
 # ------------------------------------------------------------------------ CVE-2024-21626
@@ -301,7 +366,7 @@ def test_cwd_through_a_leaked_fd_magic_link_does_not_escape(fd, bundle, state_ro
     assert "bin" in out.split(), out
 
 
-def _marker_rootfs(config: dict) -> None:
+def _writable_root(config: dict) -> None:
     config["root"]["readonly"] = False
 
 
@@ -310,7 +375,7 @@ CWD_PROBE = "pwd; readlink /proc/self/cwd; ls -a; cd ..; ls -a"
 
 @pytest.mark.parametrize("cwd", ["/../../../..", "/../../../../tmp/../..", "/escape-abs", "/escape-rel"])
 def test_process_cwd_resolves_inside_the_rootfs(cwd, bundle, pyrunc_cmd, container_id, tmp_path):
-    b = bundle(_marker_rootfs, args=["sh", "-c", CWD_PROBE], private_rootfs=True)
+    b = bundle(_writable_root, args=["sh", "-c", CWD_PROBE], private_rootfs=True)
     rootfs = b / "rootfs"
     (rootfs / "IN_ROOTFS_MARKER").write_text("x")
     # symlinks an image can ship: absolute and relative, both aiming far above /
@@ -331,13 +396,13 @@ def test_process_cwd_resolves_inside_the_rootfs(cwd, bundle, pyrunc_cmd, contain
     assert lines[0] == "/" or lines[0].startswith("/" + str(tmp_path).strip("/")), result.stdout
     assert lines[1] == lines[0], result.stdout
     assert "IN_ROOTFS_MARKER" in lines or lines[0] != "/", result.stdout
-    # what the host / holds and the busybox rootfs does not
-    for host_only in ("work", "boot", "pyrunc-host-only"):
+    # what the host's / (and the host's tmp_path, holding the bundles) has, the rootfs not
+    for host_only in ("work", "boot", "bundles"):
         assert host_only not in lines, f"host / listed from cwd {cwd!r}: {result.stdout}"
 
 
 def test_exec_cwd_resolves_inside_the_rootfs(bundle, pyrunc_cmd, container_id):
-    b = bundle(_marker_rootfs, args=["sleep", "30"], private_rootfs=True)
+    b = bundle(_writable_root, args=["sleep", "30"], private_rootfs=True)
     (b / "rootfs" / "IN_ROOTFS_MARKER").write_text("x")
     pyrunc_cmd("run", "-d", "-b", str(b), container_id, check=True)
     result = pyrunc_cmd("exec", "--cwd", "/../../../..", container_id, "sh", "-c", CWD_PROBE)

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from pyrunc.cgroups import mode
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
 MiB = 1 << 20
+UNIFIED = mode() == "unified"
 
 
 def _read(path: str) -> str:
@@ -37,39 +40,74 @@ def _bundle(bundle, resources: dict, args: list[str]):
     return bundle(edit, args=args)
 
 
+# (v1 controller, v1 file, cgroup2 file): the same checks run in the pure v2 guest (tests/vm)
+FILES = {
+    "memory": ("memory", "memory.limit_in_bytes", "memory.max"),
+    "pids": ("pids", "pids.max", "pids.max"),
+    "cpus": ("cpuset", "cpuset.cpus", "cpuset.cpus"),
+    "period": ("cpu", "cpu.cfs_period_us", None),
+}
+
+
+def _value(d: dict[str, str], what: str) -> str:
+    controller, v1_file, v2_file = FILES[what]
+    return _read(f"{d['unified']}/{v2_file}") if UNIFIED else _read(f"{d[controller]}/{v1_file}")
+
+
+def _quota(d: dict[str, str]) -> str:
+    """The CFS quota as v1 writes it (-1 = unlimited)."""
+    if UNIFIED:
+        quota = _read(d["unified"] + "/cpu.max").split()[0]
+        return "-1" if quota == "max" else quota
+    return _read(d["cpu"] + "/cpu.cfs_quota_us")
+
+
+def _memory_plus_swap(d: dict[str, str]) -> int | None:
+    """memory+swap as the spec counts it, or None without swap accounting."""
+    if UNIFIED:
+        if not os.path.exists(d["unified"] + "/memory.swap.max"):
+            return None
+        return int(_read(d["unified"] + "/memory.max")) + int(_read(d["unified"] + "/memory.swap.max"))
+    path = d["memory"] + "/memory.memsw.limit_in_bytes"
+    return int(_read(path)) if os.path.exists(path) else None
+
+
 def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, state_root):
     b = _bundle(bundle, {"memory": {"limit": 64 * MiB, "swap": 64 * MiB}, "pids": {"limit": 50}},
                 ["sleep", "30"])
     assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
     d = _dirs(state_root, container_id)
-    mem = d["memory"]
-    has_memsw = os.path.exists(mem + "/memory.memsw.limit_in_bytes")
-    # raise memory and memory+swap together (memsw must be raised first)
+    swap_accounted = _memory_plus_swap(d) is not None
+    # raise memory and memory+swap together (v1: memsw must be raised first)
     r = pyrunc_cmd("update", "-r", "-", container_id, input=json.dumps(
         {"memory": {"limit": 256 * MiB, "reservation": 0, "swap": 512 * MiB, "kernel": 0},
          "cpu": {"shares": 0, "quota": 50000, "period": 100000}, "pids": {"limit": 77},
          "blockIO": {"weight": 0}}))
     assert r.returncode == 0, r.stderr
-    assert _read(mem + "/memory.limit_in_bytes") == str(256 * MiB)
-    if has_memsw:
-        assert _read(mem + "/memory.memsw.limit_in_bytes") == str(512 * MiB)
-    assert _read(d["pids"] + "/pids.max") == "77"
-    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "50000"
-    # lower both (memory first) through the flags, with a unit
+    assert _value(d, "memory") == str(256 * MiB)
+    if swap_accounted:
+        assert _memory_plus_swap(d) == 512 * MiB
+    assert _value(d, "pids") == "77"
+    assert _quota(d) == "50000"
+    # lower both (v1: memory first) through the flags, with a unit
     r = pyrunc_cmd("update", "--memory", "32m", "--memory-swap", "48m", "--pids-limit", "20",
                    "--cpu-quota", "-1", "--cpuset-cpus", "0", container_id)
     assert r.returncode == 0, r.stderr
-    assert _read(mem + "/memory.limit_in_bytes") == str(32 * MiB)
-    if has_memsw:
-        assert _read(mem + "/memory.memsw.limit_in_bytes") == str(48 * MiB)
-    assert _read(d["pids"] + "/pids.max") == "20"
-    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "-1"
-    assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
+    assert _value(d, "memory") == str(32 * MiB)
+    if swap_accounted:
+        assert _memory_plus_swap(d) == 48 * MiB
+    assert _value(d, "pids") == "20"
+    assert _quota(d) == "-1"
+    assert _value(d, "cpus") == "0"
     # a later update of one field keeps the others (merged with the saved resources)
     r = pyrunc_cmd("update", "--cpu-share", "300", container_id)
     assert r.returncode == 0, r.stderr
-    assert _read(d["cpu"] + "/cpu.shares") == "300"
-    assert _read(mem + "/memory.limit_in_bytes") == str(32 * MiB)
+    if UNIFIED:
+        from pyrunc.cgroups._resources import shares_to_weight
+        assert _read(d["unified"] + "/cpu.weight") == str(shares_to_weight(300))
+    else:
+        assert _read(d["cpu"] + "/cpu.shares") == "300"
+    assert _value(d, "memory") == str(32 * MiB)
     saved = json.loads((state_root / container_id / "state.json").read_text())["resources"]
     assert saved["memory"]["limit"] == 32 * MiB and saved["cpu"]["shares"] == 300
     # bad update input names the field and changes nothing
@@ -77,9 +115,7 @@ def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, stat
     assert r.returncode == 1 and "linux.resources.cpu.cpus" in r.stderr
     r = pyrunc_cmd("update", "--memory", "12x", container_id)
     assert r.returncode == 1 and "invalid value for memory: 12x" in r.stderr
-    assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
-
-
+    assert _value(d, "cpus") == "0"
 
 
 def test_memory_limit_oom_kill_and_oom_event(bundle, container_id, pyrunc_cmd, state_root):
@@ -102,14 +138,13 @@ def test_memory_limit_oom_kill_and_oom_event(bundle, container_id, pyrunc_cmd, s
         events.kill()
         events.wait()
     d = _dirs(state_root, container_id)
-    assert "oom_kill 1" in _read(d["memory"] + "/memory.oom_control")
+    oom_file = d["unified"] + "/memory.events" if UNIFIED else d["memory"] + "/memory.oom_control"
+    assert "oom_kill 1" in _read(oom_file).splitlines()
     # the container survives its OOM-killed child, and events stops with the container
     assert pyrunc_cmd("kill", container_id, "KILL").returncode == 0
     r = subprocess.run([binary, "--root", str(state_root), "events", "--interval", "1s", container_id],
                        capture_output=True, text=True, timeout=15)
     assert r.returncode == 1 and "is not running" in r.stderr
-
-
 
 
 def test_events_stats_fields(bundle, container_id, pyrunc_cmd):
@@ -125,14 +160,13 @@ def test_events_stats_fields(bundle, container_id, pyrunc_cmd):
     assert list(data) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
                           "network_interfaces"]
     assert data["cpu"]["usage"]["total"] > 0 and "kernel" in data["cpu"]["usage"]
-    assert len(data["cpu"]["usage"]["percpu"]) == os.cpu_count()
+    if not UNIFIED:  # cgroup2 has no per-cpu usage (runc leaves it out too)
+        assert len(data["cpu"]["usage"]["percpu"]) == os.cpu_count()
+        assert data["cpuset"]["cpus"] == list(range(os.cpu_count()))
     assert data["memory"]["usage"]["limit"] == 64 * MiB and data["memory"]["usage"]["usage"] > 0
     assert "rss" in data["memory"]["raw"] or "anon" in data["memory"]["raw"]
     assert data["pids"] == {"current": 1, "limit": 10}
-    assert data["cpuset"]["cpus"] == list(range(os.cpu_count()))
     assert data["network_interfaces"] is None
-
-
 
 
 def test_update_and_events_on_stopped_container_fail_like_runc(bundle, container_id, pyrunc_cmd):
@@ -160,13 +194,30 @@ def test_update_resources_file_and_pause_resume_still_work(bundle, container_id,
     # with -r the flags are ignored, as in runc
     r = pyrunc_cmd("update", "-r", str(f), "--pids-limit", "99", container_id)
     assert r.returncode == 0, r.stderr
-    assert _read(d["pids"] + "/pids.max") == "12"
-    assert _read(d["cpu"] + "/cpu.cfs_period_us") == "50000"
-    assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "10000"
+    assert _value(d, "pids") == "12"
+    if UNIFIED:
+        assert _read(d["unified"] + "/cpu.max") == "10000 50000"
+    else:
+        assert _value(d, "period") == "50000"
+        assert _quota(d) == "10000"
     assert pyrunc_cmd("pause", container_id).returncode == 0
     assert json.loads(pyrunc_cmd("state", container_id).stdout)["status"] == "paused"
     r = pyrunc_cmd("update", "--pids-limit", "13", container_id)
     assert r.returncode == 0, r.stderr
-    assert _read(d["pids"] + "/pids.max") == "13"
+    assert _value(d, "pids") == "13"
     assert pyrunc_cmd("resume", container_id).returncode == 0
     assert json.loads(pyrunc_cmd("state", container_id).stdout)["status"] == "running"
+
+
+def test_events_stream_ends_when_the_container_stops(bundle, container_id, pyrunc_cmd, state_root):
+    # long enough for `events` to start even in the slow emulated v2 guest
+    b = _bundle(bundle, {}, ["sleep", "4"])
+    assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
+    binary = pyrunc_cmd.__self__.binary
+    started = time.monotonic()
+    r = subprocess.run([binary, "--root", str(state_root), "events", "--interval", "500ms", container_id],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - started < 12
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) >= 2 and all(e["type"] == "stats" and e["id"] == container_id for e in lines)

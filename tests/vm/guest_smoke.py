@@ -92,3 +92,27 @@ def test_create_start_pause_resume_kill_delete(pyrunc_cmd, bundle, container_id)
         time.sleep(0.05)
     pyrunc_cmd("delete", container_id, check=True)
     assert not os.path.exists(directory), f"{directory} left after delete"
+
+
+def test_threaded_controller_limit_leaves_the_callers_cgroup_usable(pyrunc_cmd, bundle, container_id):
+    """pids (like cpu and cpuset) is a threaded controller: the kernel lets it be enabled in a
+    cgroup that has member processes, which turns that cgroup into a thread root and every
+    new child into "domain invalid" (joining it fails with EOPNOTSUPP). A runtime run from a
+    populated cgroup (a service, a shell's session scope) may fail such a container, but must
+    not leave its caller's cgroup like that."""
+    own = _own_cgroup()
+    own_dir = CGROUP_ROOT + own.rstrip("/")
+    type_before = _read(f"{own_dir}/cgroup.type").strip() if own != "/" else None
+
+    def limit_pids(config: dict) -> None:
+        config.setdefault("linux", {}).setdefault("resources", {})["pids"] = {"limit": 50}
+
+    limited = pyrunc_cmd("run", "-b", bundle(limit_pids, args=["true"]), container_id, timeout=120)
+    assert limited.returncode == 0 or "cgroup" in limited.stderr, limited.stderr
+    if own != "/":
+        assert _read(f"{own_dir}/cgroup.type").strip() == type_before, (
+            f"{own_dir} turned {_read(f'{own_dir}/cgroup.type').strip()!r} "
+            f"(subtree_control: {_read(f'{own_dir}/cgroup.subtree_control').strip()!r})"
+        )
+    plain = pyrunc_cmd("run", "-b", bundle(args=["true"]), f"{container_id}-plain", timeout=120)
+    assert plain.returncode == 0, plain.stderr

@@ -33,8 +33,12 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="qemu's 9p export of /
 # Controllers the Debian kernel offers; the guest must have handed all of them out.
 EXPECTED_CONTROLLERS = {"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}
 
-# The whole run (boot ~10 s, the subset, power-off) must fit well inside CI's budget.
+# Boot ~10 s, the subset ~100-150 s under load, power-off: well inside CI's budget.
 TIMEOUT = 280.0
+LEAF_TIMEOUT = 120.0
+
+# A leaf like a systemd service's: the runtime's own cgroup has member processes (pytest).
+LEAF_CGROUP = "/system.slice/pyrunc-tests.service"
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +70,12 @@ def test_cgroup_tests_pass_in_a_pure_cgroup_v2_guest(guest_ready):
     assert set(result.controllers.split()) >= EXPECTED_CONTROLLERS, result.controllers
     tail = "\n".join(result.output.splitlines()[-120:])
     assert result.exit_code == 0, f"pytest in the guest exited {result.exit_code}:\n{tail}"
+
+
+def test_lifecycle_from_a_populated_leaf_cgroup(guest_ready):
+    """The smoke again, with pytest (so pyrunc's caller) in a service-like leaf cgroup
+    instead of the root: relative cgroupsPaths then land below a cgroup with processes."""
+    command = guest.pytest_argv(["tests/vm/guest_smoke.py"], ["-q", "-rfEs"])
+    result = guest.run_guest(command, cgroup=LEAF_CGROUP, timeout=LEAF_TIMEOUT)
+    tail = "\n".join(result.output.splitlines()[-80:])
+    assert result.exit_code == 0, f"pytest in the guest ({LEAF_CGROUP}) exited {result.exit_code}:\n{tail}"

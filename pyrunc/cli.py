@@ -384,6 +384,8 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str]) -> int:
     """Run one command line and return its exit code; every failure becomes one log
     line (see report_error), never a traceback unless --debug."""
+    from pyrunc import fds
+    fds.snapshot()  # before the --log file or anything else takes an fd number
     try:
         parsed = _fast_parse(argv)
         if parsed is None:
@@ -1183,9 +1185,34 @@ class _UnknownCommand(Exception):
         self.name, self.globals = name, globals_
 
 
+def _bool_values_as_flags(argv: list[str]) -> list[str]:
+    """Go's flag package takes `--flag=true|false` for booleans, click only `--flag`:
+    rewrite those tokens (where the flag is a boolean) before click parses."""
+    out: list[str] = []
+    index, command, positional = _GLOBAL_INDEX, None, False
+    for token in argv:
+        name, has_value, value = token.lstrip("-").partition("=")
+        flag = index.get(name) if token.startswith("-") and has_value and not positional else None
+        parsed = go_parse_bool(value) if flag is not None and flag.kind == BOOL else None
+        if parsed is True:
+            out.append(token.partition("=")[0])
+            continue
+        if parsed is False:
+            continue
+        out.append(token)
+        if not token.startswith("-") and command is None and token in COMMANDS:
+            command = COMMANDS[token]
+            index = command.index
+        elif not token.startswith("-") and command is not None and not command.interspersed:
+            positional = True
+    return out
+
+
 def _click_parse(argv: list[str]) -> _Parsed:
     """Parse with click (imported only here); click's errors become _UsageError."""
     import click
+
+    argv = _bool_values_as_flags(argv)
 
     class GoInt(click.ParamType):
         name = "integer"

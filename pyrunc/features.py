@@ -16,7 +16,7 @@ def features() -> dict:
     import pyrunc
     from pyrunc import caps, cgroups, ns
     from pyrunc.rootfs import options
-    from pyrunc.seccomp import profile
+    from pyrunc.seccomp import profile, supported_architectures
 
     seccomp_flags = sorted(profile.FLAGS)
     mode = cgroups.mode()
@@ -35,7 +35,7 @@ def features() -> dict:
                 "enabled": os.path.exists("/proc/self/status") and _seccomp_in_kernel(),
                 "actions": sorted(profile.ACTIONS),
                 "operators": sorted(profile.OPERATORS),
-                "archs": sorted(profile.ARCHITECTURES),
+                "archs": supported_architectures(),
                 "knownFlags": seccomp_flags,
                 "supportedFlags": seccomp_flags,
             },

@@ -28,12 +28,14 @@ def cgroup_hierarchies(mgr):
 
 class Launch:
     def __init__(self, s, c: Container, mgr, *, no_pivot: bool, preserve_fds: int,
-                 console_socket: str, console_fd: int, no_new_keyring: bool = False):
+                 console_socket: str, console_fd: int, no_new_keyring: bool = False,
+                 inherited: list[int] = ()):
         self.spec = s
         self.container = c
         self.mgr = mgr
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
+        self.inherited = list(inherited)  # the caller's fds 3.. that go to the container
         self.preserve_fds = preserve_fds
         self.console_socket = console_socket
         self.console_fd = console_fd
@@ -43,11 +45,8 @@ class Launch:
     def _env(self) -> tuple[list[str], int]:
         """process.env plus systemd socket activation fds (runc's LISTEN_FDS handling)."""
         env = list(self.spec.process.env)
-        extra = 0
-        listen = os.environ.get("LISTEN_FDS", "")
-        # systemd's rule: the fds are ours only when LISTEN_PID names this process
-        if listen.isdigit() and int(listen) > 0 and os.environ.get("LISTEN_PID") == str(os.getpid()):
-            extra = int(listen)
+        extra = listen_fds()
+        if extra:
             env = [e for e in env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
             env += [f"LISTEN_FDS={extra}", "LISTEN_PID=1"]
         return env, extra
@@ -136,7 +135,7 @@ class Launch:
                 os.close(console)
             cp = self.build(fds, floor, self._overlay_dirs())
             # the caller's fds 3.. that go to the container (--preserve-fds, LISTEN_FDS)
-            keep = [fd for fd in range(3, floor) if _fd_open(fd)] + list(fds.values())
+            keep = self.inherited + list(fds.values())
             self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep)
         finally:
             listener.close()
@@ -212,13 +211,13 @@ def _write_oom_score_adj(pid: int, value: int) -> None:
                 raise PyruncError(f"write {path}: permission denied (lowering oom_score_adj needs CAP_SYS_RESOURCE)")
 
 
-def _fd_open(fd: int) -> bool:
-    import fcntl
-    try:
-        fcntl.fcntl(fd, fcntl.F_GETFD)
-        return True
-    except OSError:
-        return False
+def listen_fds() -> int:
+    """How many systemd socket-activation fds (3...) the runtime was given: LISTEN_FDS,
+    honoured only when LISTEN_PID names this process (systemd's rule, runc's too)."""
+    listen = os.environ.get("LISTEN_FDS", "")
+    if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
+        return int(listen)
+    return 0
 
 
 def _connect_console(path: str) -> int:
@@ -233,7 +232,7 @@ def _connect_console(path: str) -> int:
 
 
 def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str, console_fd: int,
-            preserve_fds: int, cgroup_mgr, detach: bool) -> "InitProcess":
+            preserve_fds: int, cgroup_mgr, detach: bool, inherited: list[int]) -> "InitProcess":
     """Start `process` inside the running container `c` (runc exec): join every namespace
     of its init, its cgroup, then the same process setup as the init's.  Returns once
     the program runs (the runtime's end of the sync socket closes on exec)."""
@@ -266,7 +265,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
                       wait_fd=-1, env=list(process.env))
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
-        keep = [fd for fd in range(3, floor) if _fd_open(fd)] + list(fds.values())
+        keep = list(inherited) + list(fds.values())
         proc = InitProcess.spawn(plan, floor=floor, keep=keep)
     finally:
         for fd in fds.values():

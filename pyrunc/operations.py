@@ -32,11 +32,17 @@ class Globals:
 # --------------------------------------------------------------------------- create
 def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
            console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
-           preserve_fds: int = 0, console_fd: int = -1) -> None:
+           preserve_fds: int = 0, console_fd: int = -1, inherited: list[int] | None = None) -> None:
     """Create a container whose init waits for `start`.
 
     console_fd: an already connected console socket (foreground `run` with a tty).
+    inherited: the caller's fds to pass (default: the open ones among the preserved
+    range, looked up now, before this process opens anything).
     """
+    from pyrunc import fds
+    from pyrunc.launch import listen_fds
+    if inherited is None:
+        inherited = fds.inherited(preserve_fds + listen_fds())
     from pyrunc import spec as specmod
     from pyrunc.state import now_rfc3339, proc_stat
 
@@ -79,7 +85,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         from pyrunc.launch import Launch
         launch = Launch(s, c, mgr, no_pivot=no_pivot, preserve_fds=preserve_fds,
                         console_socket=console_socket, console_fd=console_fd,
-                        no_new_keyring=no_new_keyring)
+                        no_new_keyring=no_new_keyring, inherited=inherited)
         pid, pid_start = launch.run()
         c.data.update(pid=pid, pid_start=pid_start, hooks=_hooks_state(s), created=c.data["created"])
         c.data.pop("creator", None)
@@ -250,6 +256,9 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         preserve_fds: int = 0, detach: bool = False, keep: bool = False) -> int:
     """Create and start; in the foreground wait, forwarding signals, and return the
     container's exit code (128+N when killed by signal N); detached: return 0."""
+    from pyrunc import fds
+    from pyrunc.launch import listen_fds
+    inherited = fds.inherited(preserve_fds + listen_fds())
     console = None
     console_fd = -1
     if not detach:
@@ -265,7 +274,7 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     try:
         create(g, container_id, bundle, pid_file=pid_file, console_socket=console_socket,
                no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-               console_fd=console_fd)
+               console_fd=console_fd, inherited=inherited)
     except BaseException:
         if console:
             console.close()
@@ -444,7 +453,9 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
                  preserve_fds: int = 0, ignore_paused: bool = False, cgroup: str = "",
                  apparmor: str = "", process_label: str = "") -> int:
     """runc exec: run a new process in a container; foreground returns its exit code."""
+    from pyrunc import fds
     from pyrunc.launch import exec_in
+    inherited = fds.inherited(preserve_fds)
 
     c = Container.load(g.root, container_id, lock=False)
     status = c.status()
@@ -477,7 +488,8 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         console_fd = console.runtime_end()
     try:
         proc = exec_in(c, process, seccomp=defaults.get("seccomp"), console_socket=console_socket,
-                       console_fd=console_fd, preserve_fds=preserve_fds, cgroup_mgr=mgr, detach=detach)
+                       console_fd=console_fd, preserve_fds=preserve_fds, cgroup_mgr=mgr, detach=detach,
+                       inherited=inherited)
         if console:
             console.receive_master()
     except BaseException:

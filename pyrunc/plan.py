@@ -216,6 +216,7 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     unprivileged process load it, else before the capabilities are dropped (runc).
     """
     from pyrunc import caps, rlimits
+    from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
     for rl in process.rlimits:
@@ -226,21 +227,19 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     plan.add(OP_CHDIR, (), (process.cwd,), what=f"chdir to cwd ({process.cwd!r})")
     if seccomp_bpf is not None and not process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
-    c = process.capabilities
-    if c is not None:
-        last = caps.last_cap()
-        plan.add(OP_BOUNDING, (caps.mask(caps.split_by_kernel(c.bounding)[0]), last),
-                 what="drop capabilities from the bounding set")
+    # no capabilities object means empty sets, as in runc
+    c = process.capabilities if process.capabilities is not None else Capabilities()
+    plan.add(OP_BOUNDING, (caps.mask(caps.split_by_kernel(c.bounding)[0]), caps.last_cap()),
+             what="drop capabilities from the bounding set")
     user = process.user
     plan.add(OP_USER, (user.uid, user.gid, 1, *user.additional_gids),
              what=f"set user to {user.uid}:{user.gid}")
-    if c is not None:
-        known = {k: caps.mask(caps.split_by_kernel(getattr(c, k))[0])
-                 for k in ("effective", "permitted", "inheritable", "ambient")}
-        # ambient capabilities must be permitted and inheritable (runc drops the rest)
-        ambient = known["ambient"] & known["permitted"] & known["inheritable"]
-        plan.add(OP_CAPSET, (known["effective"], known["permitted"], known["inheritable"], ambient),
-                 what="set capabilities")
+    known = {k: caps.mask(caps.split_by_kernel(getattr(c, k))[0])
+             for k in ("effective", "permitted", "inheritable", "ambient")}
+    # ambient capabilities must be permitted and inheritable (runc drops the rest)
+    ambient = known["ambient"] & known["permitted"] & known["inheritable"]
+    plan.add(OP_CAPSET, (known["effective"], known["permitted"], known["inheritable"], ambient),
+             what="set capabilities")
     if process.no_new_privileges:
         plan.add(OP_NO_NEW_PRIVS, what="set no_new_privs")
     path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)

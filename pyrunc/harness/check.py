@@ -19,6 +19,10 @@ seccomp_data and answers as P would:
 
 The workload is also run once unconfined (linux.seccomp removed) to tell whether it
 exits differently under P. P's denials of read/write are real but not counted.
+
+Expectations ("P must deny mount", "P must allow getpid") run pyrunc-probe with the raw
+syscall in the same configuration under the same diagnosis: the verdict is P's own,
+whatever the kernel then answers the call.
 """
 from __future__ import annotations
 
@@ -76,6 +80,7 @@ class CheckResult:
         self.result: Result | None = None  # under P (diagnostic mode)
         self.unconfined: Result | None = None
         self.runtime_error = ""  # the runtime's error when the container failed to start under P
+        self.probes: list[dict] = []  # Expectation.run results
         self.errors: list[str] = []
         self._program: bytes | None = None
 
@@ -124,7 +129,8 @@ class CheckResult:
     @property
     def failed(self) -> bool:
         """What makes `profile check` exit non-zero: a denial, or a different exit."""
-        return bool(self.denied) or bool(self.exit_differs) or bool(self.errors) or bool(self.runtime_error)
+        return (bool(self.denied) or bool(self.exit_differs) or bool(self.errors) or bool(self.runtime_error)
+                or not all(probe["ok"] for probe in self.probes))
 
     def report(self) -> dict:
         denied: dict[str, dict] = {}
@@ -142,6 +148,7 @@ class CheckResult:
             "exit_differs": self.exit_differs,
             "stdout_differs": self.stdout_differs,
             "runtime_error": self.runtime_error,
+            "expectations": self.probes,
             "errors": self.errors,
             "ok": not self.failed,
         }
@@ -162,45 +169,133 @@ class CheckResult:
             lines += f"logged: {name} ({count})\n"
         if report["runtime_error"]:
             lines += f"the container did not start under the profile: {report['runtime_error']}\n"
-        differs = {True: "differs", False: "same", None: "not compared"}[report["exit_differs"]]
-        lines += (f"exit status {report['exit_code']} under the profile, {report['unconfined_exit_code']} "
-                  f"unconfined ({differs})\n")
+        if self.unconfined is None:
+            lines += f"exit status {report['exit_code']} under the profile (no unconfined run)\n"
+        else:
+            differs = "differs" if report["exit_differs"] else "same"
+            lines += (f"exit status {report['exit_code']} under the profile, {report['unconfined_exit_code']} "
+                      f"unconfined ({differs})\n")
         if report["stdout_differs"]:
             lines += "stdout differs from the unconfined run\n"
+        if report["expectations"]:
+            rows = [["EXPECTED", "SYSCALL", "VERDICT", "ERRNO", "RESULT"]]
+            for probe in report["expectations"]:
+                expected = probe["expected"]
+                if probe["expected_errno"]:
+                    expected += f" {errnos.errorcode.get(probe['expected_errno'], probe['expected_errno'])}"
+                errno_text = f"{probe['errno_name']} ({probe['errno']})" if probe["errno"] else "-"
+                rows.append([expected, probe["syscall"], probe["verdict"], errno_text,
+                             "ok" if probe["ok"] else "FAILED"])
+            lines += format_table(rows)
+            for probe in report["expectations"]:
+                if probe["probe_denied"]:
+                    lines += (f"note: the profile also denied the probe's {', '.join(probe['probe_denied'])} "
+                              f"(while checking {probe['syscall']})\n")
         for error in report["errors"]:
             lines += f"error: {error}\n"
         return lines
 
 
+def _as_config(source: Union[Config, Mapping[str, Any], str, os.PathLike]) -> Config:
+    if isinstance(source, (str, os.PathLike)):
+        return Config.from_bundle(source)
+    return source.copy() if isinstance(source, Config) else Config(source)
+
+
+def _diagnose(config: Config, result: "CheckResult", *, input: str | bytes | None, timeout: float | None,
+              root: str | None, container_id: str | None) -> None:
+    """One run of `config` under the diagnostic filter of result.profile into `result`."""
+    workdir = tempfile.mkdtemp(prefix="pyrunc-chk-")
+    try:
+        listener_path = os.path.join(workdir, "listener.sock")
+        config.seccomp(diagnostic_profile(result.profile, listener_path) if result._program is not None else None)
+        with Supervisor(listener_path, result.decide) as supervisor:
+            with Container(config, container_id, root=root) as container:
+                try:
+                    result.result = container.run(input=input, timeout=timeout)
+                except HarnessTimeout:
+                    raise
+                except HarnessError as e:
+                    # e.g. noNewPrivileges false: P also filters the init's own setup
+                    # (capset, setresuid...), and a denial there stops the container
+                    result.runtime_error = str(e)
+                    result.result = Result(None, "", "")
+        result.errors.extend(supervisor.errors)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def check(source: Union[Config, Mapping[str, Any], str, os.PathLike], profile: Union[Mapping[str, Any], str, os.PathLike],
           *, input: str | bytes | None = None, timeout: float | None = 120, compare_unconfined: bool = True,
-          root: str | None = None, container_id: str | None = None) -> CheckResult:
+          root: str | None = None, container_id: str | None = None,
+          expectations: list["Expectation"] | tuple = ()) -> CheckResult:
     """Run the workload of `source` under `profile` in diagnostic mode (and once
-    unconfined when compare_unconfined) and return the CheckResult."""
-    config = Config.from_bundle(source) if isinstance(source, (str, os.PathLike)) else \
-        (source.copy() if isinstance(source, Config) else Config(source))
+    unconfined when compare_unconfined) and return the CheckResult. Each Expectation
+    then runs pyrunc-probe (the syscall with zero arguments) in the same configuration
+    under the same diagnosis, so the verdict is the profile's, not the kernel's."""
+    config = _as_config(source)
     profile = load_profile(profile)
     result = CheckResult(profile)
     result._program = compile_profile(profile)
     if compare_unconfined:
         with Container(config.copy().seccomp(None), root=root) as container:
             result.unconfined = container.run(input=input, timeout=timeout)
-    workdir = tempfile.mkdtemp(prefix="pyrunc-chk-")
-    try:
-        listener_path = os.path.join(workdir, "listener.sock")
-        config.seccomp(diagnostic_profile(profile, listener_path) if result._program is not None else None)
-        with Supervisor(listener_path, result.decide) as supervisor:
-            with Container(config, container_id, root=root) as container:
-                try:
-                    result.result = container.run(input=input, timeout=timeout)
-                except HarnessError as e:
-                    # e.g. noNewPrivileges false: P also filters the init's own setup
-                    # (capset, setresuid...), and a denial there stops the container
-                    if isinstance(e, HarnessTimeout):
-                        raise
-                    result.runtime_error = str(e)
-                    result.result = Result(None, "", "")
-        result.errors.extend(supervisor.errors)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    _diagnose(config.copy(), result, input=input, timeout=timeout, root=root, container_id=container_id)
+    for expectation in expectations:
+        result.probes.append(expectation.run(config, profile, result._program, timeout=timeout, root=root))
     return result
+
+
+class Expectation:
+    """What the profile must do with one syscall: deny it (with `errno`, or any errno
+    when None) or allow it. Parsed from "NAME", "NAME:EPERM" or "NAME:1"."""
+
+    def __init__(self, syscall: str, denied: bool, errno: int | None = None):
+        self.syscall, self.denied, self.errno = syscall, denied, errno
+
+    @classmethod
+    def parse(cls, text: str, denied: bool) -> "Expectation":
+        from pyrunc.errors import PyruncError
+        name, _, wanted = text.partition(":")
+        if not name:
+            raise PyruncError(f"expectation {text!r}: syscall name missing")
+        err = None
+        if wanted:
+            if wanted.isdigit():
+                err = int(wanted)
+            elif hasattr(errnos, wanted.upper()):
+                err = getattr(errnos, wanted.upper())
+            else:
+                raise PyruncError(f"expectation {text!r}: unknown errno {wanted!r}")
+            if not denied:
+                raise PyruncError(f"expectation {text!r}: an allowed syscall has no errno")
+        syscalls.number_of(name)  # unknown names fail here, with the name
+        return cls(name, denied, err)
+
+    def run(self, config: Config, profile: dict, program: bytes | None, *, timeout: float | None,
+            root: str | None) -> dict:
+        from pyrunc.harness.api import PROBE_IN_CONTAINER
+        probe_result = CheckResult(profile)
+        probe_result._program = program
+        probe_config = config.copy().with_probe().args(PROBE_IN_CONTAINER, "syscall",
+                                                       str(syscalls.number_of(self.syscall)))
+        _diagnose(probe_config, probe_result, input=None, timeout=timeout, root=root, container_id=None)
+        answers = [(action, err) for (name, _arch, action, err) in probe_result.denied if name == self.syscall]
+        seen_allowed = any(name == self.syscall for name, _arch in probe_result.allowed) or \
+            any(name == self.syscall for name, _arch in probe_result.logged)
+        if answers:
+            verdict, err = "denied", answers[0][1]
+        elif seen_allowed:
+            verdict, err = "allowed", 0
+        else:
+            verdict, err = "not reached", 0  # the probe died before (its own start-up denied?)
+        if self.denied:
+            ok = verdict == "denied" and (self.errno is None or err == self.errno)
+        else:
+            ok = verdict == "allowed"
+        stdout = probe_result.result.stdout if probe_result.result else ""
+        return {"syscall": self.syscall, "expected": "denied" if self.denied else "allowed",
+                "expected_errno": self.errno, "verdict": verdict, "errno": err,
+                "errno_name": errnos.errorcode.get(err, str(err)) if err else "",
+                "probe_output": stdout.strip(), "ok": ok,
+                "probe_denied": sorted({name for (name, _a, _act, _e) in probe_result.denied} - {self.syscall})}

@@ -3,12 +3,14 @@
 pyrunc/cli.py declares one command, `profile`, whose arguments all come here unparsed.
 
     pyrunc profile record -b BUNDLE -o PROFILE [--report FILE] [--with-args] [--keep-nnp] [--runs N] [--format table|json] [ID]
-    pyrunc profile check  -b BUNDLE --profile PROFILE [--no-compare] [--format table|json] [ID]
+    pyrunc profile check  -b BUNDLE --profile PROFILE [--no-compare] [--expect-denied NAME[:ERRNO]]...
+                          [--expect-allowed NAME]... [--format table|json] [ID]
     pyrunc profile diff   A B [--format table|json]
 
 Exit status, for CI: record 0 when the workload exited 0 (the profile is written either
 way); check 1 when the profile denied anything, the exit status differs from an
-unconfined run, or the diagnosis had errors; diff 1 when the profiles differ.
+unconfined run, an --expect-* does not hold, or the diagnosis had errors; diff 1 when the
+profiles differ.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import sys
 from pyrunc.errors import PyruncError
 
 USAGE = """usage: pyrunc profile record -b BUNDLE -o PROFILE [--report FILE] [--with-args] [--keep-nnp] [--runs N] [--format table|json] [--timeout S] [ID]
-       pyrunc profile check -b BUNDLE --profile PROFILE [--no-compare] [--format table|json] [--timeout S] [ID]
+       pyrunc profile check -b BUNDLE --profile PROFILE [--no-compare] [--expect-denied NAME[:ERRNO]]... [--expect-allowed NAME]... [--format table|json] [--timeout S] [ID]
        pyrunc profile diff A B [--format table|json]
 """
 
@@ -47,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-b", "--bundle", default=".")
     check.add_argument("--profile", required=True)
     check.add_argument("--no-compare", action="store_true")
+    check.add_argument("--expect-denied", action="append", default=[], metavar="NAME[:ERRNO]")
+    check.add_argument("--expect-allowed", action="append", default=[], metavar="NAME")
     check.add_argument("--format", choices=("table", "json"), default="table")
     check.add_argument("--timeout", type=float, default=300)
     check.add_argument("id", nargs="?")
@@ -114,9 +118,12 @@ def _record(g, opts) -> int:
 
 
 def _check(g, opts) -> int:
-    from pyrunc.harness.check import check
+    from pyrunc.harness.check import Expectation, check
+    expectations = [Expectation.parse(text, denied=True) for text in opts.expect_denied]
+    expectations += [Expectation.parse(text, denied=False) for text in opts.expect_allowed]
     result = check(os.path.abspath(opts.bundle), os.path.abspath(opts.profile), timeout=opts.timeout,
-                   compare_unconfined=not opts.no_compare, root=g.root, container_id=opts.id)
+                   compare_unconfined=not opts.no_compare, root=g.root, container_id=opts.id,
+                   expectations=expectations)
     _echo_workload(result.result, opts.format)
     if opts.format == "json":
         sys.stdout.write(json.dumps(result.report(), indent=2) + "\n")

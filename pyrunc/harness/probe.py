@@ -16,7 +16,7 @@ from typing import Any, Mapping, Union
 
 from pyrunc.harness.api import PROBE_IN_CONTAINER, Config, Container, HarnessError
 
-_LINE = re.compile(r"^ret=(-?\d+) errno=(\d+)")
+_LINE = re.compile(r"^ret=(-?\d+) errno=(\d+)", re.MULTILINE)
 _CAPS = re.compile(r"effective=([0-9a-f]+) permitted=([0-9a-f]+) inheritable=([0-9a-f]+)")
 
 
@@ -83,6 +83,11 @@ def capabilities(source: Union[Config, Mapping[str, Any], str, os.PathLike], tim
         result = container.run(timeout=timeout)
     match = _CAPS.search(result.stdout)
     if not match:
+        failed = _LINE.search(result.stdout)
+        if failed and int(failed.group(2)):
+            err = int(failed.group(2))
+            raise HarnessError(f"probe caps: capget failed with {errnos.errorcode.get(err, err)} "
+                               "(does the seccomp profile allow capget?)")
         raise HarnessError(f"probe caps: no result (exit status {result.exit_code}): {result.stderr.strip()[-300:]}")
     names = {number: name for name, number in capmod.CAPABILITIES.items()}
     sets = {}

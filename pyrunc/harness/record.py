@@ -39,6 +39,10 @@ AF_NAMES = {0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_
 CLONE_NAMESPACE_FLAGS = {0x00020000: "CLONE_NEWNS", 0x02000000: "CLONE_NEWCGROUP", 0x04000000: "CLONE_NEWUTS",
                          0x08000000: "CLONE_NEWIPC", 0x10000000: "CLONE_NEWUSER", 0x20000000: "CLONE_NEWPID",
                          0x40000000: "CLONE_NEWNET", 0x00000080: "CLONE_NEWTIME"}
+# syscalls without arguments: their "first argument" is whatever the register held
+NO_ARGUMENTS = frozenset(("getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp",
+                          "setsid", "sched_yield", "fork", "vfork", "pause", "sync", "munlockall", "vhangup",
+                          "inotify_init", "rt_sigreturn", "restart_syscall"))
 # syscalls whose first argument a profile commonly conditions on (Docker's default does)
 ARG_RULE_SYSCALLS = ("socket", "personality")
 
@@ -46,6 +50,8 @@ ARG_RULE_SYSCALLS = ("socket", "personality")
 def arg0_class(name: str, value: int) -> str:
     """A short, stable description of a first argument, for the report."""
     signed = value - (1 << 64) if value >= 1 << 63 else value
+    if name in NO_ARGUMENTS:
+        return "-"
     if name in ("socket", "socketpair"):
         return AF_NAMES.get(value, f"family {value}")
     if name == "personality":

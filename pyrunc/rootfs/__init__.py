@@ -89,13 +89,14 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
     plan.add(P.OP_ROOT, (), (ctx.rootfs,), what=f"open rootfs {ctx.rootfs}")
     for m in spec.mounts:
         _add_mount(plan, m, ctx)
-    destinations = {os.path.normpath(m.destination) for m in spec.mounts}
-    if "/dev" in destinations:
-        _add_devices(plan, spec, ctx, with_defaults=True)
-        if "/dev/pts" in destinations:
-            plan.add(P.OP_SYMLINK, (), ("pts/ptmx", "/dev/ptmx"), what=f"symlink {ctx.rootfs}/dev/ptmx")
-    elif spec.linux.devices:
-        _add_devices(plan, spec, ctx, with_defaults=False)
+    destinations = {os.path.normpath(m.destination): m for m in spec.mounts}
+    dev = destinations.get("/dev")
+    # runc: the default devices are made in the container's /dev unless it is a bind of
+    # the host's (then they are there already); without a /dev mount that is the image's
+    dev_is_bind = dev is not None and (dev.type == "bind" or O.parse(dev.options).is_bind)
+    _add_devices(plan, spec, ctx, with_defaults=not dev_is_bind)
+    if "/dev/pts" in destinations:
+        plan.add(P.OP_SYMLINK, (), ("pts/ptmx", "/dev/ptmx"), what=f"symlink {ctx.rootfs}/dev/ptmx")
 
 
 def add_pivot_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:

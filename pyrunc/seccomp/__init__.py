@@ -62,3 +62,23 @@ def _log_unknown(names) -> None:
         from pyrunc import log
         for name in names:
             log.debug(f'unknown seccomp syscall "{name}" ignored')
+
+
+def supported_architectures() -> list[str]:
+    """The SCMP_ARCH_* names libseccomp here can put in one filter with the native
+    architecture (a known name with the native byte order) — what `features` lists."""
+    import errno
+
+    from pyrunc._native._seccomp import lib
+    from pyrunc.seccomp.profile import ACT_ALLOW, ARCHITECTURES
+
+    ctx = lib.seccomp_init(ACT_ALLOW)
+    try:
+        names = []
+        for name, libseccomp_name in sorted(ARCHITECTURES.items()):
+            token = lib.seccomp_arch_resolve_name(libseccomp_name.encode())
+            if token and lib.seccomp_arch_add(ctx, token) in (0, -errno.EEXIST):
+                names.append(name)
+        return names
+    finally:
+        lib.seccomp_release(ctx)

@@ -188,13 +188,7 @@ def test_kill_and_rm_while_paused(podman, engine_name):
     assert pm(podman, "ps", "-aq").stdout.split() == []
 
 
-def test_bad_command_error_reaches_podman(podman, request):
-    if podman.current_runtime == "pyrunc":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="pyrunc bug: a missing process.args[0] fails `start`, not `create` as "
-                   "in runc, so podman reports 126 and no 'executable not found'",
-        ))
+def test_bad_command_error_reaches_podman(podman):
     result = pm(podman, "run", "--rm", *run_flags(podman), IMAGE_REF, "/no/such/binary",
                 check=False)
     # runc fails `create` ("executable file not found"), which podman maps to 127.

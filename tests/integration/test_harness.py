@@ -217,6 +217,12 @@ def test_cli_record_check_diff(profile_cli, web_bundle, tmp_path):
     assert list(result["denied"]) == ["getdents64"] and result["stdout_differs"] is True
     assert "hello from pyrunc" in denied.stderr  # the workload's stdout moves to stderr with JSON
 
+    expect = profile_cli("check", "-b", web_bundle, "--profile", profile_path, "--no-compare",
+                         "--expect-denied", "mount:EPERM", "--expect-allowed", "getpid")
+    assert expect.returncode == 0, expect.stdout + expect.stderr
+    assert [line.split() for line in expect.stdout.splitlines()[-2:]] == [
+        ["denied", "EPERM", "mount", "denied", "EPERM", "(1)", "ok"], ["allowed", "getpid", "allowed", "-", "ok"]]
+
     table = profile_cli("diff", profile_path, reduced_path)
     assert table.returncode == 1
     assert table.stdout.splitlines()[2:] == ["CHANGE  SYSCALL     ARCHES  A      B",
@@ -229,6 +235,8 @@ def test_cli_profile_errors_are_one_line(profile_cli, tmp_path, web_bundle):
     missing = profile_cli("check", "-b", web_bundle, "--profile", tmp_path / "nope.json")
     assert missing.returncode == 1
     assert missing.stderr.count("\n") == 1 and f"open {tmp_path / 'nope.json'}: no such file or directory" in missing.stderr
+    unknown = profile_cli("check", "-b", web_bundle, "--profile", tmp_path / "nope.json", "--expect-denied", "nosuch")
+    assert unknown.returncode == 1 and "unknown syscall 'nosuch' on SCMP_ARCH_X86_64" in unknown.stderr
     usage = profile_cli("record", "-b", web_bundle)
     assert usage.returncode == 1
     assert "profile record: the following arguments are required: -o/--output" in usage.stderr
@@ -266,3 +274,27 @@ def test_several_runs_add_up(pyrunc_config, pyrunc_record):
     assert once["syscalls"]["getdents64"]["count"] >= 2  # entries, then the end
     assert thrice["syscalls"]["getdents64"]["count"] == 3 * once["syscalls"]["getdents64"]["count"]
     assert thrice["syscalls"].keys() == once["syscalls"].keys()
+
+
+def test_check_expectations_run_the_probe_under_the_profile(web_recording, pyrunc_check):
+    from pyrunc.harness.check import Expectation
+    config, recording = web_recording
+    profile = recording.profile()
+    profile["syscalls"].append({"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES})
+    expectations = [Expectation.parse("mount", denied=True), Expectation.parse("ptrace:EACCES", denied=True),
+                    Expectation.parse("ptrace:EPERM", denied=True), Expectation.parse("getpid", denied=False),
+                    Expectation.parse("mkdir", denied=False)]
+    result = pyrunc_check(profile, config=config, compare_unconfined=False, expectations=expectations)
+    rows = [(p["expected"], p["expected_errno"], p["syscall"], p["verdict"], p["errno"], p["ok"])
+            for p in result.report()["expectations"]]
+    assert rows == [("denied", None, "mount", "denied", errno.EPERM, True),
+                    ("denied", errno.EACCES, "ptrace", "denied", errno.EACCES, True),
+                    ("denied", errno.EPERM, "ptrace", "denied", errno.EACCES, False),
+                    ("allowed", None, "getpid", "allowed", 0, True),
+                    ("allowed", None, "mkdir", "denied", errno.EPERM, False)]
+    # the web workload's profile covers the probe's start-up (both static busybox/glibc)
+    assert all(p["probe_denied"] == [] for p in result.report()["expectations"])
+    assert result.report()["denied"] == {} and result.failed  # only the expectations failed
+    lines = [line.split() for line in result.table().splitlines()]
+    assert ["denied", "EPERM", "ptrace", "denied", "EACCES", "(13)", "FAILED"] in lines
+    assert "exit status 0 under the profile (no unconfined run)" in result.table()

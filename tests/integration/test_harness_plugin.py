@@ -77,3 +77,10 @@ def test_container_factory_cleans_up(pyrunc_container, pyrunc_config, assert_no_
     assert container.exec("hostname").stdout == "pyrunc\n"
     container.close()  # what the fixture's teardown does for every container it made
     assert_no_residue(container.root, [container.id], grace=5)
+
+
+def test_assert_cap_under_a_profile_without_capget(pyrunc_config, probe_profile, assert_cap):
+    from pyrunc.api import HarnessError
+    pyrunc_config.seccomp(probe_profile)
+    with pytest.raises(HarnessError, match=r"capget failed with EPERM \(does the seccomp profile allow capget\?\)"):
+        assert_cap("CAP_KILL")

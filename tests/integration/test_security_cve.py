@@ -366,6 +366,29 @@ def test_cwd_through_a_leaked_fd_magic_link_does_not_escape(fd, bundle, state_ro
     assert "bin" in out.split(), out
 
 
+def test_preserve_fds_never_hands_over_the_runtimes_own_fds(bundle, pyrunc_cmd, container_id, state_root):
+    """`--preserve-fds 2` from a caller that has nothing open at 3 and 4: whatever the
+    runtime itself opened there (its state directory lock, say) must not become the
+    container's.  Leaking it hands the container a host directory fd (the CVE-2024-21626
+    primitive) and, for the lock, makes start and delete wait forever."""
+    b = bundle(args=["true"])
+    result = pyrunc_cmd("create", "--preserve-fds", "2", "-b", str(b), container_id, timeout=20)
+    assert result.returncode == 0, result.stderr
+    pid = init_pid(pyrunc_cmd, container_id)
+    try:
+        targets = {}
+        for entry in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                targets[int(entry)] = os.readlink(f"/proc/{pid}/fd/{entry}")
+            except OSError:
+                pass
+    finally:
+        # the init may hold the container's lock: kill it so that cleanup can delete
+        os.kill(pid, 9)
+    leaked = {fd: t for fd, t in targets.items() if t.startswith(str(state_root))}
+    assert not leaked, f"runtime fds passed to the container as preserved fds: {leaked}"
+
+
 def _writable_root(config: dict) -> None:
     config["root"]["readonly"] = False
 
@@ -490,12 +513,13 @@ def test_symlinked_dev_null_never_becomes_a_mask(target, bundle, pyrunc_cmd, con
 def test_without_a_dev_mount_the_default_devices_are_created_and_masks_work(bundle, pyrunc_cmd, container_id):
     """runc creates its default devices in the image's /dev when no /dev is mounted
     (needsSetupDev), so masks have a real /dev/null to bind; the container must start
-    with /proc/kcore masked and /dev/null the 1:3 char device."""
+    with /proc/keys masked and /dev/null the 1:3 char device."""
     def edit(config):
         config["root"]["readonly"] = False
         without_dev_mount(config)
 
-    b = bundle(edit, args=["sh", "-c", "stat -c '%F %t:%T' /dev/null; wc -c < /proc/kcore"], private_rootfs=True)
+    # /proc/keys: masked by the default spec and present on this kernel (/proc/kcore is not)
+    b = bundle(edit, args=["sh", "-c", "stat -c '%F %t:%T' /dev/null; wc -c < /proc/keys"], private_rootfs=True)
     result = pyrunc_cmd("run", "-b", str(b), container_id)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["character", "special", "file", "1:3", "0"], result.stdout

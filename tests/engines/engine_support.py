@@ -821,6 +821,8 @@ PROBE_SCRIPT = r"""
 echo "ids: $(id -u) $(id -g) $(id -G)"
 grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr '\t' ' ' | sed 's/^/status: /'
 echo "umask: $(umask)"
+echo "uid_map: $(cat /proc/self/uid_map | tr -s ' ')"
+echo "gid_map: $(cat /proc/self/gid_map | tr -s ' ')"
 echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
 echo "hostname: $(hostname)"
 echo "cwd: $(pwd)"

@@ -274,7 +274,10 @@ def test_update_and_stats(docker, runtime, engine_name, engine_cgroup_parent):
         docker.docker("rm", "-f", engine_name, check=False)
 
 
-@pytest.mark.parametrize("variant", ["default", "user-caps", "init", "mounts-sysctl", "host-namespaces"])
+@pytest.mark.parametrize(
+    "variant", ["default", "user-caps", "init", "mounts-sysctl", "host-namespaces", "privileged",
+                "seccomp-unconfined"],
+)
 def test_process_matches_runc(docker_engine, variant, tmp_path):
     """What docker's process sees (ids, caps, seccomp, rlimits, sysctls, fds, mounts,
     env, ...) is the same under pyrunc as under runc."""
@@ -290,6 +293,9 @@ def test_process_matches_runc(docker_engine, variant, tmp_path):
                           "--sysctl", "net.ipv4.ip_unprivileged_port_start=80",
                           "--sysctl", "kernel.shm_rmid_forced=1", "--ipc", "private"],
         "host-namespaces": ["--pid", "host", "--ipc", "host", "--uts", "host"],
+        "privileged": ["--privileged"],
+        "seccomp-unconfined": ["--security-opt", "seccomp=unconfined", "--device",
+                               "/dev/zero:/dev/myzero:r", "--cap-add", "SYS_ADMIN"],
     }[variant]
     outputs = {}
     for runtime in ("runc", "pyrunc"):

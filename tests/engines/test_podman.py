@@ -213,7 +213,7 @@ def test_memory_limit_and_stats(podman, engine_name, engine_cgroup_parent):
         pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
 
 
-@pytest.mark.parametrize("variant", ["default", "user-caps"])
+@pytest.mark.parametrize("variant", ["default", "user-caps", "userns"])
 def test_process_matches_runc(podman_engine, variant):
     """What podman's process sees is the same under pyrunc as under runc."""
     import resource
@@ -227,6 +227,7 @@ def test_process_matches_runc(podman_engine, variant):
                       # nproc default for root is above this sandbox's hard limit.
                       "--ulimit", f"nproc={nproc}:{nproc}",
                       "--oom-score-adj", "300", "-w", "/home/user"],
+        "userns": ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"],
     }[variant]
     outputs = {}
     for runtime in ("runc", "pyrunc"):

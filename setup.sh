@@ -82,7 +82,7 @@ for top, dirs, files in os.walk(os.path.join(repo, "pyrunc")):
     dirs[:] = sorted(d for d in dirs if d != "__pycache__")
     for name in sorted(files):
         # build products (cffi module, pyrunc-init, bytecode) are outputs, not inputs
-        if not name.endswith((".so", ".pyc", ".o", ".tmp")) and name != "pyrunc-init":
+        if not name.endswith((".so", ".pyc", ".o", ".tmp")) and name not in ("pyrunc-init", "pyrunc-probe"):
             paths.append(os.path.join(top, name))
 for path in paths:
     digest.update(os.path.relpath(path, repo).encode() + b"\0")

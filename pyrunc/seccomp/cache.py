@@ -35,7 +35,9 @@ class Entry(NamedTuple):
 
 def key(seccomp: dict, cache_format: int) -> str:
     uname = os.uname()
-    canonical = json.dumps(seccomp, sort_keys=True, separators=(",", ":"))
+    # the listener's address and metadata don't change the program
+    program = {k: v for k, v in seccomp.items() if k not in ("listenerPath", "listenerMetadata")}
+    canonical = json.dumps(program, sort_keys=True, separators=(",", ":"))
     prefix = f"pyrunc-seccomp\0{cache_format}\0{uname.machine}\0{uname.release}\0"
     return sha256((prefix + canonical).encode()).hexdigest()
 

@@ -19,6 +19,10 @@ APT_PACKAGES=(busybox-static runc crun libseccomp-dev libcap-dev gcc libc6-dev)
 # The engines tests/engines starts with pyrunc as their runtime (runc stays their default):
 # containerd (ctr + containerd-shim-runc-v2), docker, podman with conmon.
 APT_PACKAGES+=(containerd docker.io podman conmon)
+# tests/cri runs pods through containerd's CRI plugin: CNI plugins (bridge, host-local,
+# loopback) for the pod network, catatonit as the static init of the sandbox (pause) image,
+# iproute2 for the private network namespace containerd runs in.
+APT_PACKAGES+=(containernetworking-plugins catatonit iproute2)
 # tests/vm boots a throw-away pure cgroup v2 guest: qemu (TCG) and Debian's generic kernel,
 # which only adds files to /boot and /lib/modules (no bootloader is installed or touched);
 # tiny-initramfs satisfies its initramfs dependency without pulling udev or a systemd upgrade.

@@ -192,6 +192,8 @@ def test_force_delete_running(ctr, runtime, engine_name):
     name = new_id(ctr, engine_name)
     run(ctr, runtime, name, "sleep", "60", flags=["-d", "--null-io"])
     pid = int(ctr.ctr("tasks", "list").stdout.split(name, 1)[1].split()[0])
+    # The residue checks look in the right place: the state dir is there while it runs.
+    assert name in state_dirs(ctr.runtime_root())
     ctr.ctr("tasks", "delete", "--force", name)
     ctr.ctr("containers", "delete", name)
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to go")

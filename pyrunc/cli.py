@@ -341,6 +341,11 @@ instance of a container.""", [], 1, 1),
             "   diff: what one profile allows that the other does not\n\n"
             "   `pyrunc profile help` lists the options; see also docs/harness.md.",
             [], 1, 1 << 30, interspersed=False),
+    # pyrunc's own: what would stop a bundle from running on this host (pyrunc.check)
+    Command("check", "check a bundle against the spec and this host before running it", "",
+            "Prints one line per problem (invalid config, missing namespace, cgroup controller,\n"
+            "   seccomp/LSM support, rlimit above the hard limit, missing path); exit 1 if any.",
+            [Flag(("bundle", "b"), STR, "bundle", "", _BUNDLE_USAGE)], 0, 0),
 ]}
 
 # urfave/cli's built-in help command; it has no flags and any number of arguments.
@@ -835,6 +840,13 @@ def _do_events(g, opts: dict, args: list[str]) -> int:
     return 0
 
 
+def _do_check(g, opts: dict, args: list[str]) -> int:
+    from pyrunc.check import check_bundle
+    problems = check_bundle(_bundle_dir(opts["bundle"]))
+    _write_stdout("".join(p + "\n" for p in problems))
+    return 1 if problems else 0
+
+
 def _do_profile(g, opts: dict, args: list[str]) -> int:
     from pyrunc.harness.cli import main
     return main(g, args)
@@ -844,7 +856,7 @@ _HANDLERS = {"create": _do_create, "run": _do_run, "start": _do_start, "state": 
              "exec": _do_exec, "pause": _do_pause, "resume": _do_resume, "ps": _do_ps,
              "features": _do_features, "update": _do_update, "events": _do_events,
              "kill": _do_kill, "delete": _do_delete, "list": _do_list, "spec": _do_spec,
-             "profile": _do_profile}
+             "profile": _do_profile, "check": _do_check}
 
 
 def _bundle_dir(bundle: str) -> str:
@@ -897,40 +909,9 @@ def _write_stderr(text: str) -> None:
         pass
 
 
-def go_json(value: object, indent: str | None = None, _depth: int = 0) -> str:
-    """JSON exactly as Go's encoding/json writes it: compact, or MarshalIndent with
-    `indent` (key order kept; HTML characters escaped as \\u003c etc.)."""
-    from pyrunc.log import json_quote
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return json_quote(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        items = [(json_quote(str(k)), go_json(v, indent, _depth + 1)) for k, v in value.items()]
-        if indent is None:
-            return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
-        inner = "\n" + indent * (_depth + 1)
-        return ("{" + inner + ("," + inner).join(f"{k}: {v}" for k, v in items)
-                + "\n" + indent * _depth + "}")
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        items = [go_json(v, indent, _depth + 1) for v in value]
-        if indent is None:
-            return "[" + ",".join(items) + "]"
-        inner = "\n" + indent * (_depth + 1)
-        return "[" + inner + ("," + inner).join(items) + "\n" + indent * _depth + "]"
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+def go_json(value: object, indent: str | None = None) -> str:
+    from pyrunc.log import go_json as _go_json
+    return _go_json(value, indent)
 
 
 def tabwriter(rows: list[list[str]], minwidth: int, padding: int) -> str:

@@ -8,6 +8,7 @@ import socket
 
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
+from pyrunc.faults import point as _fault
 from pyrunc.state import START_SOCKET, Container, proc_stat
 
 
@@ -137,11 +138,13 @@ class Launch:
             # the caller's fds 3.. that go to the container (--preserve-fds, LISTEN_FDS)
             keep = self.inherited + list(fds.values())
             self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep)
+            _fault("launch.spawned")
         finally:
             listener.close()
             for fd in fds.values():
                 os.close(fd)
         self.init.follow(self._on_sync, until_ready=True, on_listener=self._on_listener)
+        _fault("launch.ready")
         st = proc_stat(self.init.pid)
         if st is None:
             raise SpawnError("container init exited before it was created")
@@ -161,7 +164,9 @@ class Launch:
         linux = self.spec.linux
         pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
+            _fault("launch.before-placed")
             self.mgr.join(pid)
+            _fault("launch.placed")
             adj = self.spec.process.oom_score_adj
             if adj is not None:
                 _write_oom_score_adj(pid, adj)
@@ -267,6 +272,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             set_subreaper()  # a process forked into the pid namespace is reparented to us
         keep = list(inherited) + list(fds.values())
         proc = InitProcess.spawn(plan, floor=floor, keep=keep)
+        _fault("exec.spawned")
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -274,6 +280,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     def on_sync(_sync_id: int) -> None:
         if cgroup_mgr is not None:
             cgroup_mgr.join(proc.pid)
+        _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
         from pyrunc.seccomp.notify import listener_of, send_to_listener
         listener = listener_of(seccomp)

@@ -189,3 +189,38 @@ def _text_value(text: str) -> str:
     if all(ch in _BARE_TEXT_CHARS for ch in text):
         return text
     return go_quote(text)
+
+
+def go_json(value: object, indent: str | None = None, _depth: int = 0) -> str:
+    """JSON exactly as Go's encoding/json writes it: compact, or MarshalIndent with
+    `indent` (key order kept; HTML characters escaped as \\u003c etc.)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return json_quote(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [(json_quote(str(k)), go_json(v, indent, _depth + 1)) for k, v in value.items()]
+        if indent is None:
+            return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+        inner = "\n" + indent * (_depth + 1)
+        return ("{" + inner + ("," + inner).join(f"{k}: {v}" for k, v in items)
+                + "\n" + indent * _depth + "}")
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        items = [go_json(v, indent, _depth + 1) for v in value]
+        if indent is None:
+            return "[" + ",".join(items) + "]"
+        inner = "\n" + indent * (_depth + 1)
+        return "[" + inner + ("," + inner).join(items) + "\n" + indent * _depth + "]"
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

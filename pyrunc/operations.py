@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 from pyrunc.errors import ContainerNotExist, PyruncError, SpawnError, WrongState
+from pyrunc.faults import point as _fault
 from pyrunc.state import Container
 
 
@@ -62,6 +63,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
               mount_label=s.linux.mount_label)
 
     c = Container.reserve(g.root, container_id)
+    _fault("create.reserved")
     mgr = None
     launch = None
     try:
@@ -73,25 +75,30 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
             "no_new_keyring": no_new_keyring, "args0": s.process.args[0],
         }
         c.save()
+        _fault("create.state-saved")
         from pyrunc import cgroups
         c.data["exec"] = _exec_defaults(bundle)
         from pyrunc.seccomp.notify import listener_of
         c.data["seccomp_listener"] = listener_of(s.linux.seccomp)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
         mgr.create()
+        _fault("create.cgroup-created")
         c.data["resources"] = mgr.apply(s.linux.resources, devices=s.linux.devices)
         c.data["cgroup"] = mgr.to_state()
         c.save()
+        _fault("create.cgroup-saved")
         from pyrunc.launch import Launch
         launch = Launch(s, c, mgr, no_pivot=no_pivot, preserve_fds=preserve_fds,
                         console_socket=console_socket, console_fd=console_fd,
                         no_new_keyring=no_new_keyring, inherited=inherited)
         pid, pid_start = launch.run()
+        _fault("create.launched")
         c.data.update(pid=pid, pid_start=pid_start, hooks=_hooks_state(s), created=c.data["created"])
         c.data.pop("creator", None)
         if pid_file:
             _write_pid_file(pid_file, pid)
         c.save()
+        _fault("create.saved")
         launch.close()
     except BaseException:
         if launch is not None:
@@ -111,9 +118,9 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
 def _exec_defaults(bundle: str) -> dict:
     """What `exec` inherits from the container's config (runc keeps the whole config in
     its state): the process (env, user, caps, rlimits...) and the seccomp profile."""
-    import json
-    with open(os.path.join(bundle, "config.json")) as f:
-        raw = json.load(f)
+    from pyrunc import fastjson
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        raw = fastjson.loads(f.read())
     linux = raw.get("linux") or {}
     return {"process": raw.get("process"), "seccomp": linux.get("seccomp")}
 
@@ -158,10 +165,12 @@ def _destroy(c: Container, mgr) -> None:
     """Remove everything create made: processes in the cgroup, the cgroup, the state dir."""
     if mgr is not None:
         _kill_cgroup_and_wait(mgr)
+        _fault("destroy.cgroup-emptied")
         try:
             mgr.destroy()
         except (PyruncError, OSError):
             pass
+        _fault("destroy.cgroup-removed")
     # the overlay (if any) is mounted only in the container's mount namespace, so its
     # upper/work dirs in the state dir go with it
     c.remove()
@@ -210,7 +219,9 @@ def start(g: Globals, container_id: str) -> None:
         try:
             from pyrunc import unixsock
             unixsock.connect(sock, c.path(START_SOCKET))
+            _fault("start.connected")
             sock.send(b"\0")
+            _fault("start.sent")
             _follow_start(c, sock)
         except OSError as e:
             raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
@@ -220,6 +231,7 @@ def start(g: Globals, container_id: str) -> None:
             os.unlink(c.path(START_SOCKET))
         except FileNotFoundError:
             pass
+        _fault("start.done")
         if hooks.get("poststart"):
             from pyrunc import hooks as hookmod
             hookmod.run_all(hooks["poststart"], c.oci_state(), "poststart", warn_only=True)
@@ -426,6 +438,7 @@ def delete(g: Globals, container_id: str, force: bool = False) -> None:
                 mgr.thaw()
             except (PyruncError, OSError):
                 pass
+        _fault("delete.killed")
         _wait_init_gone(c)
         state = c.oci_state()
         poststop = c.data.get("hooks", {}).get("poststop")
@@ -497,6 +510,7 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         if console:
             console.close()
         raise
+    _fault("exec.started")
     if pid_file:
         _write_pid_file(pid_file, proc.pid)
     pid = proc.pid
@@ -511,13 +525,13 @@ def _exec_process_spec(base: dict, process_file: str, args, cwd, env, user, addi
     """The process to exec: --process FILE, or the container's process with runc exec's
     command-line overrides."""
     import copy
-    import json
+    from pyrunc import fastjson
     from pyrunc import spec as specmod
 
     if process_file:
         try:
-            with open(process_file) as f:
-                raw = json.load(f)
+            with open(process_file, "rb") as f:
+                raw = fastjson.loads(f.read())
         except OSError as e:
             raise PyruncError(f"open {process_file}: {os.strerror(e.errno).lower()}") from None
         except ValueError as e:

@@ -10,6 +10,7 @@ import fcntl
 import os
 import time
 
+from pyrunc import fastjson
 from pyrunc.errors import ContainerExists, ContainerNotExist, PyruncError
 
 STATE_FILE = "state.json"
@@ -102,7 +103,7 @@ class Container:
             c.lock()
         try:
             with open(os.path.join(c.dir, STATE_FILE)) as f:
-                c.data = read_json(f.read())
+                c.data = fastjson.loads(f.read())
         except FileNotFoundError:
             if not os.path.isdir(c.dir):
                 c.unlock()
@@ -115,8 +116,7 @@ class Container:
     def save(self) -> None:
         tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            import json
-            json.dump(self.data, f)
+            f.write(fastjson.dumps(self.data))
         os.replace(tmp, os.path.join(self.dir, STATE_FILE))
 
     def remove(self) -> None:
@@ -219,35 +219,3 @@ def _remove_tree(path: str) -> None:
     except OSError:
         pass
 
-
-_scanner = None
-
-
-def read_json(text: str):
-    """json.loads through the C scanner alone: importing `json` pulls in `re` and `enum`,
-    ~6 ms of every `state`/`kill`/`delete` call.  Raises ValueError on bad input."""
-    global _scanner
-    if _scanner is None:
-        import _json
-
-        class _Context:
-            strict = True
-            object_hook = None
-            object_pairs_hook = None
-            parse_float = float
-            parse_int = int
-
-            @staticmethod
-            def parse_constant(name):
-                return float(name.replace("Infinity", "inf"))
-
-        _scanner = _json.make_scanner(_Context())
-    text = text.strip()
-    try:
-        value, end = _scanner(text, 0)
-        if end == len(text):
-            return value
-    except Exception:  # noqa: BLE001 - the C scanner's errors need json.decoder: let json word them
-        pass
-    import json
-    return json.loads(text)

@@ -12,7 +12,7 @@ partial program.  Every failure to read or write is a miss, never an error.
 """
 from __future__ import annotations
 
-import json
+from pyrunc import fastjson
 import os
 from typing import NamedTuple, Optional
 
@@ -37,9 +37,18 @@ def key(seccomp: dict, cache_format: int) -> str:
     uname = os.uname()
     # the listener's address and metadata don't change the program
     program = {k: v for k, v in seccomp.items() if k not in ("listenerPath", "listenerMetadata")}
-    canonical = json.dumps(program, sort_keys=True, separators=(",", ":"))
+    canonical = fastjson.dumps(_sorted(program))
     prefix = f"pyrunc-seccomp\0{cache_format}\0{uname.machine}\0{uname.release}\0"
     return sha256((prefix + canonical).encode()).hexdigest()
+
+
+def _sorted(value):
+    """Dict keys sorted at every level: a canonical form to hash."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def _file_identity(path: str) -> Optional[list[int]]:
@@ -72,7 +81,7 @@ def load(cache_dir: str, cache_key: str) -> Optional[Entry]:
         return None
     program = data[header_end + 1:]
     try:
-        header = json.loads(data[:header_end])
+        header = fastjson.loads(data[:header_end])
         library = header["libseccomp"]
         if (len(program) != header["size"] or len(program) % 8
                 or sha256(program).hexdigest() != header["sha256"]
@@ -88,14 +97,14 @@ def store(cache_dir: str, cache_key: str, compiled) -> bool:
     identity = _file_identity(compiled.libseccomp_path) if compiled.libseccomp_path else None
     if identity is None:
         return False  # no way to tell later whether libseccomp changed
-    header = json.dumps({
+    header = fastjson.dumps({
         "flags": compiled.flags,
         "unknown": list(compiled.unknown_syscalls),
         "libseccomp": {"version": compiled.libseccomp_version, "path": compiled.libseccomp_path,
                        "file": identity},
         "size": len(compiled.bpf),
         "sha256": sha256(compiled.bpf).hexdigest(),
-    }, sort_keys=True)
+    })
     path = os.path.join(cache_dir, cache_key + SUFFIX)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:

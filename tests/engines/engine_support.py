@@ -58,6 +58,15 @@ _libc = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent() -> None:
+    """preexec_fn of the daemons: SIGTERM when pytest dies without its teardown (killed,
+    SIGPIPE), so no dockerd/containerd outlives the session."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def _mount_tmpfs(target: str) -> None:
     if _libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"mode=0711") != 0:
         errno = ctypes.get_errno()
@@ -253,10 +262,10 @@ def private_run_dirs() -> Iterator[None]:
                 pass
 
 
-def _v1_hierarchies() -> dict[str, str]:
-    """mountpoint -> our own cgroup path in it, for each cgroup v1 hierarchy with a
-    controller (the named systemd one and cgroup2 are left out: runc creates no dirs
-    there for cgroupfs v1 containers... except name=systemd, which it does join)."""
+def _hierarchies() -> dict[str, str]:
+    """mountpoint -> our own cgroup path in it, for every cgroup hierarchy mounted at its
+    root: each v1 one (named ones such as name=systemd too) and the hybrid cgroup2
+    "unified" one, where runtimes create the container's directory as well."""
     own = {}
     for line in open("/proc/self/cgroup").read().splitlines():
         _, controllers, path = line.split(":", 2)
@@ -265,19 +274,22 @@ def _v1_hierarchies() -> dict[str, str]:
     for line in open("/proc/self/mountinfo").read().splitlines():
         fields = line.split()
         separator = fields.index("-")
-        if fields[separator + 1] != "cgroup":
+        fstype, options = fields[separator + 1], set(fields[separator + 3].split(","))
+        if fields[3] != "/":
             continue
-        options = set(fields[separator + 3].split(","))
-        for controllers, path in own.items():
-            if controllers and set(controllers.split(",")) <= options and fields[3] == "/":
-                result[fields[4]] = path
+        if fstype == "cgroup2" and "" in own:
+            result[fields[4]] = own[""]
+        elif fstype == "cgroup":
+            for controllers, path in own.items():
+                if controllers and set(controllers.split(",")) <= options:
+                    result[fields[4]] = path
     return result
 
 
 def cgroup_dirs_below(parent: str) -> list[str]:
-    """Every directory beneath `parent` (an absolute cgroupsPath) in every v1 hierarchy."""
+    """Every directory beneath `parent` (an absolute cgroupsPath) in every hierarchy."""
     found = []
-    for mountpoint in _v1_hierarchies():
+    for mountpoint in _hierarchies():
         top = os.path.join(mountpoint, parent.lstrip("/"))
         for directory, subdirs, _ in os.walk(top):
             for name in subdirs:
@@ -303,7 +315,7 @@ def engine_cgroup_parent() -> Iterator[str]:
     """An absolute cgroup path beneath this process's own cgroup in EVERY hierarchy (the
     longest of our own paths, when the others are its prefixes), for the engines'
     cgroup-parent settings: absolute, because conmon and docker apply the parent as is."""
-    hierarchies = _v1_hierarchies()
+    hierarchies = _hierarchies()
     own_paths = sorted(set(hierarchies.values()), key=len)
     deepest = own_paths[-1] if own_paths else "/"
     for path in own_paths:
@@ -452,6 +464,7 @@ class Containerd:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_terminate_with_parent,
             )
         wait_until(lambda: self._ready(), 30, f"containerd socket {self.socket}")
 
@@ -605,6 +618,7 @@ class DockerEngine:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=_terminate_with_parent,
             )
         wait_until(self._ready, 60, f"dockerd socket {self.socket}")
 

@@ -287,3 +287,60 @@ def test_exec_process_matches_runc(podman_engine, engine_name):
             podman_engine.podman("rm", "-f", "-t", "0", name, check=False)
     differences = probe_differences(outputs)
     assert not differences, "\n".join(differences)
+
+
+# The stages run in the runtime's namespaces (createContainer and startContainer run in
+# the container's mount namespace, where the output dir does not exist).
+STAGES = ("prestart", "createRuntime", "poststart", "poststop")
+
+
+def hook_states(podman_engine, engine_name, tmp_path) -> dict:
+    """(runtime, stage) -> (status, has pid) of the state JSON each hook got on stdin,
+    for a `podman run` with hooks of every stage from a --hooks-dir."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    seen = {}
+    for runtime in ("runc", "pyrunc"):
+        hooks_dir = tmp_path / f"hooks-{runtime}.d"
+        hooks_dir.mkdir()
+        for stage in STAGES:
+            (hooks_dir / f"{stage}.json").write_text(json.dumps({
+                "version": "1.0.0",
+                "hook": {"path": "/bin/sh",
+                         "args": ["sh", "-c", f'cat >> "{out_dir}/{runtime}-{stage}.json"']},
+                "when": {"always": True},
+                "stages": [stage],
+            }))
+        name = f"{engine_name}-{runtime}"
+        try:
+            result = podman_engine.podman(
+                "--hooks-dir", str(hooks_dir), "run", "--rm", "--name", name, "--network", "none",
+                "--cgroup-parent", podman_engine.cgroup_parent, IMAGE_REF, "echo", "hooked",
+                runtime=runtime,
+            )
+            assert result.stdout == "hooked\n"
+        finally:
+            podman_engine.podman("rm", "-f", "-t", "0", name, check=False)
+        for stage in STAGES:
+            path = out_dir / f"{runtime}-{stage}.json"
+            wait_until(path.exists, 10, f"{runtime} {stage} hook output")
+            text = path.read_text()
+            assert text.count('"ociVersion"') == 1, (runtime, stage, text)
+            state = json.loads(text)
+            assert state["id"] and state["bundle"], (runtime, stage, state)
+            seen[(runtime, stage)] = (state["status"], bool(state.get("pid")))
+    return seen
+
+
+def test_oci_hooks_like_runc(podman_engine, engine_name, tmp_path):
+    """Hooks of each stage run once, with the state JSON on stdin, and see the status
+    runc's hooks see."""
+    seen = hook_states(podman_engine, engine_name, tmp_path)
+    for stage in ("prestart", "createRuntime", "poststop"):
+        assert seen[("pyrunc", stage)] == seen[("runc", stage)], (stage, sorted(seen.items()))
+    # runc 1.1 runs poststart hooks at the end of `create` (status "created"); the spec
+    # and pyrunc run them once the process was started, so it is running or, this one
+    # being short, possibly gone already.
+    assert seen[("runc", "poststart")] == ("created", True)
+    assert seen[("pyrunc", "poststart")] in (("running", True), ("stopped", False))
+

@@ -370,9 +370,12 @@ def test_kill_all_keeps_paused_container_paused(managers, spawn, unique_name):
     m.freeze()
     m.kill_all(signal.SIGTERM)
     assert m.frozen()
-    time.sleep(0.1)
-    assert _alive(child)  # the signal waits for resume
-    m.thaw()
+    if m.mode != "unified":
+        # v1 freezer: the signal waits for resume.  (cgroup2 lets a fatal signal kill a
+        # frozen task at once: the kernel's semantics, seen in the v2 guest.)
+        time.sleep(0.1)
+        assert _alive(child)
+        m.thaw()
     assert child.wait(timeout=5) == -signal.SIGTERM
 
 
@@ -426,6 +429,8 @@ def test_kill_all_sigkill_without_cgroup_kill_reaches_forked_children(managers, 
     m = managers(unique_name)
     m.create()
     legacy_view = _without_unified(m)
+    if not legacy_view.paths:
+        pytest.skip("pure cgroup2 host: there is no v1 view without cgroup.kill to test")
     shell = spawn("sh", "-c", "read go; i=0; while [ $i -lt 300 ]; do sleep 30 & i=$((i+1)); done; wait", stdin=subprocess.PIPE)
     m.join(shell.pid)
     shell.stdin.write(b"go\n")

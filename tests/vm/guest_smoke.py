@@ -3,8 +3,9 @@
 only when named explicitly, and then it skips).
 
 What a unified-only host changes for a container's lifecycle: the container must land in
-exactly one cgroup (a single "0::" line), below the runtime's own cgroup, with the root's
-controllers available; pause/resume go through cgroup.freeze; delete removes the cgroup."""
+exactly one cgroup (a single "0::" line), where runc's fs2 driver puts a relative path, with
+the root's controllers available; pause/resume go through cgroup.freeze; delete removes the
+cgroup; a limit must not leave the caller's own cgroup unusable."""
 from __future__ import annotations
 
 import json
@@ -61,10 +62,12 @@ def test_create_start_pause_resume_kill_delete(pyrunc_cmd, bundle, container_id)
     pyrunc_cmd("create", "-b", bundle_dir, container_id, check=True, timeout=120)
     init_pid = _state(pyrunc_cmd, container_id)["pid"]
 
-    # The default (relative) cgroupsPath: <own cgroup>/<id>, one directory, in cgroup2.
+    # The default (relative) cgroupsPath on pure v2, as runc's fs2 driver: <id> below the
+    # PARENT of the caller's own cgroup (which holds the caller, so could not hand out
+    # controllers); in the root cgroup that is the root itself. One directory, in cgroup2.
     cgroup = _cgroup_of(init_pid)
     own = _own_cgroup()
-    assert cgroup == os.path.join(own, container_id), (cgroup, own)
+    assert cgroup == os.path.join(os.path.dirname(own), container_id), (cgroup, own)
     directory = CGROUP_ROOT + cgroup
     assert init_pid in [int(p) for p in _read(f"{directory}/cgroup.procs").split()]
     # Every controller the root hands out reaches the container's directory.

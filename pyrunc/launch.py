@@ -20,8 +20,9 @@ def cgroup_hierarchies(mgr):
     for key, host_dir in st["dirs"].items():
         mountpoint = st["mounts"][key]
         if key == "":
-            name = "" if st["mode"] == "unified" else os.path.basename(mountpoint)
-            out.append(CgroupHierarchy(name, "cgroup2", "", host_dir))
+            # on a hybrid host the cgroup2 half is not shown, as runc does
+            if st["mode"] == "unified":
+                out.append(CgroupHierarchy("", "cgroup2", "", host_dir))
         else:
             out.append(CgroupHierarchy(os.path.basename(mountpoint), "cgroup", key, host_dir))
     return out
@@ -280,6 +281,8 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     def on_sync(_sync_id: int) -> None:
         if cgroup_mgr is not None:
             cgroup_mgr.join(proc.pid)
+        if process.oom_score_adj is not None:
+            _write_oom_score_adj(proc.pid, process.oom_score_adj)
         _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
         from pyrunc.seccomp.notify import listener_of, send_to_listener

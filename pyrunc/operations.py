@@ -501,6 +501,9 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         console = ForegroundConsole()
         console_fd = console.runtime_end()
     try:
+        # runc gives every exec'd process the container's oomScoreAdj unless it names one
+        if process.oom_score_adj is None:
+            process.oom_score_adj = (defaults.get("process") or {}).get("oomScoreAdj")
         proc = exec_in(c, process, seccomp=defaults.get("seccomp"), console_socket=console_socket,
                        console_fd=console_fd, preserve_fds=preserve_fds, cgroup_mgr=mgr, detach=detach,
                        inherited=inherited)

@@ -363,9 +363,14 @@ static void op_mknod(const struct op *op)
 	int dfd = openat2_in_root(parent[0] ? parent : "/", O_PATH | O_DIRECTORY, 0);
 	if (dfd < 0)
 		fail(errno);
-	unlinkat(dfd, name, 0);
-	CHECK(mknodat(dfd, name, mode, dev));
-	CHECK(fchownat(dfd, name, (uid_t)get_int(op, 2), (gid_t)get_int(op, 3), AT_SYMLINK_NOFOLLOW));
+	/* an existing entry (the image's own node, or a planted symlink) is left alone, as
+	 * runc does; mknodat never follows a symlink */
+	if (mknodat(dfd, name, mode, dev) < 0) {
+		if (errno != EEXIST)
+			fail(errno);
+	} else {
+		CHECK(fchownat(dfd, name, (uid_t)get_int(op, 2), (gid_t)get_int(op, 3), AT_SYMLINK_NOFOLLOW));
+	}
 	close(dfd);
 }
 

@@ -187,8 +187,8 @@ def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: in
 
 def _add_cgroup_mount(plan: P.Plan, m, opts: O.MountOptions, ctx: RootfsContext) -> None:
     """runc's cgroup mount: cgroup2 directly on a unified host; on v1 a tmpfs with one
-    mount per hierarchy.  Without a cgroup namespace the container's own cgroup
-    directories are bound, so the container sees its limits and nothing above them."""
+    mount per hierarchy, read-only when the mount says so.  Without a cgroup namespace the container's own cgroup directories are
+    bound, so the container sees its limits and nothing above them."""
     dest = _dest(m)
     shown = f"{ctx.rootfs}{dest}"
     ro = opts.flags & O.MS_RDONLY
@@ -220,7 +220,8 @@ def _add_cgroup_mount(plan: P.Plan, m, opts: O.MountOptions, ctx: RootfsContext)
             for alias in h.name.split(","):
                 plan.add(P.OP_SYMLINK, (), (h.name, f"{dest}/{alias}"), what=f"symlink {ctx.rootfs}{dest}/{alias}")
     if ro:
-        plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY | base, P.TARGET_IN_ROOT, P.MKDIR_NONE,
+        # runc makes the tmpfs itself read-only by a superblock remount (no MS_BIND)
+        plan.add(P.OP_MOUNT, (O.MS_REMOUNT | O.MS_RDONLY | base, P.TARGET_IN_ROOT, P.MKDIR_NONE,
                               P.SOURCE_LITERAL), ("", dest, "", ""), what=f"remount {shown} read-only")
 
 

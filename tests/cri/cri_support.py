@@ -503,7 +503,9 @@ class CriEngine:
         config.write_text(containerd_config(self.directory, self.pyrunc))
         (self.directory / "cni").mkdir()
         (self.directory / "cni" / "10-pcri.conflist").write_text(cni_config(self.directory))
-        env = dict(os.environ, NODE_HOSTNAME=NODE_HOSTNAME)
+        # containerd finds its shim, and the set-up script `ip`, mount and hostname, on PATH.
+        path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        env = dict(os.environ, NODE_HOSTNAME=NODE_HOSTNAME, PATH=path.lstrip(":"))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [UNSHARE, "--mount", "--propagation", "private", "--net", "--uts", "--",
@@ -591,7 +593,7 @@ class CriEngine:
 
 @contextlib.contextmanager
 def started_cri(tmp_root: Path, images: tuple[Path, Path], cgroup_parent: str) -> Iterator[CriEngine]:
-    require(CONTAINERD, CTR, SHIM, RUNC, UNSHARE, "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "/sbin/ip",
+    require(CONTAINERD, CTR, SHIM, RUNC, UNSHARE, shutil.which("ip") or "/usr/sbin/ip",
             *(os.path.join(CNI_BIN_DIR, p) for p in ("bridge", "host-local", "loopback")))
     try:
         import grpc  # noqa: F401
@@ -664,18 +666,21 @@ class Pod:
     """One pod sandbox run through CRI with `handler`, and the containers made in it."""
 
     def __init__(self, engine: CriEngine, handler: str, name: str, host_network: bool = False,
-                 sysctls: Optional[dict[str, str]] = None):
+                 sysctls: Optional[dict[str, str]] = None, share_pid: bool = False):
         self.engine = engine
         self.client = engine.client
         self.pb = engine.client.pb
         self.handler = handler
         self.name = name
         self.host_network = host_network
+        # The kubelet's pid modes: CONTAINER by default, POD for shareProcessNamespace.
+        self.pid_mode = "POD" if share_pid else "CONTAINER"
         self.log_directory = engine.directory / "pods" / name
         self.log_directory.mkdir(parents=True)
         pb = self.pb
         namespaces = pb.NamespaceOption(
-            network=pb.NODE if host_network else pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
+            network=pb.NODE if host_network else pb.POD, pid=pb.NamespaceMode.Value(self.pid_mode),
+            ipc=pb.POD)
         self.config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex, namespace="pyrunc-cri"),
             hostname="" if host_network else name,
@@ -717,15 +722,17 @@ class Pod:
 
     def container_config(self, name: str, command: list[str], *, tty: bool = False,
                          resources: Optional[dict] = None, security: Optional[dict] = None,
-                         envs: Optional[dict[str, str]] = None):
+                         envs: Optional[dict[str, str]] = None, working_dir: str = ""):
         pb = self.pb
         security_fields = {"namespace_options": pb.NamespaceOption(
-            network=pb.NODE if self.host_network else pb.POD, pid=pb.CONTAINER, ipc=pb.POD)}
+            network=pb.NODE if self.host_network else pb.POD,
+            pid=pb.NamespaceMode.Value(self.pid_mode), ipc=pb.POD)}
         security_fields.update(security or {})
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name),
             image=pb.ImageSpec(image=BUSYBOX_IMAGE),
             command=command,
+            working_dir=working_dir,
             envs=[pb.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
             log_path=f"{name}.log",
             tty=tty,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 
 import grpc
@@ -16,7 +15,6 @@ import pytest
 
 from cri_support import (  # noqa: F401  (fixtures are found by name)
     BUSYBOX_IMAGE,
-    CNI_BRIDGE,
     HANDLERS,
     KUBELET_MASKED_PATHS,
     KUBELET_READONLY_PATHS,
@@ -25,6 +23,7 @@ from cri_support import (  # noqa: F401  (fixtures are found by name)
     POD_SUBNET_PREFIX,
     RUNC,
     Pod,
+    cgroup_dirs_below,
     cgroup_file,
     cri,
     cri_cgroup_parent,
@@ -91,6 +90,15 @@ def cgroups_of(pid: int) -> dict[str, str]:
 
 def cmdline_of(pid: int) -> list[str]:
     return open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")[:-1]
+
+
+def assert_runs(pid: int, expected: list[str]) -> None:
+    """The container's init has exec'd `expected`: `start` returns once the user process
+    is released, which may be a moment before its execve (runc's init too)."""
+    try:
+        wait_until(lambda: cmdline_of(pid) == expected, 5, f"pid {pid} to exec {expected}")
+    except AssertionError:
+        assert cmdline_of(pid) == expected
 
 
 def state_written_by(cri, container_id: str) -> str:
@@ -180,7 +188,7 @@ def test_pod_sandbox_status(cri, pod, handler):
     assert expected_binary in json.dumps(info["runtimeOptions"]), info["runtimeOptions"]
     # The sandbox's init: catatonit in pause mode, from our offline pause image.
     sandbox_pid = pod.pid()
-    assert cmdline_of(sandbox_pid) == ["/catatonit", "-P"]
+    assert_runs(sandbox_pid, ["/catatonit", "-P"])
     assert_in_cgroup(cri, sandbox_pid, pod.id)
     assert cgroup_file("cpu", f"{cri.cgroup_parent}/{pod.id}", "cpu.shares") == "2"
     # Its own network and UTS namespaces, not containerd's (the "node").
@@ -213,7 +221,7 @@ def test_container_joins_sandbox_namespaces(cri, pod, handler):
         assert status.state == pb.CONTAINER_RUNNING
         assert status.started_at >= status.created_at > 0
         pid = pod.container_pid(container_id)
-        assert cmdline_of(pid) == ["sleep", "3600"]
+        assert_runs(pid, ["sleep", "3600"])
         for kind in ("ipc", "uts", "net"):
             assert namespace_of(pid, kind) == namespace_of(sandbox_pid, kind), kind
         for kind in ("pid", "mnt"):
@@ -274,6 +282,24 @@ echo "userns: $(unshare -U true 2>&1 && echo ok)"
         # no seccomp profile asked for: unconfined (the locked-down container's differs)
         "userns: ok",
     ]
+
+
+def test_sysfs_is_the_pods(pod, app):
+    """The container's /sys is a sysfs of the pod's network namespace (the one it joined
+    by path), as runc mounts it: its interfaces are the pod's, and nothing of the host's
+    /sys (e.g. the host's whole cgroup tree) lies beneath the container's mounts."""
+    output = pod.sh(app, "ls /sys/class/net | tr '\\n' ' '; echo; "
+                         "sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '; echo; "
+                         "cut -d' ' -f5 /proc/self/mountinfo | grep '^/sys' | sort")
+    sys_class_net, proc_net_dev, *mountpoints = output.splitlines()
+    assert proc_net_dev.split() == ["eth0", "lo"]
+    problems = []
+    if sorted(sys_class_net.split()) != ["eth0", "lo"]:
+        problems.append(f"/sys/class/net shows {sys_class_net.split()}, not the pod's [eth0, lo]")
+    stacked = sorted({m for m in mountpoints if mountpoints.count(m) > 1})
+    if stacked:
+        problems.append(f"mounted more than once (shadowed mounts beneath): {stacked}")
+    assert not problems, "; ".join(problems)
 
 
 def test_exec_sync_timeout(cri, pod, app):
@@ -404,16 +430,31 @@ def test_stop_container_ignoring_sigterm(cri, pod):
 
 def test_container_exiting_on_its_own(cri, pod):
     name = "seven"
-    container_id = pod.run_container(name, ["sh", "-c", "echo bye; exit 7"])
+    # The working directory is not in the image: the runtime creates it (as runc does).
+    container_id = pod.run_container(name, ["sh", "-c", "pwd; echo bye; exit 7"],
+                                     working_dir="/srv/not/in/image")
     try:
         status = pod.wait_exited(container_id)
         assert (status.exit_code, status.reason) == (7, "Error")
         # (a container this short may finish before containerd stamps started_at)
         assert status.finished_at > 0 and status.started_at > 0
-        assert pod.container_log(name) == "bye"
+        assert pod.container_log(name) == "/srv/not/in/image\nbye"
         # An exited container takes no exec.
         with pytest.raises(AssertionError, match="ExecSync failed"):
             pod.exec(container_id, ["true"])
+    finally:
+        pod.remove_container(container_id)
+
+
+def test_oom_killed_container(cri, pod):
+    """A container going over its memory limit is killed by the kernel in its own cgroup;
+    the shim learns it from that cgroup's OOM events, so CRI reports OOMKilled."""
+    pb = cri.client.pb
+    container_id = pod.run_container("hog", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+                                     resources=dict(memory_limit_in_bytes=16 * MiB))
+    try:
+        status = pod.wait_exited(container_id)
+        assert (status.exit_code, status.reason) == (137, "OOMKilled"), (status.exit_code, status.reason)
     finally:
         pod.remove_container(container_id)
 
@@ -496,8 +537,59 @@ def test_tty_container(cri, pod):
         pod.remove_container(container_id)
 
 
+def test_remove_running_container(cri, pod):
+    """RemoveContainer on a running container stops it by force first (kubelet relies on
+    it when it gives up on a container)."""
+    pb = cri.client.pb
+    container_id = pod.run_container("doomed", ["sleep", "3600"])
+    pid = pod.container_pid(container_id)
+    pod.remove_container(container_id)
+    listed = pod.rpc("ListContainers", filter=pb.ContainerFilter(id=container_id)).containers
+    assert not listed
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, f"pid {pid} to be gone")
+    assert not cri.bundle(container_id).exists()
+    assert container_id not in cri.runtime_state_ids()
+    wait_until(lambda: not [d for d in cgroup_dirs_below(cri.cgroup_parent) if d.endswith("/" + container_id)],
+               10, "the container's cgroups to be removed")
+
+
 # ---------------------------------------------------------------------------------------
-# A host-network pod, and the end of a pod
+# A shared-pid pod, a host-network pod, and the end of a pod
+
+
+def test_shared_pid_namespace_pod(cri, handler):
+    """shareProcessNamespace: containers join the sandbox's pid namespace by path, the
+    sandbox's catatonit is their pid 1, and when a container's init exits its leftover
+    children must go with it (the shim's `kill --all ID 9`, then the runtime's `delete`)."""
+    pb = cri.client.pb
+    pod = Pod(cri, handler, unique_name(f"sharedpid-{handler}"), share_pid=True)
+    try:
+        pod.run()
+        sandbox_pid = pod.pid()
+        watcher = pod.run_container("watcher", ["sleep", "3600"])
+        parent = pod.run_container("parent", ["sh", "-c", "sleep 3602 & exec sleep 3601"])
+        assert bundle_namespaces(cri, watcher)["pid"] == f"/proc/{sandbox_pid}/ns/pid"
+        assert namespace_of(pod.container_pid(watcher), "pid") == namespace_of(sandbox_pid, "pid")
+        output = pod.sh(watcher, "tr '\\0' ' ' < /proc/1/cmdline; echo; "
+                                 "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done")
+        lines = [l.strip() for l in output.splitlines()]
+        assert lines[0] == "/catatonit -P"
+        assert {"sleep 3600", "sleep 3601", "sleep 3602"} <= set(lines), lines
+
+        parent_cgroup = f"{cri.cgroup_parent}/{parent}"
+        assert len(processes_in_cgroups([parent_cgroup])) == 2
+        pod.stop_container(parent, 10)
+        status = pod.container_status(parent).status
+        assert (status.state, status.exit_code) == (pb.CONTAINER_EXITED, 143)
+        # The background `sleep 3602` outlived the init (it is catatonit's now).
+        wait_until(lambda: not processes_in_cgroups([parent_cgroup]), 10,
+                   "the exited container's leftover child to be killed")
+        assert "sleep 3602" not in pod.sh(watcher, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+    finally:
+        if pod.id:
+            pod.remove()
+    problems = residue_of(pod)
+    assert not problems, problems
 
 
 def test_host_network_pod(cri, handler):
@@ -525,6 +617,10 @@ def test_host_network_pod(cri, handler):
                               for line in open(f"/proc/{cri.pid}/net/dev").read().splitlines()[2:])
         assert lines[2:] == node_devices
         assert "lo" in node_devices
+        # A sysfs of the node's network namespace (containerd's here), not the machine's.
+        sys_class_net = pod.sh(container_id, "ls /sys/class/net").split()
+        assert sorted(sys_class_net) == node_devices, (
+            f"/sys/class/net shows {sys_class_net}, the node's interfaces are {node_devices}")
     finally:
         if pod.id:
             pod.remove()

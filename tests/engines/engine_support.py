@@ -1,24 +1,34 @@
-"""Helpers and fixtures for the engine tests (tests/engines/conftest.py re-exports the
-fixtures; test modules import the helpers from here): real containerd, dockerd and podman started by the tests
-themselves, private to this pytest process, with pyrunc (and runc, the control) as their
-runtime.
+"""Helpers and fixtures for the engine tests: real containerd, dockerd and podman,
+started by the tests themselves, private to this pytest process, with pyrunc (and runc,
+the control) as their runtime. tests/engines/conftest.py re-exports the fixtures; test
+modules import the helpers from here (a unique module name: a second `conftest` module
+would shadow tests/conftest.py).
 
 Privacy: the pytest process already runs in its own mount namespace (tests/conftest.py),
-so the tmpfs mounted here over the host-global directories the engines insist on
-(/run/containerd for shim sockets, /run/runc and /run/pyrunc for podman's default runtime
-roots) are seen only by this process and its children. Every daemon gets its own root,
-state dir and socket under a short temp dir (sockets must fit in sun_path), and every
-container cgroup goes under ENGINE_CGROUP_PARENT, a path beneath this process's own cgroup
-in every hierarchy, which is checked empty after each test and removed at the end.
+so the tmpfs mounted here over the host-global paths the engines insist on
+(/run/containerd: shim sockets, FIFOs, the shim's runtime root; /run/runc and /run/pyrunc:
+podman's runtimes use their default roots; /run/docker: docker's exec roots; /etc/docker:
+dockerd's key.json) are seen only by this process and its children. Every daemon gets its
+own root, state dir and socket under a short /tmp/pe-* dir (sockets must fit in sun_path),
+dies with pytest (PR_SET_PDEATHSIG) if the teardown never runs, and every container
+cgroup goes beneath engine_cgroup_parent, a path beneath this process's own cgroup in
+every hierarchy, checked empty after each test and removed at the end.
 
 Fixture API:
 
     engine_rootfs_tar      session: path of a tar of the busybox rootfs (one layer)
+    engine_docker_archive  session: the same as a `docker save` archive (for ctr import)
     engine_cgroup_parent   session: an absolute cgroupsPath parent beneath our cgroups
+    private_run_dirs       session: the tmpfs mounts above
     containerd_engine      module: a started containerd + `ctr` runner (CtrEngine)
     docker_engine          module: a started dockerd (own containerd) + `docker` runner
     podman_engine          module: podman with private storage and containers.conf
-    runtime                "runc" or "pyrunc" (tests parametrize it indirectly)
+    runtime                "runc" or "pyrunc" (parametrized)
+    engine_name            a fresh container name
+
+Helpers: run_command, wait_until, started_docker (a second dockerd), state_dirs,
+assert_cgroups_empty, PROBE_SCRIPT + probe_differences (compare what a container's
+process sees under runc and pyrunc).
 """
 from __future__ import annotations
 
@@ -892,17 +902,18 @@ def probe_differences(
     return only_runc + only_pyrunc
 
 
-# Known pyrunc bug: `exec` does not apply the container's process.oomScoreAdj when the
-# --process JSON has none (docker's has none); the exec'd process keeps the caller's score
-# (the shim's: containerd's + 1). runc applies the container's value to every process.
-EXEC_OOM_LINES = ("oom_score_adj:",)
-EXEC_OOM_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="pyrunc bug: exec ignores the container's oomScoreAdj (keeps the shim's score)",
-)
+def assert_cgroup_mounts_match_runc(outputs: dict[str, str]) -> None:
+    """The cgroup mounts a container sees are runc's, but for one deliberate difference:
+    the spec's `ro` on the cgroup mount makes pyrunc's /sys/fs/cgroup tmpfs read-only too
+    (under these engines runc 1.1.5 leaves that tmpfs rw; the hierarchies are ro in both)."""
+    differences = probe_differences(outputs, only=CGROUP_MOUNT_LINES)
+    tmpfs = "mount: /sys/fs/cgroup tmpfs "
+    rest = [d for d in differences if tmpfs not in d]
+    assert not rest, "\n".join(differences)
+    pyrunc_tmpfs = [d for d in differences if d.startswith("pyrunc only:") and tmpfs in d]
+    assert all(" tmpfs ro," in d for d in pyrunc_tmpfs), "\n".join(differences)
 
-CGROUP_MOUNT_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="pyrunc bug: /sys/fs/cgroup tmpfs remounted read-only and the hybrid cgroup2 "
-           "'unified' hierarchy mounted too; runc 1.1 leaves the tmpfs rw, v1 hierarchies only",
-)
+
+# What an exec'd process's oom_score_adj must match: the container's (runc applies the
+# container's process.oomScoreAdj to every exec'd process).
+EXEC_OOM_LINES = ("oom_score_adj:",)

@@ -9,12 +9,11 @@ import time
 import pytest
 
 from engine_support import (
-    DOCKER_DEFAULT_EXEC_ROOT_LENGTH,
-    IMAGE_REF,
+    assert_cgroup_mounts_match_runc,
     CGROUP_MOUNT_LINES,
-    CGROUP_MOUNT_XFAIL,
+    DOCKER_DEFAULT_EXEC_ROOT_LENGTH,
     EXEC_OOM_LINES,
-    EXEC_OOM_XFAIL,
+    IMAGE_REF,
     PROBE_SCRIPT,
     assert_cgroups_empty,
     probe_differences,
@@ -351,15 +350,13 @@ def test_debian_default_exec_root(
         assert (result.returncode, result.stdout) == (3, "hi\n"), result.stderr
 
 
-@CGROUP_MOUNT_XFAIL
 def test_cgroup_mount_matches_runc(docker_engine):
     outputs = {
         runtime: docker_engine.docker("run", "--rm", *run_flags(runtime), IMAGE_REF,
                                       "sh", "-c", PROBE_SCRIPT).stdout
         for runtime in ("runc", "pyrunc")
     }
-    differences = probe_differences(outputs, only=CGROUP_MOUNT_LINES)
-    assert not differences, "\n".join(differences)
+    assert_cgroup_mounts_match_runc(outputs)
 
 
 def exec_probe_outputs(docker_engine, engine_name, run_extra, exec_extra) -> dict[str, str]:
@@ -378,7 +375,6 @@ def exec_probe_outputs(docker_engine, engine_name, run_extra, exec_extra) -> dic
     return outputs
 
 
-@EXEC_OOM_XFAIL
 def test_exec_oom_score_adj_matches_runc(docker_engine, engine_name):
     outputs = exec_probe_outputs(docker_engine, engine_name, [], [])
     differences = probe_differences(outputs, only=EXEC_OOM_LINES)

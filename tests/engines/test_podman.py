@@ -9,11 +9,8 @@ import time
 import pytest
 
 from engine_support import (
+    assert_cgroup_mounts_match_runc,
     IMAGE_REF,
-    CGROUP_MOUNT_LINES,
-    CGROUP_MOUNT_XFAIL,
-    EXEC_OOM_LINES,
-    EXEC_OOM_XFAIL,
     PROBE_SCRIPT,
     assert_cgroups_empty,
     probe_differences,
@@ -255,7 +252,6 @@ def test_update(podman, engine_name, engine_cgroup_parent):
         pm(podman, "rm", "-f", "-t", "0", engine_name, check=False)
 
 
-@CGROUP_MOUNT_XFAIL
 def test_cgroup_mount_matches_runc(podman_engine):
     outputs = {
         runtime: podman_engine.podman(
@@ -264,8 +260,7 @@ def test_cgroup_mount_matches_runc(podman_engine):
         ).stdout
         for runtime in ("runc", "pyrunc")
     }
-    differences = probe_differences(outputs, only=CGROUP_MOUNT_LINES)
-    assert not differences, "\n".join(differences)
+    assert_cgroup_mounts_match_runc(outputs)
 
 
 def test_exec_process_matches_runc(podman_engine, engine_name):

@@ -367,8 +367,10 @@ def test_cgroup_mount_shows_the_containers_own_cgroup_read_only(bundle, pyrunc_c
         "mkdir /sys/fs/cgroup/memory/sub; echo mkdir=$?"))
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
     listing, limits, rest = out.split("---\n")
-    hierarchies = {"memory", "pids", "devices", "freezer", "blkio", "systemd", "unified"}
+    hierarchies = {"memory", "pids", "devices", "freezer", "blkio", "systemd"}
     assert hierarchies <= set(listing.split()), listing
+    # on a hybrid host the cgroup2 half is not shown, as with runc
+    assert "unified" not in listing.split(), listing
     limit, *procs = limits.split()
     assert int(limit) > 0
     # the container's own cgroup: its pid 1 (sh) is a member
@@ -379,8 +381,9 @@ def test_cgroup_mount_shows_the_containers_own_cgroup_read_only(bundle, pyrunc_c
     assert {"ro", "nosuid", "nodev", "noexec"} <= memory.options
     # bound from below our own cgroup: nothing above it is visible
     assert memory.root == _own_cgroup("memory").rstrip("/") + "/" + container_id
-    assert mount_at(mounts, "/sys/fs/cgroup").fstype == "tmpfs"
-    assert mount_at(mounts, "/sys/fs/cgroup/unified").fstype == "cgroup2"
+    tmpfs = mount_at(mounts, "/sys/fs/cgroup")
+    # read-only by a superblock remount, as runc does
+    assert tmpfs.fstype == "tmpfs" and "ro" in tmpfs.super_options
 
 
 def test_cgroup_mount_in_a_cgroup_namespace(bundle, pyrunc_cmd, container_id):

@@ -13,7 +13,9 @@ import select
 import time
 import uuid
 
-from conftest import Snapshot, assert_same, count, run_pyrunc, settle
+import pytest
+
+from rel_support import Snapshot, assert_same, count, run_pyrunc, settle
 
 CYCLES = int(os.environ.get("PYRUNC_SOAK_COUNT", "0")) or count(30, 1000)
 
@@ -57,6 +59,7 @@ def _read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
     return data
 
 
+@pytest.mark.timeout(120 + 2 * CYCLES)
 def test_soak_mixed_lifecycles(pyrunc_bin, state_root, bundle, console_receiver, tmp_path):
     from pyrunc import operations
 
@@ -152,6 +155,10 @@ def test_soak_mixed_lifecycles(pyrunc_bin, state_root, bundle, console_receiver,
         except BaseException:
             run_pyrunc(pyrunc_bin, root, "delete", "--force", cid)
             raise
+        if (i + 1) % 100 == 0:
+            # growth over time shows a slow leak before the end does
+            print(f"\nsoak after {i + 1} cycles ({time.monotonic() - started:.0f} s): "
+                  f"{Snapshot(prefix, root, markers).numbers()}", flush=True)
     elapsed = time.monotonic() - started
     after = settle(prefix, root, markers)
     print(f"\nsoak: {CYCLES} cycles ({', '.join(k.__name__.strip('_') for k in kinds)}) "

@@ -238,7 +238,7 @@ def _connect_console(path: str) -> int:
 
 
 def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str, console_fd: int,
-            preserve_fds: int, cgroup_mgr, detach: bool, inherited: list[int]) -> "InitProcess":
+            preserve_fds: int, cgroup_mgr, detach: bool, inherited: list[int]):
     """Start `process` inside the running container `c` (runc exec): join every namespace
     of its init, its cgroup, then the same process setup as the init's.  Returns once
     the program runs (the runtime's end of the sync socket closes on exec)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from pyrunc.cgroups import CgroupError, _describe, _read, _write
 
 

@@ -16,8 +16,6 @@ Importing this package costs nothing: the validator, the compiler and libseccomp
 """
 from __future__ import annotations
 
-import os
-
 # SECCOMP_FILTER_FLAG_* (also in pyrunc.seccomp.profile, which this module does not import)
 FLAG_TSYNC = 1 << 0
 FLAG_LOG = 1 << 1

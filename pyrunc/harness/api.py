@@ -76,6 +76,17 @@ class Result:
         return f"Result(exit_code={self.exit_code!r}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
 
+def _load_json(path: str) -> Any:
+    """The JSON document in `path`; HarnessError naming the path when it cannot be read or parsed."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise HarnessError(f"open {path}: {os.strerror(e.errno).lower()}") from None
+    except ValueError as e:
+        raise HarnessError(f"{path}: invalid JSON: {e}") from None
+
+
 # ---------------------------------------------------------------------------- Config
 class Config:
     """An OCI config.json built in Python. Every setter returns the Config (chainable);
@@ -103,13 +114,7 @@ class Config:
         """The bundle's config.json; a relative root.path is made absolute against it."""
         bundle = os.path.abspath(os.fspath(bundle))
         path = os.path.join(bundle, "config.json")
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except OSError as e:
-            raise HarnessError(f"open {path}: {os.strerror(e.errno).lower()}") from None
-        except ValueError as e:
-            raise HarnessError(f"{path}: invalid JSON: {e}") from None
+        data = _load_json(path)
         root = data.get("root") or {}
         if root.get("path") and not os.path.isabs(root["path"]):
             root["path"] = os.path.join(bundle, root["path"])
@@ -224,13 +229,7 @@ def load_profile(profile: Mapping[str, Any] | str | os.PathLike) -> dict:
     if isinstance(profile, Mapping):
         return copy.deepcopy(dict(profile))
     path = os.fspath(profile)
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise HarnessError(f"open {path}: {os.strerror(e.errno).lower()}") from None
-    except ValueError as e:
-        raise HarnessError(f"{path}: invalid JSON: {e}") from None
+    data = _load_json(path)
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: not a seccomp profile (expected a JSON object)")
     if "linux" in data or "ociVersion" in data:

@@ -164,8 +164,9 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext) -> None:
             raise ConfigError(f"config.json: mounts: bind source {source}: {os.strerror(e.errno).lower()}")
         _bind(plan, source, dest, opts.flags, data, P.MKDIR_DIR if is_dir else P.MKDIR_FILE,
               f"mount {source} on {shown}")
-    elif m.type == "sysfs" and not ctx.netns_new:
-        # sysfs can't be mounted for a network namespace we don't own: bind the host's (runc)
+    elif m.type == "sysfs" and ctx.userns and not ctx.netns_new:
+        # in a user namespace, sysfs can't be mounted for a network namespace it doesn't
+        # own: bind the host's (runc's rootless rule); otherwise always a fresh sysfs
         _bind(plan, "/sys", dest, opts.flags | O.MS_BIND | O.MS_REC, data, P.MKDIR_DIR, f"mount /sys on {shown}")
     else:
         source = m.source or m.type

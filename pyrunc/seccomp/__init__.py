@@ -16,7 +16,9 @@ Importing this package costs nothing: the validator, the compiler and libseccomp
 """
 from __future__ import annotations
 
-# SECCOMP_FILTER_FLAG_* (also in pyrunc.seccomp.profile, which this module does not import)
+# SECCOMP_FILTER_FLAG_* bits of seccomp(2), defined here only: pyrunc.seccomp.profile
+# takes them from this package (a separate module would be one more import on the cheap
+# path, which tests/unit/test_seccomp_compile.py pins to this package alone)
 FLAG_TSYNC = 1 << 0
 FLAG_LOG = 1 << 1
 FLAG_SPEC_ALLOW = 1 << 2

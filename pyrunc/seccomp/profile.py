@@ -10,6 +10,8 @@ from pyrunc.record import field, record as dataclass
 from typing import Any, NoReturn
 
 from pyrunc.errors import ConfigError
+from pyrunc import seccomp as _package
+from pyrunc.seccomp import FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV
 
 WHERE = "config.json: linux.seccomp"
 
@@ -75,13 +77,9 @@ ARCHITECTURES = {
     "SCMP_ARCH_LOONGARCH64": "loongarch64",
 }
 
-# SECCOMP_FILTER_FLAG_* bits of seccomp(2)
-FLAG_TSYNC = 1 << 0
-FLAG_LOG = 1 << 1
-FLAG_SPEC_ALLOW = 1 << 2
-FLAG_NEW_LISTENER = 1 << 3
-FLAG_TSYNC_ESRCH = 1 << 4
-FLAG_WAIT_KILLABLE_RECV = 1 << 5
+# pyrunc.seccomp.compiler takes every FLAG_* from this module
+FLAG_NEW_LISTENER = _package.FLAG_NEW_LISTENER
+FLAG_TSYNC_ESRCH = _package.FLAG_TSYNC_ESRCH
 
 FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": FLAG_TSYNC,

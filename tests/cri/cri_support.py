@@ -267,9 +267,10 @@ def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
 # Cgroups: the pods' cgroup parent, beneath our own cgroup
 
 
-def v1_hierarchies() -> dict[str, str]:
-    """mountpoint -> our own cgroup path in it, for each cgroup v1 hierarchy with
-    controllers or a name (cgroup2 is left out: hybrid hosts keep only hugetlb there)."""
+def cgroup_hierarchies() -> dict[str, str]:
+    """mountpoint -> our own cgroup path in it, for every mounted hierarchy: each cgroup v1
+    one (controllers or a name) and the cgroup2 one, where runtimes on a hybrid host make
+    the container's directory too."""
     own = {}
     for line in open("/proc/self/cgroup").read().splitlines():
         _, controllers, path = line.split(":", 2)
@@ -278,18 +279,22 @@ def v1_hierarchies() -> dict[str, str]:
     for line in open("/proc/self/mountinfo").read().splitlines():
         fields = line.split()
         separator = fields.index("-")
-        if fields[separator + 1] != "cgroup":
+        fstype = fields[separator + 1]
+        if fields[3] != "/":
             continue
-        options = set(fields[separator + 3].split(","))
-        for controllers, path in own.items():
-            if controllers and set(controllers.split(",")) <= options and fields[3] == "/":
-                result[fields[4]] = path
+        if fstype == "cgroup2" and "" in own:
+            result[fields[4]] = own[""]
+        elif fstype == "cgroup":
+            options = set(fields[separator + 3].split(","))
+            for controllers, path in own.items():
+                if controllers and set(controllers.split(",")) <= options:
+                    result[fields[4]] = path
     return result
 
 
 def cgroup_dirs_below(parent: str) -> list[str]:
     found = []
-    for mountpoint in v1_hierarchies():
+    for mountpoint in cgroup_hierarchies():
         top = os.path.join(mountpoint, parent.lstrip("/"))
         for directory, subdirs, _ in os.walk(top):
             for name in subdirs:
@@ -317,7 +322,7 @@ def cgroup_file(controller: str, path: str, name: str) -> str:
 def cri_cgroup_parent() -> Iterator[str]:
     """An absolute cgroup parent beneath this process's own cgroup in EVERY hierarchy (the
     deepest of our own paths, when the others are its prefixes)."""
-    hierarchies = v1_hierarchies()
+    hierarchies = cgroup_hierarchies()
     own_paths = sorted(set(hierarchies.values()), key=len)
     deepest = own_paths[-1] if own_paths else "/"
     for path in own_paths:

@@ -255,7 +255,7 @@ echo "greeting: $GREETING"
 echo "uid: $(id -u) $(id -g)"
 echo "eth0: $(ip -4 addr show dev eth0 | grep -o 'inet [0-9.]*')"
 echo "pid1 fds: $(ls /proc/1/fd | sort -n | tr '\n' ' ')"
-echo "oom_score_adj: $(cat /proc/1/oom_score_adj)"
+echo "oom_score_adj: $(cat /proc/1/oom_score_adj) $(cat /proc/self/oom_score_adj)"
 echo "resolv.conf: $(grep -E '^(nameserver|search)' /etc/resolv.conf | tr '\n' ' ')"
 echo "/etc/hostname: $(cat /etc/hostname)"
 echo "shm: $(grep -c ' /dev/shm ' /proc/self/mounts)"
@@ -273,9 +273,8 @@ echo "userns: $(unshare -U true 2>&1 && echo ok)"
         f"eth0: inet {pod_ip}",
         # nothing but stdio: the shim's stray fd 3 (its socket) must not reach the init
         "pid1 fds: 0 1 2 ",
-        # the container's oomScoreAdj (an exec'd process keeps the shim's score under
-        # runc 1.1.5 too, so only the init is checked)
-        "oom_score_adj: 500",
+        # the container's oomScoreAdj, for its init and for an exec'd process
+        "oom_score_adj: 500 500",
         "resolv.conf: search pyrunc.test nameserver 127.0.0.53 ",
         f"/etc/hostname: {pod.name}",
         "shm: 1",
@@ -450,10 +449,20 @@ def test_oom_killed_container(cri, pod):
     """A container going over its memory limit is killed by the kernel in its own cgroup;
     the shim learns it from that cgroup's OOM events, so CRI reports OOMKilled."""
     pb = cri.client.pb
-    container_id = pod.run_container("hog", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-                                     resources=dict(memory_limit_in_bytes=16 * MiB))
+    # 48 MiB: the runtime's own init runs in the cgroup before the exec (runc's Go init
+    # alone can come near 16 MiB); dd's 256 MiB buffer is far over it.
+    container_id = pod.run_container("hog", ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
+                                     resources=dict(memory_limit_in_bytes=48 * MiB))
     try:
         status = pod.wait_exited(container_id)
+        # The shim's OOM event can reach the CRI plugin just after the exit event (which
+        # sets reason "Error" first): wait a moment for the OOM to be recorded.
+        try:
+            wait_until(lambda: pod.container_status(container_id).status.reason == "OOMKilled", 5,
+                       "reason OOMKilled")
+        except AssertionError:
+            pass
+        status = pod.container_status(container_id).status
         assert (status.exit_code, status.reason) == (137, "OOMKilled"), (status.exit_code, status.reason)
     finally:
         pod.remove_container(container_id)

@@ -6,6 +6,8 @@ Fixture API (all paths are pathlib.Path):
 
     rootfs_dir            session: a busybox rootfs built once (bundles/build_rootfs.py)
     rootfs_builder        session: that builder module (build_rootfs(dest), applet_paths())
+    userns_rootfs         module: a busybox rootfs host uid 100000 can traverse (user
+                          namespace tests; mount it read-only)
     bundle                factory: bundle(edit=None, *, args=None, private_rootfs=False,
                           name=None) -> bundle dir; bundle.template() -> fresh config dict;
                           bundle.write(config, name=None) -> bundle dir
@@ -21,7 +23,10 @@ Fixture API (all paths are pathlib.Path):
     assert_no_residue     the function below, as a fixture
 
 Tests import the installed package (./setup.sh test runs pytest with -P, and tests/ has no
-__init__.py, so the checkout is not on sys.path).
+__init__.py, so the checkout is not on sys.path). Plain helpers shared by test modules live
+beside this file (pytest puts tests/ on sys.path): support.py (the pyrunc binary, running
+commands through files, run_ok, init_pid, cgroup helpers) and mountinfo.py (mount(2),
+umount2(2) and /proc/self/mountinfo parsing).
 """
 from __future__ import annotations
 
@@ -35,8 +40,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -44,6 +47,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import pytest
+
+from support import assert_succeeded, find_pyrunc, remove_cgroup_tree, run_with_files
 
 REPO = Path(__file__).resolve().parent.parent
 RUNC = "/usr/sbin/runc"
@@ -79,23 +84,6 @@ def _enter_private_namespaces() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _enter_private_namespaces()
-
-
-# ---------------------------------------------------------------------------------------
-# Binaries
-
-
-def find_pyrunc() -> Optional[str]:
-    """The installed console script: $PYRUNC_BIN, next to this interpreter, the
-    interpreter's scripts dir, then PATH (a pyenv shim there is slow, hence last)."""
-    override = os.environ.get("PYRUNC_BIN")
-    if override:
-        return override
-    for directory in (os.path.dirname(sys.executable), sysconfig.get_path("scripts")):
-        candidate = os.path.join(directory, "pyrunc")
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("pyrunc")
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,19 +183,6 @@ def _processes_of(container_ids: set[str], markers: Iterable[str]) -> list[int]:
     return found
 
 
-def _remove_cgroup_tree(directory: str) -> None:
-    for top, subdirs, _ in os.walk(directory, topdown=False):
-        for name in subdirs:
-            try:
-                os.rmdir(os.path.join(top, name))
-            except OSError:
-                pass
-    try:
-        os.rmdir(directory)
-    except OSError:
-        pass
-
-
 def assert_no_residue(
     state_root: os.PathLike | str,
     container_ids: Iterable[str] = (),
@@ -261,7 +236,7 @@ def assert_no_residue(
         problems.append(f"cgroups left: {cgroups}")
         time.sleep(0.2)  # let the SIGKILLed members leave before rmdir
         for directory in cgroups:
-            _remove_cgroup_tree(directory)
+            remove_cgroup_tree(directory)
     assert not problems, "residue after test: " + "; ".join(problems)
 
 
@@ -291,6 +266,22 @@ def rootfs_dir(tmp_path_factory, rootfs_builder) -> Path:
     dest = tmp_path_factory.mktemp("busybox") / "rootfs"
     rootfs_builder.build_rootfs(str(dest))
     return dest
+
+
+@pytest.fixture(scope="module")
+def userns_rootfs(rootfs_builder) -> str:
+    """A busybox rootfs every uid can traverse, host uid 100000 (the mapped root of a
+    user namespace) included: rootfs_dir sits under pytest's 0700 base temp dir, which
+    that uid cannot pass while the init, already in its user namespace, bind-mounts it
+    (runc needs the same). Mount it read-only: it is shared by the module's tests."""
+    top = tempfile.mkdtemp(prefix="pyrunc-userns-")
+    try:
+        os.chmod(top, 0o755)
+        rootfs = os.path.join(top, "rootfs")
+        rootfs_builder.build_rootfs(rootfs)
+        yield rootfs
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def _base_config() -> dict:
@@ -408,35 +399,12 @@ class _Runtime:
         found_id = _container_id_in(words)
         if found_id:
             self.seen_ids.add(found_id)
-        # Files, not pipes: a created container keeps the runtime's stdio open, and a pipe
-        # would make us wait for the container instead of the command.
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                completed = subprocess.run(
-                    command,
-                    input=input.encode() if input is not None else None,
-                    stdin=None if input is not None else subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    timeout=timeout,
-                    env=env,
-                    cwd=cwd,
-                )
-            finally:
-                self.seen_ids.update(self.listed_ids())
-            out.seek(0)
-            err.seek(0)
-            result = subprocess.CompletedProcess(
-                command,
-                completed.returncode,
-                out.read().decode(errors="replace"),
-                err.read().decode(errors="replace"),
-            )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(command)}: exit status {result.returncode}\n"
-                f"stdout: {result.stdout}\nstderr: {result.stderr}"
-            )
+        try:
+            result = run_with_files(command, input=input, timeout=timeout, env=env, cwd=cwd)
+        finally:
+            self.seen_ids.update(self.listed_ids())
+        if check:
+            assert_succeeded(result)
         return result
 
     def cleanup(self) -> None:

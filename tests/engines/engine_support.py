@@ -46,9 +46,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pytest
+
+from mountinfo import mount, umount
+from support import assert_succeeded, pyrunc_binary, remove_cgroup_tree, run_with_files
 
 RUNC_BINARY = "/usr/sbin/runc"
 CONTAINERD = "/usr/bin/containerd"
@@ -65,9 +68,6 @@ IMAGE_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUNTIMES = ["runc", "pyrunc"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
-MNT_DETACH = 2
-
-
 PR_SET_PDEATHSIG = 1
 
 
@@ -75,32 +75,6 @@ def _terminate_with_parent() -> None:
     """preexec_fn of the daemons: SIGTERM when pytest dies without its teardown (killed,
     SIGPIPE), so no dockerd/containerd outlives the session."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def _mount_tmpfs(target: str) -> None:
-    if _libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"mode=0711") != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount tmpfs on {target}: {os.strerror(errno)}")
-
-
-def _umount(target: str) -> None:
-    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"umount {target}: {os.strerror(errno)}")
-
-
-def pyrunc_binary() -> str:
-    """The installed pyrunc, found as tests/conftest.py does: $PYRUNC_BIN (setup.sh sets
-    it), next to this interpreter, then PATH."""
-    import sys
-
-    found = os.environ.get("PYRUNC_BIN")
-    if not found:
-        candidate = os.path.join(os.path.dirname(sys.executable), "pyrunc")
-        found = candidate if os.access(candidate, os.X_OK) else shutil.which("pyrunc")
-    if not found:
-        pytest.fail("pyrunc is not installed (run ./setup.sh, or set PYRUNC_BIN)")
-    return found
 
 
 def require(*binaries: str) -> None:
@@ -119,39 +93,33 @@ def run_command(
 ) -> subprocess.CompletedProcess:
     """Run a client command; stdout/stderr go to files, never pipes, because a detached
     container or a daemon child may hold them open."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            completed = subprocess.run(
-                command,
-                input=input.encode() if input is not None else None,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                timeout=timeout,
-                env=env,
-            )
-        except subprocess.TimeoutExpired:
-            out.seek(0)
-            err.seek(0)
-            raise AssertionError(
-                f"{' '.join(command)}: timed out after {timeout}s\n"
-                f"stdout: {out.read().decode(errors='replace')}\n"
-                f"stderr: {err.read().decode(errors='replace')}"
-            )
-        out.seek(0)
-        err.seek(0)
-        result = subprocess.CompletedProcess(
-            command,
-            completed.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
-        )
-    if check and result.returncode != 0:
+    try:
+        result = run_with_files(command, input=input, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as expired:
         raise AssertionError(
-            f"{' '.join(command)}: exit status {result.returncode}\n"
-            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            f"{' '.join(command)}: timed out after {timeout}s\n"
+            f"stdout: {expired.output}\nstderr: {expired.stderr}"
         )
+    if check:
+        assert_succeeded(result)
     return result
+
+
+def import_image(cli: Callable[..., subprocess.CompletedProcess], rootfs_tar: Path) -> None:
+    """`docker import` or `podman import` (the same words for both) of the rootfs tar as
+    IMAGE_REF, with sh as its command."""
+    cli("import", "--change", "CMD [\"sh\"]", "--change", f"ENV {IMAGE_PATH}",
+        str(rootfs_tar), IMAGE_REF, timeout=120)
+
+
+def remove_left_containers(cli: Callable[..., subprocess.CompletedProcess], engine: str) -> list[str]:
+    """`rm -f` every container `ps -a` of a docker or podman client still lists; the
+    problem to report when there was one."""
+    left = cli("ps", "-aq", check=False).stdout.split()
+    if not left:
+        return []
+    cli("rm", "-f", *left, check=False)
+    return [f"{engine} containers left: {left}"]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
@@ -256,13 +224,13 @@ def private_run_dirs() -> Iterator[None]:
             if not os.path.isdir(target):
                 os.makedirs(target, mode=0o711)
                 created.append(target)
-            _mount_tmpfs(target)
+            mount("tmpfs", target, "tmpfs", 0, "mode=0711")
             mounted.append(target)
         yield
     finally:
         for target in reversed(mounted):
             try:
-                _umount(target)
+                umount(target)
             except OSError:
                 pass
         for target in reversed(created):
@@ -305,19 +273,6 @@ def cgroup_dirs_below(parent: str) -> list[str]:
             for name in subdirs:
                 found.append(os.path.join(directory, name))
     return sorted(found)
-
-
-def remove_cgroup_tree(top: str) -> None:
-    for directory, subdirs, _ in os.walk(top, topdown=False):
-        for name in subdirs:
-            try:
-                os.rmdir(os.path.join(directory, name))
-            except OSError:
-                pass
-    try:
-        os.rmdir(top)
-    except OSError:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -394,7 +349,7 @@ def mounts_below(directory: str) -> list[str]:
 def _unmount_below(directory: str) -> None:
     for target in sorted(mounts_below(directory), key=len, reverse=True):
         try:
-            _umount(target)
+            umount(target)
         except OSError:
             pass
 
@@ -678,13 +633,9 @@ def started_docker(engine_rootfs_tar: Path, cgroup_parent: str, exec_root: str) 
     try:
         containerd.start()
         engine.start(containerd.socket)
-        engine.docker("import", "--change", "CMD [\"sh\"]", "--change", f"ENV {IMAGE_PATH}",
-                      str(engine_rootfs_tar), IMAGE_REF, timeout=120)
+        import_image(engine.docker, engine_rootfs_tar)
         yield engine
-        left = engine.docker("ps", "-aq", check=False).stdout.split()
-        if left:
-            problems.append(f"docker containers left: {left}")
-            engine.docker("rm", "-f", *left, check=False)
+        problems += remove_left_containers(engine.docker, "docker")
     finally:
         for stop, name in ((engine.stop, "dockerd"), (containerd.stop, "containerd")):
             try:
@@ -806,13 +757,9 @@ def podman_engine(private_run_dirs, engine_rootfs_tar, engine_cgroup_parent) -> 
     problems = []
     try:
         engine.write_config()
-        engine.podman("import", "--change", "CMD [\"sh\"]", "--change", f"ENV {IMAGE_PATH}",
-                      str(engine_rootfs_tar), IMAGE_REF, timeout=120)
+        import_image(engine.podman, engine_rootfs_tar)
         yield engine
-        left = engine.podman("ps", "-aq", check=False).stdout.split()
-        if left:
-            problems.append(f"podman containers left: {left}")
-            engine.podman("rm", "-f", *left, check=False)
+        problems += remove_left_containers(engine.podman, "podman")
     finally:
         left_processes = wait_for_no_processes(str(directory))
         if left_processes:

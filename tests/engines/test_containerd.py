@@ -30,10 +30,7 @@ def ctr(containerd_engine, runtime, engine_cgroup_parent):
     for container_id in ids:
         if container_id in listed:
             problems.append(f"container {container_id} left in containerd")
-            containerd_engine.ctr("tasks", "kill", "--signal", "SIGKILL", container_id, check=False)
-            time.sleep(0.5)
-            containerd_engine.ctr("tasks", "delete", "--force", container_id, check=False)
-            containerd_engine.ctr("containers", "delete", container_id, check=False)
+            remove_quietly(containerd_engine, container_id, settle=0.5)
     left_state = [d for d in state_dirs(containerd_engine.runtime_root()) if d in ids]
     if left_state:
         problems.append(f"runtime state dirs left: {left_state}")
@@ -42,6 +39,16 @@ def ctr(containerd_engine, runtime, engine_cgroup_parent):
     except AssertionError as error:
         problems.append(str(error))
     assert not problems, "; ".join(problems)
+
+
+def remove_quietly(ctr, name: str, settle: float = 0) -> None:
+    """SIGKILL the task, then delete it and the container, ignoring what is not there;
+    `settle` seconds between the kill and the deletes."""
+    ctr.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
+    if settle:
+        time.sleep(settle)
+    ctr.ctr("tasks", "delete", "--force", name, check=False)
+    ctr.ctr("containers", "delete", name, check=False)
 
 
 def new_id(ctr, name: str) -> str:
@@ -164,9 +171,7 @@ def test_detached_logs_exec_ps_pause_kill(ctr, runtime, engine_name, tmp_path):
         wait_until(lambda: "got-usr1" in log.read_text(), 10, "the trap's output")
         assert delete_task(ctr, name) == 7
     finally:
-        ctr.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
-        ctr.ctr("tasks", "delete", "--force", name, check=False)
-        ctr.ctr("containers", "delete", name, check=False)
+        remove_quietly(ctr, name)
 
 
 def test_sigkill_137_and_same_id_again(ctr, runtime, engine_name):
@@ -183,9 +188,7 @@ def test_sigkill_137_and_same_id_again(ctr, runtime, engine_name):
             wait_stopped(ctr, name)
             assert delete_task(ctr, name) == 137
         finally:
-            ctr.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
-            ctr.ctr("tasks", "delete", "--force", name, check=False)
-            ctr.ctr("containers", "delete", name, check=False)
+            remove_quietly(ctr, name)
 
 
 def test_force_delete_running(ctr, runtime, engine_name):

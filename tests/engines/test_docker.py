@@ -17,6 +17,7 @@ from engine_support import (
     PROBE_SCRIPT,
     assert_cgroups_empty,
     probe_differences,
+    remove_left_containers,
     started_docker,
     state_dirs,
     wait_until,
@@ -29,11 +30,7 @@ def docker(docker_engine, runtime, engine_cgroup_parent):
     names: list[str] = []
     docker_engine.test_names = names
     yield docker_engine
-    problems = []
-    left = docker_engine.docker("ps", "-aq", check=False).stdout.split()
-    if left:
-        problems.append(f"docker containers left: {left}")
-        docker_engine.docker("rm", "-f", *left, check=False)
+    problems = remove_left_containers(docker_engine.docker, "docker")
     left_state = state_dirs(docker_engine.runtime_root())
     if left_state:
         problems.append(f"runtime state dirs left in {docker_engine.runtime_root()}: {left_state}")

@@ -14,6 +14,7 @@ from engine_support import (
     PROBE_SCRIPT,
     assert_cgroups_empty,
     probe_differences,
+    remove_left_containers,
     state_dirs,
     wait_until,
 )
@@ -24,11 +25,7 @@ def podman(podman_engine, runtime, engine_cgroup_parent):
     """The engine bound to `runtime`, with a per-test check that nothing is left."""
     podman_engine.current_runtime = runtime
     yield podman_engine
-    problems = []
-    left = podman_engine.podman("ps", "-aq", check=False).stdout.split()
-    if left:
-        problems.append(f"podman containers left: {left}")
-        podman_engine.podman("rm", "-f", *left, check=False)
+    problems = remove_left_containers(podman_engine.podman, "podman")
     root = podman_engine.runtime_root(runtime)
     left_state = state_dirs(root)
     if left_state:

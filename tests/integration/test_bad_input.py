@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import pytest
+
+from support import run_with_files
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -184,14 +185,7 @@ def run_direct(pyrunc_cmd, state_root: Path, *words) -> subprocess.CompletedProc
     """Run pyrunc without the fixture's runner: that runner records the last word of a
     create command line as a container id, and its residue check would then look for a
     cgroup named after a bundle path or "." (both exist, so it reports a false residue)."""
-    command = [pyrunc_cmd.__self__.binary, "--root", str(state_root), *map(str, words)]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   timeout=60)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(command, completed.returncode,
-                                           out.read().decode(), err.read().decode())
+    return run_with_files([pyrunc_cmd.__self__.binary, "--root", str(state_root), *map(str, words)])
 
 
 def test_missing_id_argument(pyrunc_cmd, bundle, state_root):

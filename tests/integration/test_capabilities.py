@@ -7,8 +7,6 @@ permitted and inheritable; unknown names refused; `exec --cap`.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -55,19 +53,6 @@ def sets_from_status(text: str) -> dict[str, int]:
     return {name: int(fields[field], 16) for name, field in SETS.items()}
 
 
-@pytest.fixture(scope="module")
-def shared_rootfs(rootfs_builder):
-    """A busybox rootfs every uid can traverse (host uid 100000 included)."""
-    top = tempfile.mkdtemp(prefix="pyrunc-caps-")
-    try:
-        os.chmod(top, 0o755)
-        rootfs = os.path.join(top, "rootfs")
-        rootfs_builder.build_rootfs(rootfs)
-        yield rootfs
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
-
-
 def caps_bundle(bundle, rootfs: str, caps: dict | None, uid: int, userns: bool):
     def edit(config):
         config["root"] = {"path": rootfs, "readonly": True}
@@ -98,8 +83,8 @@ def show(sets: dict[str, int]) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("config_name", list(CONFIGS))
 @pytest.mark.parametrize("uid", [0, 1000], ids=["root", "uid1000"])
-def test_sets_match_runc_without_userns(config_name, uid, bundle, shared_rootfs, pyrunc_cmd, runc_cmd, container_id):
-    b = caps_bundle(bundle, shared_rootfs, CONFIGS[config_name], uid, userns=False)
+def test_sets_match_runc_without_userns(config_name, uid, bundle, userns_rootfs, pyrunc_cmd, runc_cmd, container_id):
+    b = caps_bundle(bundle, userns_rootfs, CONFIGS[config_name], uid, userns=False)
     ours = run_status(pyrunc_cmd, b, container_id)
     theirs = run_status(runc_cmd, b, container_id)
     assert show(ours) == show(theirs)
@@ -108,26 +93,26 @@ def test_sets_match_runc_without_userns(config_name, uid, bundle, shared_rootfs,
 
 @pytest.mark.parametrize("config_name", list(CONFIGS))
 @pytest.mark.parametrize("uid", [0, 1000], ids=["root", "uid1000"])
-def test_sets_in_a_user_namespace(config_name, uid, bundle, shared_rootfs, pyrunc_cmd, container_id):
-    b = caps_bundle(bundle, shared_rootfs, CONFIGS[config_name], uid, userns=True)
+def test_sets_in_a_user_namespace(config_name, uid, bundle, userns_rootfs, pyrunc_cmd, container_id):
+    b = caps_bundle(bundle, userns_rootfs, CONFIGS[config_name], uid, userns=True)
     ours = run_status(pyrunc_cmd, b, container_id)
     assert show(ours) == show(expected_after_exec(CONFIGS[config_name], uid))
 
 
-def test_no_capabilities_object_means_none_like_runc(bundle, shared_rootfs, pyrunc_cmd, runc_cmd, container_id):
+def test_no_capabilities_object_means_none_like_runc(bundle, userns_rootfs, pyrunc_cmd, runc_cmd, container_id):
     """Without process.capabilities runc leaves the process no capability at all (every
     set empty, bounding included); a runtime that skipped the drop would hand root all
     of them."""
-    b = caps_bundle(bundle, shared_rootfs, None, 0, userns=False)
+    b = caps_bundle(bundle, userns_rootfs, None, 0, userns=False)
     theirs = run_status(runc_cmd, b, container_id)
     ours = run_status(pyrunc_cmd, b, container_id)
     assert show(ours) == show(theirs)
     assert ours == {k: 0 for k in SETS}
 
 
-def test_ambient_outside_permitted_and_inheritable_is_dropped_with_a_warning(bundle, shared_rootfs, pyrunc_cmd,
+def test_ambient_outside_permitted_and_inheritable_is_dropped_with_a_warning(bundle, userns_rootfs, pyrunc_cmd,
                                                                            container_id, tmp_path):
-    b = caps_bundle(bundle, shared_rootfs, CUSTOM, 1000, userns=False)
+    b = caps_bundle(bundle, userns_rootfs, CUSTOM, 1000, userns=False)
     log = tmp_path / "pyrunc.log"
     # the note goes to the --log file; its level is debug (runc 1.1.5 says nothing, runc
     # 1.2 warns "can't raise ambient capability"), so ask for everything
@@ -141,19 +126,19 @@ def test_ambient_outside_permitted_and_inheritable_is_dropped_with_a_warning(bun
 
 
 @pytest.mark.parametrize("kind", ["bounding", "effective", "permitted", "inheritable", "ambient"])
-def test_unknown_capability_is_refused_by_name(kind, bundle, shared_rootfs, pyrunc_cmd, container_id, state_root):
+def test_unknown_capability_is_refused_by_name(kind, bundle, userns_rootfs, pyrunc_cmd, container_id, state_root):
     caps = {k: list(v) for k, v in RUNC_DEFAULT.items()}
     caps[kind] = caps.get(kind, []) + ["CAP_NOT_A_CAPABILITY"]
-    b = caps_bundle(bundle, shared_rootfs, caps, 0, userns=False)
+    b = caps_bundle(bundle, userns_rootfs, caps, 0, userns=False)
     result = pyrunc_cmd("create", "-b", str(b), container_id)
     assert result.returncode != 0
     assert "CAP_NOT_A_CAPABILITY" in result.stderr and kind in result.stderr, result.stderr
     assert pyrunc_cmd("state", container_id).returncode != 0
 
 
-def test_exec_cap_adds_the_capability_like_runc(bundle, shared_rootfs, pyrunc_cmd, runc_cmd, container_id):
+def test_exec_cap_adds_the_capability_like_runc(bundle, userns_rootfs, pyrunc_cmd, runc_cmd, container_id):
     def edit(config):
-        config["root"] = {"path": shared_rootfs, "readonly": True}
+        config["root"] = {"path": userns_rootfs, "readonly": True}
         config["process"]["capabilities"] = {k: list(v) for k, v in RUNC_DEFAULT.items()}
 
     b = bundle(edit, args=["sleep", "30"])
@@ -174,9 +159,9 @@ def test_exec_cap_adds_the_capability_like_runc(bundle, shared_rootfs, pyrunc_cm
     assert show(seen["pyrunc"][1]) == show(seen["runc"][1])
 
 
-def test_exec_cap_unknown_is_refused(bundle, shared_rootfs, pyrunc_cmd, container_id):
+def test_exec_cap_unknown_is_refused(bundle, userns_rootfs, pyrunc_cmd, container_id):
     def edit(config):
-        config["root"] = {"path": shared_rootfs, "readonly": True}
+        config["root"] = {"path": userns_rootfs, "readonly": True}
 
     b = bundle(edit, args=["sleep", "30"])
     pyrunc_cmd("run", "-d", "-b", str(b), container_id, check=True)

@@ -10,31 +10,16 @@ import json
 import os
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
 from pyrunc.cgroups import mode
+from support import cgroup_dirs, read_stripped
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
 MiB = 1 << 20
 UNIFIED = mode() == "unified"   # the same file runs in the pure cgroup v2 guest (tests/vm)
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
-
-
-def _dirs(state_root: Path, cid: str) -> dict[str, str]:
-    """{controller: host directory} of a container, from its state.json."""
-    state = json.loads((state_root / cid / "state.json").read_text())
-    out = {}
-    for key, path in state["cgroup"]["dirs"].items():
-        for name in (key.split(",") if key else ["unified"]):
-            out[name] = path
-    return out
 
 
 def _bundle(bundle, resources: dict, args: list[str], **extra_linux):
@@ -52,7 +37,7 @@ def _v1(controller: str) -> bool:
 def _block_device() -> tuple[int, int]:
     """A real block device of this host (throttle rules must name one)."""
     names = sorted(os.listdir("/sys/block"), key=lambda n: (n.startswith(("loop", "ram", "zram")), n))
-    major, minor = _read(f"/sys/block/{names[0]}/dev").split(":")
+    major, minor = read_stripped(f"/sys/block/{names[0]}/dev").split(":")
     return int(major), int(minor)
 
 
@@ -71,18 +56,18 @@ def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, 
     b = _bundle(bundle, resources, ["sleep", "30"])
     r = pyrunc_cmd("run", "-d", "--bundle", b, container_id)
     assert r.returncode == 0, r.stderr
-    d = _dirs(state_root, container_id)
+    d = cgroup_dirs(state_root, container_id)
     if UNIFIED:
         u = d["unified"]
-        assert _read(u + "/memory.max") == str(96 * MiB)
-        assert _read(u + "/memory.low") == str(32 * MiB)
-        assert _read(u + "/cpu.weight") == "20"          # runc's shares → weight
-        assert _read(u + "/cpu.max") == "25000 100000"
-        assert _read(u + "/cpu.max.burst") == "1000"
-        assert _read(u + "/cpuset.cpus") == "0"
-        assert _read(u + "/pids.max") == "33"
-        assert f"{major}:{minor} rbps=1048576" in _read(u + "/io.max")
-        weight = _read(u + "/io.bfq.weight") if os.path.exists(u + "/io.bfq.weight") else _read(u + "/io.weight")
+        assert read_stripped(u + "/memory.max") == str(96 * MiB)
+        assert read_stripped(u + "/memory.low") == str(32 * MiB)
+        assert read_stripped(u + "/cpu.weight") == "20"          # runc's shares → weight
+        assert read_stripped(u + "/cpu.max") == "25000 100000"
+        assert read_stripped(u + "/cpu.max.burst") == "1000"
+        assert read_stripped(u + "/cpuset.cpus") == "0"
+        assert read_stripped(u + "/pids.max") == "33"
+        assert f"{major}:{minor} rbps=1048576" in read_stripped(u + "/io.max")
+        weight = read_stripped(u + "/io.bfq.weight") if os.path.exists(u + "/io.bfq.weight") else read_stripped(u + "/io.weight")
         from pyrunc.cgroups._resources import blkio_weight_to_io_weight
         # bfq takes the blkio weight as is, io.weight gets runc's conversion
         assert weight.split()[-1] in ("300", str(blkio_weight_to_io_weight(300)))
@@ -90,26 +75,26 @@ def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, 
         inside = ["memory.max", "pids.max", "cpu.max", "cpuset.cpus"]
         expected = [str(96 * MiB), "33", "25000", "100000", "0"]
     else:
-        assert _read(d["memory"] + "/memory.limit_in_bytes") == str(96 * MiB)
-        assert _read(d["memory"] + "/memory.soft_limit_in_bytes") == str(32 * MiB)
-        assert _read(d["memory"] + "/memory.swappiness") == "10"
-        assert _read(d["cpu"] + "/cpu.shares") == "512"
-        assert _read(d["cpu"] + "/cpu.cfs_quota_us") == "25000"
-        assert _read(d["cpu"] + "/cpu.cfs_period_us") == "100000"
-        assert _read(d["cpuset"] + "/cpuset.cpus") == "0"
-        assert _read(d["cpu"] + "/cpu.cfs_burst_us") == "1000"
-        assert _read(d["cpu"] + "/cpu.rt_runtime_us") == "10000"
-        assert _read(d["pids"] + "/pids.max") == "33"
+        assert read_stripped(d["memory"] + "/memory.limit_in_bytes") == str(96 * MiB)
+        assert read_stripped(d["memory"] + "/memory.soft_limit_in_bytes") == str(32 * MiB)
+        assert read_stripped(d["memory"] + "/memory.swappiness") == "10"
+        assert read_stripped(d["cpu"] + "/cpu.shares") == "512"
+        assert read_stripped(d["cpu"] + "/cpu.cfs_quota_us") == "25000"
+        assert read_stripped(d["cpu"] + "/cpu.cfs_period_us") == "100000"
+        assert read_stripped(d["cpuset"] + "/cpuset.cpus") == "0"
+        assert read_stripped(d["cpu"] + "/cpu.cfs_burst_us") == "1000"
+        assert read_stripped(d["cpu"] + "/cpu.rt_runtime_us") == "10000"
+        assert read_stripped(d["pids"] + "/pids.max") == "33"
         weight_file = "blkio.weight" if os.path.exists(d["blkio"] + "/blkio.weight") else "blkio.bfq.weight"
-        assert _read(f"{d['blkio']}/{weight_file}").split()[-1] == "300"
-        assert f"{major}:{minor} 1048576" in _read(d["blkio"] + "/blkio.throttle.read_bps_device")
+        assert read_stripped(f"{d['blkio']}/{weight_file}").split()[-1] == "300"
+        assert f"{major}:{minor} 1048576" in read_stripped(d["blkio"] + "/blkio.throttle.read_bps_device")
         procs = d["memory"] + "/cgroup.procs"
         inside = ["memory/memory.limit_in_bytes", "pids/pids.max", "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus"]
         expected = [str(96 * MiB), "33", "25000", "0"]
     # the container's processes are in those cgroups, the runtime is not
     pid = json.loads(pyrunc_cmd("state", container_id, check=True).stdout)["pid"]
-    assert str(pid) in _read(procs).split()
-    assert str(os.getpid()) not in _read(procs).split()
+    assert str(pid) in read_stripped(procs).split()
+    assert str(os.getpid()) not in read_stripped(procs).split()
     # and the container sees the same values through its read-only cgroup mount
     r = pyrunc_cmd("exec", container_id, "cat", *(f"/sys/fs/cgroup/{f}" for f in inside))
     assert r.returncode == 0, r.stderr
@@ -159,7 +144,7 @@ def _unified_mount() -> str:
 
 
 def _own_unified_dir() -> str:
-    own = [line.split(":", 2)[2] for line in _read("/proc/self/cgroup").splitlines()
+    own = [line.split(":", 2)[2] for line in read_stripped("/proc/self/cgroup").splitlines()
            if line.startswith("0::")]
     return _unified_mount() + own[0].rstrip("/") if own else ""
 
@@ -231,7 +216,7 @@ def _hugepage_size() -> tuple[str, int] | None:
 def test_hugetlb_on_unified_hierarchy_and_unified_map(bundle, container_id, pyrunc_cmd, state_root):
     found = _hugepage_size()
     ctrl = f"{_unified_mount()}/cgroup.controllers"
-    if found is None or not os.path.exists(ctrl) or "hugetlb" not in _read(ctrl).split():
+    if found is None or not os.path.exists(ctrl) or "hugetlb" not in read_stripped(ctrl).split():
         pytest.skip("no hugepages or no hugetlb controller in cgroup2")
     if _v1("hugetlb"):
         pytest.skip("hugetlb is a v1 hierarchy here")
@@ -240,9 +225,9 @@ def test_hugetlb_on_unified_hierarchy_and_unified_map(bundle, container_id, pyru
                          "unified": {f"hugetlb.{size}.rsvd.max": str(3 * page)}}, ["sleep", "30"])
     r = pyrunc_cmd("run", "-d", "--bundle", b, container_id)
     assert r.returncode == 0, r.stderr
-    d = _dirs(state_root, container_id)
-    assert _read(f"{d['unified']}/hugetlb.{size}.max") == str(2 * page)
-    assert _read(f"{d['unified']}/hugetlb.{size}.rsvd.max") == str(3 * page)
+    d = cgroup_dirs(state_root, container_id)
+    assert read_stripped(f"{d['unified']}/hugetlb.{size}.max") == str(2 * page)
+    assert read_stripped(f"{d['unified']}/hugetlb.{size}.rsvd.max") == str(3 * page)
     stats = json.loads(pyrunc_cmd("events", "--stats", container_id, check=True).stdout)["data"]
     assert size in stats["hugetlb"]
 
@@ -277,7 +262,7 @@ def test_v2_driver_on_the_unified_hierarchy(unified_cgroup):
     from pyrunc.cgroups import CgroupError, Manager
 
     found = _hugepage_size()
-    controllers = _read(f"{_unified_mount()}/cgroup.controllers").split()
+    controllers = read_stripped(f"{_unified_mount()}/cgroup.controllers").split()
     mgr = Manager("unified", {"": unified_cgroup + "/ctr"}, {"": _unified_mount()})
     mgr.create()
     try:
@@ -291,7 +276,7 @@ def test_v2_driver_on_the_unified_hierarchy(unified_cgroup):
         # runc's defaults come after the spec's rules: /dev/zero (1:5) is allowed again
         assert _open_in_cgroup(mgr.unified_path, "/dev/zero", "/dev/null").split() == ["zero-ok", "null-ok"]
         if "hugepageLimits" in resources:
-            assert _read(f"{mgr.unified_path}/hugetlb.{size}.max") == str(page)
+            assert read_stripped(f"{mgr.unified_path}/hugetlb.{size}.max") == str(page)
         # update leaves the device program alone and merges nothing it was not given
         mgr.apply({"unified": {}}, update=True)
         fd = os.open(mgr.unified_path, os.O_RDONLY)

@@ -8,6 +8,7 @@ about what the container itself saw.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -142,6 +143,19 @@ def _create_with_console(pyrunc_cmd, listener: ConsoleListener, bundle_dir: Path
     return result, data, fds
 
 
+@contextlib.contextmanager
+def _started_on_console(pyrunc_cmd, listener: ConsoleListener, bundle_dir: Path, container_id: str):
+    """`create --console-socket`, then `start`; yields (pty master fd, a MasterReader on
+    it) and closes the master on the way out."""
+    _result, _data, fds = _create_with_console(pyrunc_cmd, listener, bundle_dir, container_id)
+    master = fds[0]
+    try:
+        pyrunc_cmd("start", container_id, check=True)
+        yield master, MasterReader(master)
+    finally:
+        os.close(master)
+
+
 def _wait_for_status(pyrunc_cmd, container_id: str, wanted: str, timeout: float = 10.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -181,27 +195,17 @@ def test_console_socket_receives_exactly_one_pty_master(bundle, container_id, py
 
 def test_container_output_comes_through_the_master(bundle, container_id, pyrunc_cmd, listener):
     bundle_dir = _terminal_bundle(bundle, ["sh", "-c", "tty; stty size; echo hi"])
-    _result, _data, fds = _create_with_console(pyrunc_cmd, listener, bundle_dir, container_id)
-    master = fds[0]
-    try:
-        pyrunc_cmd("start", container_id, check=True)
-        reader = MasterReader(master)
+    with _started_on_console(pyrunc_cmd, listener, bundle_dir, container_id) as (_master, reader):
         reader.read_until(lambda data: b"hi\r\n" in data)
         # runc 1.1 prints the same three lines for this bundle.
         assert reader.lines()[:3] == ["/dev/pts/0", f"{CONSOLE_HEIGHT} {CONSOLE_WIDTH}", "hi"]
         _wait_for_status(pyrunc_cmd, container_id, "stopped")
-    finally:
-        os.close(master)
 
 
 def test_stdin_typed_into_the_master_reaches_the_container(bundle, container_id, pyrunc_cmd, listener):
     script = 'echo ready; read line; echo "got:$line"; read -r second; echo "second:$second"'
     bundle_dir = _terminal_bundle(bundle, ["sh", "-c", script])
-    _result, _data, fds = _create_with_console(pyrunc_cmd, listener, bundle_dir, container_id)
-    master = fds[0]
-    try:
-        pyrunc_cmd("start", container_id, check=True)
-        reader = MasterReader(master)
+    with _started_on_console(pyrunc_cmd, listener, bundle_dir, container_id) as (master, reader):
         reader.read_until(lambda data: b"ready\r\n" in data)
         os.write(master, b"typed words\n")
         reader.read_until(lambda data: b"got:" in data and data.endswith(b"\n"))
@@ -212,8 +216,6 @@ def test_stdin_typed_into_the_master_reaches_the_container(bundle, container_id,
         assert "got:typed words" in lines, lines
         assert "second:x y" in lines, lines
         _wait_for_status(pyrunc_cmd, container_id, "stopped")
-    finally:
-        os.close(master)
 
 
 def test_dev_console_is_a_bind_of_the_pty_slave(bundle, container_id, pyrunc_cmd, listener):
@@ -222,23 +224,17 @@ def test_dev_console_is_a_bind_of_the_pty_slave(bundle, container_id, pyrunc_cmd
         " grep ' /dev/console ' /proc/self/mountinfo; echo end"
     )
     bundle_dir = _terminal_bundle(bundle, ["sh", "-c", script])
-    _result, _data, fds = _create_with_console(pyrunc_cmd, listener, bundle_dir, container_id)
-    master = fds[0]
-    try:
-        pyrunc_cmd("start", container_id, check=True)
-        reader = MasterReader(master)
+    with _started_on_console(pyrunc_cmd, listener, bundle_dir, container_id) as (_master, reader):
         reader.read_until(lambda data: b"end\r\n" in data)
         lines = reader.lines()
-        # 0x88 = 136, the first Unix98 pty major; all three name the same device.
-        assert lines[:3] == ["88:0", "88:0", "88:0"], lines
-        mount_lines = [line for line in lines if " /dev/console " in line]
-        assert len(mount_lines) == 1, lines
-        fields = mount_lines[0].split()
-        separator = fields.index("-")
-        # root "/0" of a devpts mount: a bind of pts/0 of the container's devpts instance
-        assert (fields[3], fields[separator + 1]) == ("/0", "devpts"), mount_lines[0]
-    finally:
-        os.close(master)
+    # 0x88 = 136, the first Unix98 pty major; all three name the same device.
+    assert lines[:3] == ["88:0", "88:0", "88:0"], lines
+    mount_lines = [line for line in lines if " /dev/console " in line]
+    assert len(mount_lines) == 1, lines
+    fields = mount_lines[0].split()
+    separator = fields.index("-")
+    # root "/0" of a devpts mount: a bind of pts/0 of the container's devpts instance
+    assert (fields[3], fields[separator + 1]) == ("/0", "devpts"), mount_lines[0]
 
 
 def test_terminal_without_console_socket_is_refused(bundle, container_id, pyrunc_cmd, state_root):

@@ -5,12 +5,12 @@ concurrency on one id, and the global flags engines pass (--root, --log, --log-f
 shared/contract/ENGINES.md); the messages were checked against /usr/sbin/runc by hand."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from support import run_with_files
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -83,18 +85,6 @@ def one_error_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
-
-
-def run_with_files(command: list[str]) -> subprocess.CompletedProcess:
-    """Run `command` with stdout/stderr in files, not pipes: a created container holds the
-    runtime's stdio open, so reading a pipe to EOF would wait for the container."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   timeout=60)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(command, completed.returncode,
-                                           out.read().decode(), err.read().decode())
 
 
 def pid_alive(pid: int) -> bool:
@@ -469,26 +459,32 @@ def test_run_killed_by_signal_returns_128_plus_n(pyrunc_cmd, bundle, container_i
     assert result.returncode == 128 + 9, result.stderr
 
 
+@contextlib.contextmanager
+def foreground_run(pyrunc_cmd, state_root: Path, bundle_dir: Path, container_id: str, stdout=subprocess.DEVNULL):
+    """`pyrunc run` in the foreground as a Popen (stderr piped), killed on the way out if
+    the test left it running."""
+    runner = subprocess.Popen(
+        [pyrunc_cmd.__self__.binary, "--root", str(state_root), "run", "-b", str(bundle_dir), container_id],
+        stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+    )
+    try:
+        yield runner
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(timeout=10)
+
+
 def test_run_killed_from_outside_returns_128_plus_n(
     pyrunc_cmd, bundle, container_id, state_root
 ):
-    binary = pyrunc_cmd.__self__.binary
     b = bundle(args=SLEEP)
-    with open(os.devnull, "w") as devnull:
-        runner = subprocess.Popen(
-            [binary, "--root", str(state_root), "run", "-b", str(b), container_id],
-            stdin=subprocess.DEVNULL, stdout=devnull, stderr=subprocess.PIPE,
-        )
-    try:
+    with foreground_run(pyrunc_cmd, state_root, b, container_id) as runner:
         wait_for_status(pyrunc_cmd, container_id, "running")
         pyrunc_cmd("kill", container_id, "KILL", check=True)
         _, stderr = runner.communicate(timeout=10)
         assert runner.returncode == 137, stderr
         assert b"Traceback" not in stderr
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait(timeout=10)
 
 
 def test_run_forwards_sigterm_to_the_container(
@@ -501,12 +497,7 @@ def test_run_forwards_sigterm_to_the_container(
         " trap 'exit 42' TERM; echo ready > /signal/ready; while :; do sleep 0.05; done"
     )
     b = bundle(with_signal_dir(signal_dir), args=["sh", "-c", script])
-    binary = pyrunc_cmd.__self__.binary
-    runner = subprocess.Popen(
-        [binary, "--root", str(state_root), "run", "-b", str(b), container_id],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
+    with foreground_run(pyrunc_cmd, state_root, b, container_id, stdout=subprocess.PIPE) as runner:
         wait_for_file(signal_dir / "ready")
         got = signal_dir / "got"
         expected = []
@@ -525,10 +516,6 @@ def test_run_forwards_sigterm_to_the_container(
         stdout, stderr = runner.communicate(timeout=10)
         assert runner.returncode == 42, stderr
         assert b"Traceback" not in stderr
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait(timeout=10)
     assert not (state_root / container_id).exists()
 
 

@@ -4,106 +4,25 @@ destinations created; propagation options; and destinations that go through a sy
 the image (the CVE-2021-30465 class) landing inside the rootfs, never on the host."""
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mountinfo import (
+    MS_SHARED,
+    mount,
+    mount_at,
+    parse_mountinfo,
+    run_inside,
+    script_with_mountinfo,
+    split_output,
+    umount,
+)
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
-
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MS_SHARED = 1 << 20
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    """mount(2) in the test process's (private) mount namespace."""
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
-    if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
-
-
-def _umount(target: str) -> None:
-    if _libc.umount2(target.encode(), 2) != 0:  # MNT_DETACH
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"umount {target}: {os.strerror(errno)}")
-
-
-@dataclass
-class Mount:
-    mount_id: int
-    parent_id: int
-    root: str
-    mountpoint: str
-    options: set[str]
-    optional: list[str]
-    fstype: str
-    source: str
-    super_options: set[str]
-
-    def tag(self, name: str) -> str | None:
-        """The value of optional field `name` ("shared", "master"), or None."""
-        for field in self.optional:
-            key, _, value = field.partition(":")
-            if key == name:
-                return value
-        return None
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 10 or "-" not in fields:
-            continue
-        sep = fields.index("-")
-        mounts.append(Mount(
-            mount_id=int(fields[0]),
-            parent_id=int(fields[1]),
-            root=fields[3],
-            mountpoint=fields[4].replace("\\040", " "),
-            options=set(fields[5].split(",")),
-            optional=fields[6:sep],
-            fstype=fields[sep + 1],
-            source=fields[sep + 2],
-            super_options=set(fields[sep + 3].split(",")),
-        ))
-    return mounts
-
-
-def mount_at(mounts: list[Mount], mountpoint: str) -> Mount:
-    """The topmost (last) mount at `mountpoint`."""
-    found = [m for m in mounts if m.mountpoint == mountpoint]
-    assert found, f"nothing mounted at {mountpoint}: {[m.mountpoint for m in mounts]}"
-    return found[-1]
-
-
-MOUNTINFO_MARK = "=====MOUNTINFO====="
-
-
-def run_inside(runner, b: Path, container_id: str) -> str:
-    result = runner("run", "-b", str(b), container_id)
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result.stdout
-
-
-def script_with_mountinfo(script: str) -> list[str]:
-    """sh args running `script` (stderr into stdout), then the mountinfo after a marker."""
-    return ["sh", "-c", f"exec 2>&1\n{script}\necho {MOUNTINFO_MARK}; cat /proc/self/mountinfo"]
-
-
-def split_output(stdout: str) -> tuple[str, list[Mount]]:
-    before, mark, after = stdout.partition(MOUNTINFO_MARK + "\n")
-    assert mark, f"no mountinfo in output: {stdout!r}"
-    return before, parse_mountinfo(after)
 
 
 def add_mounts(*mounts: dict):
@@ -123,12 +42,12 @@ def host_dir_with_nested_mount(tmp_path):
     top = tmp_path / "hostdata"
     (top / "nested").mkdir(parents=True)
     (top / "file.txt").write_text("from the host\n")
-    _mount("tmpfs", str(top / "nested"), "tmpfs", 0, "size=1m")
+    mount("tmpfs", str(top / "nested"), "tmpfs", 0, "size=1m")
     try:
         (top / "nested" / "inner.txt").write_text("from the nested mount\n")
         yield top
     finally:
-        _umount(str(top / "nested"))
+        umount(str(top / "nested"))
 
 
 def test_bind_mount_shows_the_host_directory_but_not_mounts_below_it(
@@ -409,16 +328,16 @@ def shared_host_mount(tmp_path):
     """A tmpfs in the test's namespace made shared: its peer group id, and the dir."""
     target = tmp_path / "sharedsrc"
     target.mkdir()
-    _mount("tmpfs", str(target), "tmpfs", 0, "size=1m")
+    mount("tmpfs", str(target), "tmpfs", 0, "size=1m")
     try:
-        _mount(None, str(target), None, MS_SHARED)
+        mount(None, str(target), None, MS_SHARED)
         (target / "marker").write_text("shared\n")
         me = mount_at(parse_mountinfo(Path("/proc/self/mountinfo").read_text()), str(target))
         group = me.tag("shared")
         assert group, me.optional
         yield target, group
     finally:
-        _umount(str(target))
+        umount(str(target))
 
 
 @pytest.mark.parametrize("propagation", ["rshared", "rslave", "private", "rprivate", "shared", "slave"])
@@ -457,7 +376,7 @@ def test_propagation_from_the_host_reaches_an_rslave_mount(bundle, pyrunc_cmd, c
     )
     result = pyrunc_cmd("create", "-b", str(b), container_id)
     assert result.returncode == 0, result.stderr
-    _mount("tmpfs", str(source / "later"), "tmpfs", 0, "size=1m")
+    mount("tmpfs", str(source / "later"), "tmpfs", 0, "size=1m")
     try:
         (source / "later" / "inner").write_text("propagated\n")
         result = pyrunc_cmd("start", container_id)
@@ -472,7 +391,7 @@ def test_propagation_from_the_host_reaches_an_rslave_mount(bundle, pyrunc_cmd, c
         # written through the container's view of the mount made after it started
         assert (source / "result").read_text() == "propagated\n"
     finally:
-        _umount(str(source / "later"))
+        umount(str(source / "later"))
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,13 +9,12 @@ os.readlink(f"/proc/self/ns/{name}") here.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from support import init_pid, run_ok
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -55,12 +54,6 @@ def parse_namespaces(stdout: str) -> dict[str, str]:
     return seen
 
 
-def run_ok(pyrunc_cmd, bundle_dir: Path, container_id: str, timeout: float = 30) -> str:
-    result = pyrunc_cmd("run", "-b", str(bundle_dir), container_id, timeout=timeout)
-    assert result.returncode == 0, f"run failed ({result.returncode}): {result.stderr}"
-    return result.stdout
-
-
 def set_namespaces(config: dict, types: list[str]) -> None:
     config["linux"]["namespaces"] = [{"type": t} for t in types]
     if "uts" not in types:
@@ -69,28 +62,6 @@ def set_namespaces(config: dict, types: list[str]) -> None:
     if "user" in types:
         config["linux"]["uidMappings"] = list(ID_MAPPING)
         config["linux"]["gidMappings"] = list(ID_MAPPING)
-
-
-def container_pid(pyrunc_cmd, container_id: str) -> int:
-    result = pyrunc_cmd("state", container_id, check=True)
-    pid = json.loads(result.stdout)["pid"]
-    assert isinstance(pid, int) and pid > 0, result.stdout
-    return pid
-
-
-@pytest.fixture(scope="module")
-def userns_rootfs(rootfs_builder):
-    """A busybox rootfs the container's mapped root can reach. The session rootfs lives
-    under pytest's 0700 base temp dir, which host uid 100000 cannot traverse while the
-    init (already in its user namespace) bind-mounts it; runc needs the same."""
-    top = tempfile.mkdtemp(prefix="pyrunc-userns-")
-    try:
-        os.chmod(top, 0o755)
-        rootfs = os.path.join(top, "rootfs")
-        rootfs_builder.build_rootfs(rootfs)
-        yield rootfs
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def use_rootfs(config: dict, rootfs: str) -> None:
@@ -185,7 +156,7 @@ def test_join_another_containers_namespaces_by_path(bundle, pyrunc_cmd, containe
 
     a = bundle(edit_sleeper, args=["sleep", "60"])
     pyrunc_cmd("run", "-d", "-b", str(a), sleeper_id, check=True)
-    sleeper_pid = container_pid(pyrunc_cmd, sleeper_id)
+    sleeper_pid = init_pid(pyrunc_cmd, sleeper_id)
     joined = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid"}
 
     def edit_joiner(config):
@@ -239,16 +210,22 @@ def test_user_namespace_maps_root_to_host_100000(bundle, pyrunc_cmd, container_i
     assert lines[5] == "65534"
 
 
-def test_user_namespace_init_runs_as_host_uid_100000(
-    bundle, pyrunc_cmd, container_id, userns_rootfs
-):
+def run_userns_sleeper(bundle, pyrunc_cmd, container_id: str, rootfs: str) -> int:
+    """`run -d` a `sleep 60` in runc's default namespaces plus a user namespace (the
+    default mapping); its init's host pid."""
     def edit(config):
         set_namespaces(config, RUNC_DEFAULT_NAMESPACES + ["user"])
-        use_rootfs(config, userns_rootfs)
+        use_rootfs(config, rootfs)
 
     b = bundle(edit, args=["sleep", "60"])
     pyrunc_cmd("run", "-d", "-b", str(b), container_id, check=True)
-    pid = container_pid(pyrunc_cmd, container_id)
+    return init_pid(pyrunc_cmd, container_id)
+
+
+def test_user_namespace_init_runs_as_host_uid_100000(
+    bundle, pyrunc_cmd, container_id, userns_rootfs
+):
+    pid = run_userns_sleeper(bundle, pyrunc_cmd, container_id, userns_rootfs)
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
@@ -263,14 +240,7 @@ def test_join_another_containers_user_namespace_by_path(
     bundle, pyrunc_cmd, container_id, userns_rootfs
 ):
     sleeper_id = container_id + "-a"
-
-    def edit_sleeper(config):
-        set_namespaces(config, RUNC_DEFAULT_NAMESPACES + ["user"])
-        use_rootfs(config, userns_rootfs)
-
-    a = bundle(edit_sleeper, args=["sleep", "60"])
-    pyrunc_cmd("run", "-d", "-b", str(a), sleeper_id, check=True)
-    sleeper_pid = container_pid(pyrunc_cmd, sleeper_id)
+    sleeper_pid = run_userns_sleeper(bundle, pyrunc_cmd, sleeper_id, userns_rootfs)
 
     def edit_joiner(config):
         use_rootfs(config, userns_rootfs)

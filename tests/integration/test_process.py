@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from support import pyrunc_binary, run_ok
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -51,12 +50,6 @@ def mask(names: list[str]) -> int:
     return sum(1 << CAP_NAMES.index(n) for n in names)
 
 
-def run_ok(pyrunc_cmd, bundle_dir: Path, container_id: str, timeout: float = 30) -> str:
-    result = pyrunc_cmd("run", "-b", str(bundle_dir), container_id, timeout=timeout)
-    assert result.returncode == 0, f"run failed ({result.returncode}): {result.stderr}"
-    return result.stdout
-
-
 def status_fields(text: str) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
 
@@ -69,19 +62,6 @@ def caps_inside(pyrunc_cmd, bundle, container_id, edit) -> dict[str, int]:
 
 def tmpfs_at(config: dict, destination: str) -> None:
     config["mounts"].append({"destination": destination, "type": "tmpfs", "source": "tmpfs"})
-
-
-def pyrunc_binary() -> str:
-    # as tests/conftest.py finds it: setup.sh exports PYRUNC_BIN
-    override = os.environ.get("PYRUNC_BIN")
-    if override:
-        return override
-    candidate = os.path.join(os.path.dirname(sys.executable), "pyrunc")
-    if os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("pyrunc")
-    assert found, "pyrunc is not installed"
-    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,19 +416,6 @@ def test_ambient_capability_takes_effect(inheritable, outcome, bundle, pyrunc_cm
     b = bundle(lambda c: non_root_with_net_bind(c, inheritable=inheritable),
                args=["sh", "-c", BIND_PORT_80])
     assert run_ok(pyrunc_cmd, b, container_id) == outcome + "\n"
-
-
-@pytest.fixture(scope="module")
-def userns_rootfs(rootfs_builder):
-    """A rootfs host uid 100000 can reach (pytest's base temp dir is 0700)."""
-    top = tempfile.mkdtemp(prefix="pyrunc-userns-")
-    try:
-        os.chmod(top, 0o755)
-        rootfs = os.path.join(top, "rootfs")
-        rootfs_builder.build_rootfs(rootfs)
-        yield rootfs
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_capabilities_in_a_user_namespace(bundle, pyrunc_cmd, container_id, userns_rootfs):

@@ -4,93 +4,27 @@ rootfsPropagation, the default /dev, linux.devices, maskedPaths and readonlyPath
 the "run.pyrunc.overlay" annotation asks for."""
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mountinfo import (
+    MS_BIND,
+    MS_SHARED,
+    mount,
+    mount_at,
+    parse_mountinfo,
+    run_inside,
+    script_with_mountinfo,
+    split_output,
+    umount,
+)
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
-
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_SHARED = 1 << 20
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    """mount(2) in the test process's (private) mount namespace."""
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
-    if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
-
-
-def _umount(target: str) -> None:
-    if _libc.umount2(target.encode(), 2) != 0:  # MNT_DETACH
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"umount {target}: {os.strerror(errno)}")
-
-
-@dataclass
-class Mount:
-    mount_id: int
-    root: str
-    mountpoint: str
-    options: set[str]
-    optional: list[str]
-    fstype: str
-    source: str
-
-    def tag(self, name: str) -> str | None:
-        for field in self.optional:
-            key, _, value = field.partition(":")
-            if key == name:
-                return value
-        return None
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 10 or "-" not in fields:
-            continue
-        sep = fields.index("-")
-        mounts.append(Mount(int(fields[0]), fields[3], fields[4], set(fields[5].split(",")),
-                            fields[6:sep], fields[sep + 1], fields[sep + 2]))
-    return mounts
-
-
-def mount_at(mounts: list[Mount], mountpoint: str) -> Mount:
-    found = [m for m in mounts if m.mountpoint == mountpoint]
-    assert found, f"nothing mounted at {mountpoint}: {[m.mountpoint for m in mounts]}"
-    return found[-1]
-
-
-MARK = "=====MOUNTINFO====="
-
-
-def with_mountinfo(script: str) -> list[str]:
-    """sh args running `script` (stderr into stdout), then the mountinfo after a marker."""
-    return ["sh", "-c", f"exec 2>&1\n{script}\necho {MARK}; cat /proc/self/mountinfo"]
-
-
-def split_output(stdout: str) -> tuple[str, list[Mount]]:
-    before, mark, after = stdout.partition(MARK + "\n")
-    assert mark, f"no mountinfo in output: {stdout!r}"
-    return before, parse_mountinfo(after)
-
-
-def run_inside(runner, b: Path, container_id: str, *extra: str, cwd=None) -> str:
-    result = runner("run", *extra, "-b", str(b), container_id, cwd=cwd)
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result.stdout
 
 
 def sh(script: str) -> list[str]:
@@ -117,7 +51,7 @@ def test_relative_bundle_path_from_the_cwd(bundle, pyrunc_cmd, container_id):
 
 
 def test_readonly_root_refuses_writes_but_a_tmpfs_stays_writable(bundle, pyrunc_cmd, container_id):
-    b = bundle(args=with_mountinfo(
+    b = bundle(args=script_with_mountinfo(
         "touch /newfile; echo rc=$?; mkdir /newdir; echo rc=$?; "
         "echo ok > /dev/shm/f && cat /dev/shm/f"))
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
@@ -132,7 +66,7 @@ def test_readonly_root_refuses_writes_but_a_tmpfs_stays_writable(bundle, pyrunc_
 def test_writable_root_when_readonly_is_false(bundle, pyrunc_cmd, container_id):
     def edit(config: dict) -> None:
         config["root"]["readonly"] = False
-    b = bundle(edit, private_rootfs=True, args=with_mountinfo("echo written > /newfile && cat /newfile"))
+    b = bundle(edit, private_rootfs=True, args=script_with_mountinfo("echo written > /newfile && cat /newfile"))
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
     assert out == "written\n"
     assert "rw" in mount_at(mounts, "/").options
@@ -152,9 +86,9 @@ def shared_rootfs_bundle(bundle):
     def make(edit=None, args=None) -> tuple[Path, str]:
         b = bundle(edit, private_rootfs=True, args=args)
         rootfs = str(b / "rootfs")
-        _mount(rootfs, rootfs, None, MS_BIND)
+        mount(rootfs, rootfs, None, MS_BIND)
         mounted.append(rootfs)
-        _mount(None, rootfs, None, MS_SHARED)
+        mount(None, rootfs, None, MS_SHARED)
         me = mount_at(parse_mountinfo(Path("/proc/self/mountinfo").read_text()), rootfs)
         group = me.tag("shared")
         assert group, me.optional
@@ -162,7 +96,7 @@ def shared_rootfs_bundle(bundle):
 
     yield make
     for path in mounted:
-        _umount(path)
+        umount(path)
 
 
 @pytest.mark.parametrize("propagation", [None, "rslave", "slave", "private", "rprivate", "shared", "rshared"])
@@ -170,7 +104,7 @@ def test_rootfs_propagation(shared_rootfs_bundle, pyrunc_cmd, runc_cmd, containe
     def edit(config: dict) -> None:
         if propagation:
             config["linux"]["rootfsPropagation"] = propagation
-    b, host_group = shared_rootfs_bundle(edit, args=with_mountinfo(""))
+    b, host_group = shared_rootfs_bundle(edit, args=script_with_mountinfo(""))
     _, runc_mounts = split_output(run_inside(runc_cmd, b, container_id))
     runc_kinds = sorted(f.partition(":")[0] for f in mount_at(runc_mounts, "/").optional)
     _, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
@@ -290,7 +224,7 @@ def test_masked_files_read_empty_and_masked_dirs_are_empty_readonly_tmpfs(bundle
         config["linux"]["maskedPaths"] += ["/proc/pyrunc-not-there", "/sys/no/such/dir"]
     script = "".join(f"echo {p} $(wc -c < {p}); " for p in masked_files)
     script += "".join(f"echo {p} $(ls -A {p} | wc -l); touch {p}/x; " for p in masked_dirs)
-    b = bundle(edit, args=with_mountinfo(script))
+    b = bundle(edit, args=script_with_mountinfo(script))
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
     lines = out.splitlines()
     for p in masked_files:
@@ -307,7 +241,7 @@ def test_masked_files_read_empty_and_masked_dirs_are_empty_readonly_tmpfs(bundle
 def test_readonly_paths_refuse_writes(bundle, pyrunc_cmd, container_id):
     def edit(config: dict) -> None:
         config["linux"]["readonlyPaths"] += ["/proc/pyrunc-not-there"]
-    b = bundle(edit, args=with_mountinfo(
+    b = bundle(edit, args=script_with_mountinfo(
         "echo 1 > /proc/sys/kernel/ns_last_pid; echo rc=$?; cat /proc/sys/kernel/ns_last_pid >/dev/null && echo readable"))
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
     lines = out.splitlines()
@@ -324,7 +258,7 @@ def test_mask_ignores_a_dev_null_symlink_in_the_rootfs(bundle, pyrunc_cmd, conta
         config["mounts"] = [m for m in config["mounts"] if not m["destination"].startswith("/dev")]
         config["linux"]["maskedPaths"] = ["/proc/keys", "/proc/timer_list"]
         config["linux"]["readonlyPaths"] = []
-    b = bundle(edit, private_rootfs=True, args=with_mountinfo("cat /proc/keys /proc/timer_list"))
+    b = bundle(edit, private_rootfs=True, args=script_with_mountinfo("cat /proc/keys /proc/timer_list"))
     (b / "rootfs" / "etc" / "secret").write_text("SECRET-CONTENT\n")
     null = b / "rootfs" / "dev" / "null"
     if null.exists() or null.is_symlink():
@@ -353,7 +287,7 @@ def test_no_pivot_sees_only_the_rootfs(bundle, pyrunc_cmd, runc_cmd, container_i
     host_marker = Path("/tmp") / f"pyrunc-nopivot-{uuid.uuid4().hex[:12]}"
     host_marker.write_text("host\n")
     try:
-        b = bundle(private_rootfs=True, args=with_mountinfo(
+        b = bundle(private_rootfs=True, args=script_with_mountinfo(
             f"ls -A /; echo ---; cat {host_marker}; cat /inside-only"))
         (b / "rootfs" / "inside-only").write_text("inside\n")
         expected_listing = sorted(os.listdir(b / "rootfs"))
@@ -491,7 +425,7 @@ def test_overlay_rootfs_shows_the_lower_dir_and_writes_go_up(bundle, pyrunc_cmd,
     lower = tmp_path / "lower"
     rootfs_builder.build_rootfs(str(lower))
     (lower / "from-lower").write_text("lower\n")
-    b = bundle.write(_overlay_config(bundle, lower, with_mountinfo(
+    b = bundle.write(_overlay_config(bundle, lower, script_with_mountinfo(
         "cat /from-lower; echo changed > /from-lower; cat /from-lower; rm /etc/group; ls /etc")))
     out, mounts = split_output(run_inside(pyrunc_cmd, b, container_id))
     assert out == "lower\nchanged\npasswd\n"

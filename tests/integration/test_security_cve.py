@@ -20,12 +20,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from support import init_pid, pyrunc_binary, run_ok
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -34,48 +35,10 @@ F_GET_SEALS = 1034
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
 
 
-def pyrunc_binary() -> str:
-    # as tests/conftest.py finds it: setup.sh exports PYRUNC_BIN
-    override = os.environ.get("PYRUNC_BIN")
-    if override:
-        return override
-    candidate = os.path.join(os.path.dirname(sys.executable), "pyrunc")
-    if os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("pyrunc")
-    assert found, "pyrunc is not installed"
-    return found
-
-
-def run_ok(pyrunc_cmd, bundle_dir: Path, container_id: str, timeout: float = 30) -> str:
-    result = pyrunc_cmd("run", "-b", str(bundle_dir), container_id, timeout=timeout)
-    assert result.returncode == 0, f"run failed ({result.returncode}): {result.stderr}"
-    return result.stdout
-
-
-def init_pid(pyrunc_cmd, container_id: str) -> int:
-    result = pyrunc_cmd("state", container_id, check=True)
-    return json.loads(result.stdout)["pid"]
-
-
 def without_dev_mount(config: dict) -> None:
     """No tmpfs on /dev: the image's own /dev (and what it plants there) is what the
     runtime meets, as in the CVE-2025-31133 reproducers."""
     config["mounts"] = [m for m in config["mounts"] if not m["destination"].startswith("/dev")]
-
-
-@pytest.fixture(scope="module")
-def userns_rootfs(rootfs_builder):
-    """A busybox rootfs host uid 100000 (the mapped container root) can traverse: the
-    session rootfs sits under pytest's 0700 base temp dir."""
-    top = tempfile.mkdtemp(prefix="pyrunc-cve-")
-    try:
-        os.chmod(top, 0o755)
-        rootfs = os.path.join(top, "rootfs")
-        rootfs_builder.build_rootfs(rootfs)
-        yield rootfs
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def tree_snapshot(path: Path) -> dict[str, bytes | str]:

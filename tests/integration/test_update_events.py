@@ -8,30 +8,16 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from pyrunc.cgroups import mode
+from support import cgroup_dirs, read_stripped
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
 MiB = 1 << 20
 UNIFIED = mode() == "unified"
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
-
-
-def _dirs(state_root: Path, cid: str) -> dict[str, str]:
-    state = json.loads((state_root / cid / "state.json").read_text())
-    out = {}
-    for key, path in state["cgroup"]["dirs"].items():
-        for name in (key.split(",") if key else ["unified"]):
-            out[name] = path
-    return out
 
 
 def _bundle(bundle, resources: dict, args: list[str]):
@@ -51,15 +37,15 @@ FILES = {
 
 def _value(d: dict[str, str], what: str) -> str:
     controller, v1_file, v2_file = FILES[what]
-    return _read(f"{d['unified']}/{v2_file}") if UNIFIED else _read(f"{d[controller]}/{v1_file}")
+    return read_stripped(f"{d['unified']}/{v2_file}") if UNIFIED else read_stripped(f"{d[controller]}/{v1_file}")
 
 
 def _quota(d: dict[str, str]) -> str:
     """The CFS quota as v1 writes it (-1 = unlimited)."""
     if UNIFIED:
-        quota = _read(d["unified"] + "/cpu.max").split()[0]
+        quota = read_stripped(d["unified"] + "/cpu.max").split()[0]
         return "-1" if quota == "max" else quota
-    return _read(d["cpu"] + "/cpu.cfs_quota_us")
+    return read_stripped(d["cpu"] + "/cpu.cfs_quota_us")
 
 
 def _memory_plus_swap(d: dict[str, str]) -> int | None:
@@ -67,16 +53,16 @@ def _memory_plus_swap(d: dict[str, str]) -> int | None:
     if UNIFIED:
         if not os.path.exists(d["unified"] + "/memory.swap.max"):
             return None
-        return int(_read(d["unified"] + "/memory.max")) + int(_read(d["unified"] + "/memory.swap.max"))
+        return int(read_stripped(d["unified"] + "/memory.max")) + int(read_stripped(d["unified"] + "/memory.swap.max"))
     path = d["memory"] + "/memory.memsw.limit_in_bytes"
-    return int(_read(path)) if os.path.exists(path) else None
+    return int(read_stripped(path)) if os.path.exists(path) else None
 
 
 def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, state_root):
     b = _bundle(bundle, {"memory": {"limit": 64 * MiB, "swap": 64 * MiB}, "pids": {"limit": 50}},
                 ["sleep", "30"])
     assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
-    d = _dirs(state_root, container_id)
+    d = cgroup_dirs(state_root, container_id)
     swap_accounted = _memory_plus_swap(d) is not None
     # raise memory and memory+swap together (v1: memsw must be raised first)
     r = pyrunc_cmd("update", "-r", "-", container_id, input=json.dumps(
@@ -104,9 +90,9 @@ def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, stat
     assert r.returncode == 0, r.stderr
     if UNIFIED:
         from pyrunc.cgroups._resources import shares_to_weight
-        assert _read(d["unified"] + "/cpu.weight") == str(shares_to_weight(300))
+        assert read_stripped(d["unified"] + "/cpu.weight") == str(shares_to_weight(300))
     else:
-        assert _read(d["cpu"] + "/cpu.shares") == "300"
+        assert read_stripped(d["cpu"] + "/cpu.shares") == "300"
     assert _value(d, "memory") == str(32 * MiB)
     saved = json.loads((state_root / container_id / "state.json").read_text())["resources"]
     assert saved["memory"]["limit"] == 32 * MiB and saved["cpu"]["shares"] == 300
@@ -137,9 +123,9 @@ def test_memory_limit_oom_kill_and_oom_event(bundle, container_id, pyrunc_cmd, s
     finally:
         events.kill()
         events.wait()
-    d = _dirs(state_root, container_id)
+    d = cgroup_dirs(state_root, container_id)
     oom_file = d["unified"] + "/memory.events" if UNIFIED else d["memory"] + "/memory.oom_control"
-    assert "oom_kill 1" in _read(oom_file).splitlines()
+    assert "oom_kill 1" in read_stripped(oom_file).splitlines()
     # the container survives its OOM-killed child, and events stops with the container
     assert pyrunc_cmd("kill", container_id, "KILL").returncode == 0
     r = subprocess.run([binary, "--root", str(state_root), "events", "--interval", "1s", container_id],
@@ -188,7 +174,7 @@ def test_update_and_events_on_stopped_container_fail_like_runc(bundle, container
 def test_update_resources_file_and_pause_resume_still_work(bundle, container_id, pyrunc_cmd, state_root, tmp_path):
     b = _bundle(bundle, {"pids": {"limit": 10}}, ["sleep", "30"])
     assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
-    d = _dirs(state_root, container_id)
+    d = cgroup_dirs(state_root, container_id)
     f = tmp_path / "r.json"
     f.write_text(json.dumps({"pids": {"limit": 12}, "cpu": {"period": 50000, "quota": 10000}}))
     # with -r the flags are ignored, as in runc
@@ -196,7 +182,7 @@ def test_update_resources_file_and_pause_resume_still_work(bundle, container_id,
     assert r.returncode == 0, r.stderr
     assert _value(d, "pids") == "12"
     if UNIFIED:
-        assert _read(d["unified"] + "/cpu.max") == "10000 50000"
+        assert read_stripped(d["unified"] + "/cpu.max") == "10000 50000"
     else:
         assert _value(d, "period") == "50000"
         assert _quota(d) == "10000"

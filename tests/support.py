@@ -1,0 +1,138 @@
+"""Plain helpers shared by the test modules (fixtures stay in conftest.py). tests/ is on
+sys.path (pytest inserts the directory of tests/conftest.py; there is no __init__.py), so
+a test module says `from support import run_ok`."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+# ---------------------------------------------------------------------------------------
+# The pyrunc binary
+
+
+def find_pyrunc() -> Optional[str]:
+    """The installed console script: $PYRUNC_BIN, next to this interpreter, the
+    interpreter's scripts dir, then PATH (a pyenv shim there is slow, hence last)."""
+    override = os.environ.get("PYRUNC_BIN")
+    if override:
+        return override
+    for directory in (os.path.dirname(sys.executable), sysconfig.get_path("scripts")):
+        candidate = os.path.join(directory, "pyrunc")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("pyrunc")
+
+
+def pyrunc_binary() -> str:
+    """find_pyrunc(), failing the test when pyrunc is not installed."""
+    found = find_pyrunc()
+    if not found:
+        pytest.fail("pyrunc is not installed (run ./setup.sh, or set PYRUNC_BIN)")
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# Running commands
+
+
+def _read_back(f) -> str:
+    f.seek(0)
+    return f.read().decode(errors="replace")
+
+
+def run_with_files(
+    command: list[str],
+    *,
+    input: Optional[str] = None,
+    timeout: float = 60,
+    env: Optional[dict] = None,
+    cwd: Optional[os.PathLike | str] = None,
+) -> subprocess.CompletedProcess:
+    """Run `command` with stdout/stderr in files, not pipes: a created container (or a
+    daemon's child) holds the runtime's stdio open, so reading a pipe to EOF would wait
+    for the container instead of the command. On a timeout the TimeoutExpired carries
+    what was written so far as its output and stderr (str)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            completed = subprocess.run(
+                command,
+                input=input.encode() if input is not None else None,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                env=env,
+                cwd=cwd,
+            )
+        except subprocess.TimeoutExpired as expired:
+            expired.output, expired.stderr = _read_back(out), _read_back(err)
+            raise
+        return subprocess.CompletedProcess(command, completed.returncode, _read_back(out), _read_back(err))
+
+
+def assert_succeeded(result: subprocess.CompletedProcess) -> None:
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, result.args))}: exit status {result.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Containers, through the pyrunc_cmd fixture
+
+
+def run_ok(pyrunc_cmd, bundle_dir: Path, container_id: str, timeout: float = 30) -> str:
+    """`run` the bundle, assert it exited 0, return its stdout."""
+    result = pyrunc_cmd("run", "-b", str(bundle_dir), container_id, timeout=timeout)
+    assert result.returncode == 0, f"run failed ({result.returncode}): {result.stderr}"
+    return result.stdout
+
+
+def init_pid(pyrunc_cmd, container_id: str) -> int:
+    """The host pid of the container's init, from `state`."""
+    result = pyrunc_cmd("state", container_id, check=True)
+    pid = json.loads(result.stdout)["pid"]
+    assert isinstance(pid, int) and pid > 0, result.stdout
+    return pid
+
+
+def read_stripped(path: str) -> str:
+    """A (cgroup or proc) file's content without the trailing newline."""
+    with open(path) as f:
+        return f.read().strip()
+
+
+def cgroup_dirs(state_root: Path, container_id: str) -> dict[str, str]:
+    """{controller: host directory} of a container, from its state.json ("unified" for
+    the cgroup v2 directory)."""
+    state = json.loads((state_root / container_id / "state.json").read_text())
+    out = {}
+    for key, path in state["cgroup"]["dirs"].items():
+        for name in (key.split(",") if key else ["unified"]):
+            out[name] = path
+    return out
+
+
+def remove_cgroup_tree(top: str) -> None:
+    """rmdir `top` and every cgroup below it, deepest first; a cgroup still in use (or
+    already gone) is left to the caller's residue check."""
+    for directory, subdirs, _ in os.walk(top, topdown=False):
+        for name in subdirs:
+            try:
+                os.rmdir(os.path.join(directory, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass

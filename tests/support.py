@@ -3,12 +3,15 @@ sys.path (pytest inserts the directory of tests/conftest.py; there is no __init_
 a test module says `from support import run_ok`."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -136,3 +139,57 @@ def remove_cgroup_tree(top: str) -> None:
         os.rmdir(top)
     except OSError:
         pass
+
+
+# --- offline images: docker-archive tars that `ctr images import`, `docker load` take
+
+def tar_tree(rootfs: Path, destination: Path) -> None:
+    """A deterministic tar of `rootfs` (root-owned, sorted, mtime 0): one image layer."""
+
+    def normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mtime = 0
+        return info
+
+    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as archive:
+        for top, dirs, files in os.walk(rootfs):
+            dirs.sort()
+            for name in sorted(dirs + files):
+                path = os.path.join(top, name)
+                archive.add(path, arcname=os.path.relpath(path, rootfs), recursive=False,
+                            filter=normalize)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_docker_archive(layer_tar: Path, destination: Path, reference: str, image_config: dict) -> None:
+    """A `docker save`-shaped archive (manifest.json, config, one layer.tar) that
+    `ctr images import` and `docker load` accept."""
+    diff_id = _sha256_file(layer_tar)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": image_config,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "pyrunc tests"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": [f"{diff_id}/layer.tar"]}]
+    with tarfile.open(destination, "w") as archive:
+        def add_bytes(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        add_bytes(config_name, config_bytes)
+        archive.add(str(layer_tar), arcname=f"{diff_id}/layer.tar")
+        add_bytes("manifest.json", json.dumps(manifest).encode())

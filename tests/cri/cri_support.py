@@ -20,16 +20,13 @@ Fixture API (the test module imports these):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -37,6 +34,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
+
+from support import build_docker_archive, tar_tree
 
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
@@ -183,58 +182,6 @@ class CriClient:
 # Images, built offline: docker-archive tars that `ctr images import` takes
 
 
-def _tar_tree(tree: Path, destination: Path) -> None:
-    """A deterministic tar of `tree` (root-owned, sorted, mtime 0): one image layer."""
-
-    def normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        info.mtime = 0
-        return info
-
-    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as archive:
-        for top, dirs, files in os.walk(tree):
-            dirs.sort()
-            for name in sorted(dirs + files):
-                path = os.path.join(top, name)
-                archive.add(path, arcname=os.path.relpath(path, tree), recursive=False,
-                            filter=normalize)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def build_docker_archive(layer_tar: Path, destination: Path, reference: str, image_config: dict) -> None:
-    """A `docker save`-shaped archive (manifest.json, config, one layer.tar), the shape
-    tests/engines/engine_support.py builds, with this image's own config."""
-    diff_id = _sha256_file(layer_tar)
-    config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "1970-01-01T00:00:00Z",
-        "config": image_config,
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "pyrunc tests/cri"}],
-    }
-    config_bytes = json.dumps(config, sort_keys=True).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": [f"{diff_id}/layer.tar"]}]
-    with tarfile.open(destination, "w") as archive:
-        def add_bytes(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-        add_bytes(config_name, config_bytes)
-        archive.add(str(layer_tar), arcname=f"{diff_id}/layer.tar")
-        add_bytes("manifest.json", json.dumps(manifest).encode())
-
-
 @pytest.fixture(scope="session")
 def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
     """(busybox image archive, pause image archive). The pause image is Debian's static
@@ -246,7 +193,7 @@ def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
 
     busybox_tree = directory / "busybox"
     rootfs_builder.build_rootfs(str(busybox_tree))
-    _tar_tree(busybox_tree, directory / "busybox.tar")
+    tar_tree(busybox_tree, directory / "busybox.tar")
     busybox = directory / "busybox-image.tar"
     build_docker_archive(directory / "busybox.tar", busybox, BUSYBOX_IMAGE,
                          {"Env": [IMAGE_PATH], "Cmd": ["sh"], "WorkingDir": "/"})
@@ -256,7 +203,7 @@ def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
         (pause_tree / name).mkdir(parents=True)
     shutil.copy(CATATONIT, pause_tree / "catatonit")
     os.chmod(pause_tree / "catatonit", 0o755)
-    _tar_tree(pause_tree, directory / "pause.tar")
+    tar_tree(pause_tree, directory / "pause.tar")
     pause = directory / "pause-image.tar"
     build_docker_archive(directory / "pause.tar", pause, PAUSE_IMAGE,
                          {"Env": [IMAGE_PATH], "Entrypoint": ["/catatonit", "-P"], "WorkingDir": "/"})

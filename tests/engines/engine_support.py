@@ -34,14 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import io
-import json
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 import uuid
@@ -51,7 +47,8 @@ from typing import Callable, Iterator, Optional
 import pytest
 
 from mountinfo import mount, umount
-from support import assert_succeeded, pyrunc_binary, remove_cgroup_tree, run_with_files
+from support import (assert_succeeded, build_docker_archive, pyrunc_binary, remove_cgroup_tree,
+                     run_with_files, tar_tree)
 
 RUNC_BINARY = "/usr/sbin/runc"
 CONTAINERD = "/usr/bin/containerd"
@@ -137,58 +134,6 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
 # The image: one layer, the busybox rootfs of bundles/build_rootfs.py
 
 
-def _tar_rootfs(rootfs: Path, destination: Path) -> None:
-    """A deterministic tar of `rootfs` (root-owned, sorted, mtime 0)."""
-
-    def normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        info.mtime = 0
-        return info
-
-    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as archive:
-        for top, dirs, files in os.walk(rootfs):
-            dirs.sort()
-            for name in sorted(dirs + files):
-                path = os.path.join(top, name)
-                archive.add(path, arcname=os.path.relpath(path, rootfs), recursive=False,
-                            filter=normalize)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def build_docker_archive(layer_tar: Path, destination: Path, reference: str) -> None:
-    """A `docker save`-shaped archive (manifest.json, config, one layer.tar) that
-    `ctr images import` and `docker load` accept."""
-    diff_id = _sha256_file(layer_tar)
-    config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "1970-01-01T00:00:00Z",
-        "config": {"Env": [IMAGE_PATH], "Cmd": ["sh"], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "pyrunc tests"}],
-    }
-    config_bytes = json.dumps(config, sort_keys=True).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": [f"{diff_id}/layer.tar"]}]
-    with tarfile.open(destination, "w") as archive:
-        def add_bytes(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-        add_bytes(config_name, config_bytes)
-        archive.add(str(layer_tar), arcname=f"{diff_id}/layer.tar")
-        add_bytes("manifest.json", json.dumps(manifest).encode())
-
-
 @pytest.fixture(scope="session")
 def engine_rootfs_tar(tmp_path_factory, rootfs_builder) -> Path:
     if not os.path.exists("/bin/busybox"):
@@ -197,14 +142,15 @@ def engine_rootfs_tar(tmp_path_factory, rootfs_builder) -> Path:
     rootfs = directory / "rootfs"
     rootfs_builder.build_rootfs(str(rootfs))
     layer = directory / "rootfs.tar"
-    _tar_rootfs(rootfs, layer)
+    tar_tree(rootfs, layer)
     return layer
 
 
 @pytest.fixture(scope="session")
 def engine_docker_archive(engine_rootfs_tar) -> Path:
     archive = engine_rootfs_tar.parent / "image-docker-archive.tar"
-    build_docker_archive(engine_rootfs_tar, archive, IMAGE_REF)
+    build_docker_archive(engine_rootfs_tar, archive, IMAGE_REF,
+                         {"Env": [IMAGE_PATH], "Cmd": ["sh"], "WorkingDir": "/"})
     return archive
 
 

@@ -3,7 +3,7 @@
 The whole run happens in a private mount + IPC namespace, so nothing a runtime mounts
 reaches the host. crun additionally gets a namespace of its own: crun 1.8 refuses a
 hybrid cgroup layout ("cgroups in hybrid mode not supported"), so its namespace has the
-cgroup2 hierarchy (/sys/fs/cgroup/unified) bound over /sys/fs/cgroup and crun runs with
+cgroup2 hierarchy mounted on /sys/fs/cgroup (the v1 tree unmounted there) and crun runs with
 --cgroup-manager=disabled; runc and pyrunc keep the host's v1 view.
 """
 from __future__ import annotations
@@ -70,7 +70,10 @@ class UnifiedCgroupView:
             raise OSError("no cgroup2 hierarchy to bind over /sys/fs/cgroup")
         script = (
             "set -e; "
-            + ("mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup; " if mode == "hybrid" else "")
+            # Unmount the v1 tree rather than cover it, so that /proc/self/mountinfo shows a
+            # plain unified host (a covered v1 tree would still be listed there).
+            + ("umount -R -l /sys/fs/cgroup; mount -t cgroup2 cgroup2 /sys/fs/cgroup; "
+               if mode == "hybrid" else "")
             + "echo ready; exec sleep 600"
         )
         helper = subprocess.Popen(

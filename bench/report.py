@@ -62,14 +62,19 @@ def ratio(value: Optional[float], reference: Optional[float]) -> str:
     return f"{value / reference:.2f}×"
 
 
-def fmt(value: Optional[float], unit: str) -> str:
+def fmt(value: Optional[float], unit: str, signed: bool = False) -> str:
     if value is None:
         return "–"
-    return f"{value:,.0f} {unit}" if unit == "kB" else f"{value:.1f} {unit}"
+    if unit == "":
+        return f"{value:,.0f}"
+    if unit == "kB":
+        return f"{value:,.0f} {unit}"
+    return f"{value:+.1f} {unit}" if signed else f"{value:.1f} {unit}"
 
 
 def table(rows: list[dict], runtimes: list[str], reference: str = "runc") -> list[str]:
-    """rows: {"name", "unit", "median": {runtime: v}, "p90": {runtime: v}} -> markdown lines."""
+    """rows: {"name", "unit", "median": {runtime: v}, "p90": {runtime: v}} and optionally
+    "signed" (show a sign: a difference) and "no_ratio" -> markdown lines."""
     header = ["benchmark"]
     for name in runtimes:
         header.append(f"{name} median")
@@ -81,11 +86,13 @@ def table(rows: list[dict], runtimes: list[str], reference: str = "runc") -> lis
     for row in rows:
         cells = [row["name"]]
         for name in runtimes:
-            cells.append(fmt(row["median"].get(name), row["unit"]))
+            cells.append(fmt(row["median"].get(name), row["unit"], row.get("signed", False)))
             p90 = row["p90"].get(name)
             cells.append(fmt(p90, row["unit"]) if p90 is not None else "–")
         for name in runtimes:
-            if name != reference:
+            if name != reference and row.get("no_ratio"):
+                cells.append("–")
+            elif name != reference:
                 cells.append(ratio(row["median"].get(name), row["median"].get(reference)))
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -21,7 +21,7 @@ CRUN = "/usr/bin/crun"
 
 
 def find_pyrunc() -> Optional[str]:
-    """The installed console script, found as tests/conftest.py finds it: $PYRUNC_BIN,
+    """The installed console script, found as tests/support.py finds it: $PYRUNC_BIN,
     next to this interpreter, the interpreter's scripts dir, then PATH (last: a pyenv
     shim there would add its own start-up to every measurement)."""
     override = os.environ.get("PYRUNC_BIN")
@@ -114,7 +114,9 @@ class Runtime:
     def leftover_ids(self) -> list[str]:
         if not os.path.isdir(self.root):
             return []
-        return sorted(e for e in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, e)))
+        # Dot entries are the runtime's own files (pyrunc's .pyrunc-cache), not containers.
+        return sorted(e for e in os.listdir(self.root)
+                      if not e.startswith(".") and os.path.isdir(os.path.join(self.root, e)))
 
     def cleanup(self) -> list[str]:
         """`delete --force` every container left in this runtime's root; returns the ids

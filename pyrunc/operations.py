@@ -81,6 +81,10 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         from pyrunc.seccomp.notify import listener_of
         c.data["seccomp_listener"] = listener_of(s.linux.seccomp)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
+        # recorded before they exist: a create killed half-way through mkdir still leaves
+        # `delete --force` the container's own directories to remove
+        c.data["cgroup"] = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))
+        c.save()
         mgr.create()
         _fault("create.cgroup-created")
         c.data["resources"] = mgr.apply(s.linux.resources, devices=s.linux.devices)
@@ -412,12 +416,27 @@ def _signal_init(c: Container, sig: int) -> None:
 
 # --------------------------------------------------------------------------- delete
 def delete(g: Globals, container_id: str, force: bool = False) -> None:
+    from pyrunc.state import Busy
     try:
-        c = Container.load(g.root, container_id)
+        c = Container.load(g.root, container_id, timeout=0.2)
     except ContainerNotExist:
         if force:
             return
         raise
+    except Busy:
+        # most likely a create in progress (it holds the lock through its hooks): runc
+        # answers at once; --force stops the creator so the container can go
+        c = Container.load(g.root, container_id, lock=False)
+        if c.status() != "creating":
+            c = Container.load(g.root, container_id)
+        elif not force:
+            raise WrongState(f"cannot delete container {container_id} that is not stopped: creating") from None
+        else:
+            _stop_creator(c)
+            try:
+                c = Container.load(g.root, container_id)
+            except ContainerNotExist:
+                return
     try:
         status = c.status()
         if status in ("running", "paused") and not force:
@@ -450,6 +469,31 @@ def delete(g: Globals, container_id: str, force: bool = False) -> None:
         c.unlock()
 
 
+def _stop_creator(c: Container) -> None:
+    """SIGKILL the `create` still working on `c` and whatever it placed in the cgroup; its
+    lock is released when it dies."""
+    from _signal import pidfd_send_signal
+    from pyrunc.state import proc_stat
+    creator = c.data.get("creator")
+    if creator:
+        try:
+            pidfd = os.pidfd_open(creator[0])
+        except OSError:
+            pidfd = -1
+        if pidfd >= 0:
+            try:
+                st = proc_stat(creator[0])
+                if st and st[2] == creator[1]:
+                    pidfd_send_signal(pidfd, 9)
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+    if c.data.get("cgroup"):
+        from pyrunc.cgroups import Manager
+        _kill_cgroup_and_wait(Manager.from_state(c.data["cgroup"]))
+
+
 def _wait_init_gone(c: Container, timeout: float = 10.0) -> None:
     import time
     deadline = time.monotonic() + timeout
@@ -457,6 +501,17 @@ def _wait_init_gone(c: Container, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise PyruncError(f"container {c.id} init (pid {c.pid}) did not exit after SIGKILL")
         time.sleep(0.002)
+    _reap_if_ours(c.pid)
+
+
+def _reap_if_ours(pid: int) -> None:
+    """When the init is this process's own child (the Python API created it in-process),
+    reap it: nobody else can, and it would stay a zombie."""
+    if pid > 0:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
 
 
 # --------------------------------------------------------------------------- exec

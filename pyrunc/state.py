@@ -13,10 +13,17 @@ import time
 from pyrunc import fastjson
 from pyrunc.errors import ContainerExists, ContainerNotExist, PyruncError
 
+
+class Busy(PyruncError):
+    """Another command holds the container's lock for longer than we wait."""
+
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
 INIT_COMM = "pyrunc-init"  # comm of the init until it execs the user's program
-CACHE_DIR = ".pyrunc-cache"  # <root>/.pyrunc-cache: compiled seccomp filters; not a container
+CACHE_DIR = ".pyrunc-cache"
+# how long a command waits for another one on the same container (create holds the lock
+# through its hooks); then it fails with one line instead of hanging
+LOCK_TIMEOUT = 30.0  # <root>/.pyrunc-cache: compiled seccomp filters; not a container
 
 _ID_EXTRA = frozenset("_+-.")
 
@@ -53,14 +60,19 @@ class Container:
         self._lock_fd = -1
 
     # -- locking -------------------------------------------------------------------
-    def lock(self, blocking: bool = True) -> None:
-        """flock the state directory; re-checks that it was not deleted meanwhile."""
+    def lock(self, timeout: float | None = LOCK_TIMEOUT) -> None:
+        """flock the state directory (waiting at most `timeout` seconds, None: forever);
+        re-checks that it was not deleted meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except FileNotFoundError:
                 raise ContainerNotExist(self.id) from None
-            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not self._flock(fd, deadline):
+                os.close(fd)
+                raise Busy(f"container {self.id} is busy: another pyrunc command holds it "
+                           f"(waited {timeout:g}s)")
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.dir))
             except FileNotFoundError:
@@ -71,6 +83,22 @@ class Container:
             os.close(fd)  # deleted (and maybe re-created) while we waited: start over
             if not os.path.isdir(self.dir):
                 raise ContainerNotExist(self.id)
+
+    @staticmethod
+    def _flock(fd: int, deadline: float | None) -> bool:
+        if deadline is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return True
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     def unlock(self) -> None:
         if self._lock_fd >= 0:
@@ -93,14 +121,15 @@ class Container:
             os.mkdir(c.dir, 0o711)
         except FileExistsError:
             raise ContainerExists(container_id) from None
-        c.lock()
+        c.lock(None)
         return c
 
     @classmethod
-    def load(cls, root: str, container_id: str, lock: bool = True) -> "Container":
+    def load(cls, root: str, container_id: str, lock: bool = True,
+             timeout: float | None = LOCK_TIMEOUT) -> "Container":
         c = cls(root, container_id)
         if lock:
-            c.lock()
+            c.lock(timeout)
         try:
             with open(os.path.join(c.dir, STATE_FILE)) as f:
                 c.data = fastjson.loads(f.read())

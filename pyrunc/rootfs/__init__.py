@@ -56,6 +56,11 @@ def overlay_layers(spec) -> list[str] | None:
     """Lower directories (top first) when the union rootfs annotation is set, else None."""
     if spec.annotations.get(OVERLAY_ANNOTATION, "").lower() not in ("1", "true", "yes"):
         return None
+    mount_ns = spec.linux.namespace("mount")
+    if mount_ns is None or mount_ns.path:
+        # the overlay would be mounted where the caller lives, over the image itself
+        raise ConfigError(f"config.json: annotations.{OVERLAY_ANNOTATION}: the union rootfs needs a new "
+                          "mount namespace (linux.namespaces has none)")
     lowers = [spec.root.path]
     extra = spec.annotations.get(OVERLAY_LOWER_ANNOTATION, "")
     for path in filter(None, extra.split(":")):

@@ -67,8 +67,16 @@ def cid():
     return f"crash{uuid.uuid4().hex[:8]}"
 
 
+def _overlay(c):
+    c.setdefault("annotations", {})["run.pyrunc.overlay"] = "true"
+    c["root"]["readonly"] = False
+
+
 @pytest.mark.parametrize("point", CREATE_POINTS)
-def test_crash_in_create(pyrunc_bin, state_root, sleeper, cid, tmp_path, point):
+@pytest.mark.parametrize("rootfs", ["plain", "overlay"])
+def test_crash_in_create(pyrunc_bin, state_root, bundle, sleeper, cid, tmp_path, point, rootfs):
+    if rootfs == "overlay":
+        sleeper = bundle(_overlay, args=["sleep", "60"])
     before = Snapshot(cid, state_root, [str(tmp_path)])
     _crash(pyrunc_bin, state_root, point, "create", "-b", sleeper, cid)
     status = _settled_state(pyrunc_bin, state_root, cid)
@@ -125,8 +133,6 @@ def test_crash_in_delete(pyrunc_bin, state_root, sleeper, cid, tmp_path, point, 
         while truthful_state(pyrunc_bin, state_root, cid) != "stopped":
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        if point == "delete.killed":
-            pytest.skip("delete.killed is reached by every delete: covered by force-running")
         _crash(pyrunc_bin, state_root, point, "delete", cid)
     else:
         _crash(pyrunc_bin, state_root, point, "delete", "--force", cid)
@@ -226,6 +232,23 @@ def test_vanished_state_dir(pyrunc_bin, state_root, sleeper, cid, tmp_path):
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
+
+
+def test_read_only_state_root(pyrunc_bin, sleeper, cid, tmp_path):
+    """--root on a read-only filesystem: one clear line, nothing left behind."""
+    root = tmp_path / "rorun"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "rorun", str(root)], check=True)
+    try:
+        before = Snapshot(cid, root, [str(tmp_path)])
+        result = run_pyrunc(pyrunc_bin, root, "create", "-b", sleeper, cid)
+        assert result.returncode == 1, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "read-only file system" in lines[0], lines
+        after = settle(cid, root, [str(tmp_path)])
+        assert_same(before, after, "read-only root")
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 @pytest.mark.parametrize("exhaust", ["blocks", "inodes"])

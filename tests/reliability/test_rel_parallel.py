@@ -138,3 +138,99 @@ def test_race_same_id(pyrunc_bin, state_root, bundle, tmp_path, round_):
     assert result.returncode == 0
     after = settle(cid, state_root, [str(tmp_path)])
     assert_same(before, after, f"race {kind}")
+
+
+def test_list_and_state_during_churn(pyrunc_bin, state_root, bundle, tmp_path):
+    """`list` and `state` while containers are created and deleted around them: always
+    exit 0 (list) or a documented error (state), never a traceback or half a container."""
+    import threading
+    prefix = f"churn{uuid.uuid4().hex[:8]}"
+    sleeper = bundle(args=["sleep", "60"])
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def churn(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            cid = f"{prefix}-{n}-{i}"
+            run_pyrunc(pyrunc_bin, state_root, "run", "-d", "-b", sleeper, cid)
+            run_pyrunc(pyrunc_bin, state_root, "delete", "--force", cid)
+            i += 1
+
+    workers = [threading.Thread(target=churn, args=(n,)) for n in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        deadline = time.monotonic() + 5
+        rounds = 0
+        while time.monotonic() < deadline:
+            listed = run_pyrunc(pyrunc_bin, state_root, "list", "--format", "json")
+            if listed.returncode != 0 or "Traceback" in listed.stderr:
+                problems.append(f"list: exit {listed.returncode}: {listed.stderr.strip()}")
+                continue
+            for c in json.loads(listed.stdout or "null") or []:
+                if c["status"] not in ("creating", "created", "running", "stopped", "paused"):
+                    problems.append(f"list: bad status {c}")
+                result = run_pyrunc(pyrunc_bin, state_root, "state", c["id"])
+                try:
+                    assert_documented(result, f"state {c['id']}")
+                except AssertionError as e:
+                    problems.append(str(e))
+            rounds += 1
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=60)
+    print(f"\nchurn: {rounds} list rounds")
+    assert not problems, problems[:5]
+    assert rounds > 3
+
+
+def test_concurrent_execs_into_one_container(pyrunc_bin, state_root, bundle, tmp_path):
+    """Many execs at once into one container (exec takes no lock): each one's own output
+    and exit code, then a clean delete."""
+    cid = f"mexec{uuid.uuid4().hex[:8]}"
+    before = Snapshot(cid, state_root, [str(tmp_path)])
+    result = run_pyrunc(pyrunc_bin, state_root, "run", "-d", "-b", bundle(args=["sleep", "60"]), cid)
+    assert result.returncode == 0, result.stderr
+    n = count(20, 50)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(lambda i: run_pyrunc(pyrunc_bin, state_root, "exec", cid, "sh", "-c",
+                                                     f"echo exec-{i}; exit {i % 5}", timeout=60), range(n)))
+    for i, r in enumerate(results):
+        assert (r.returncode, r.stdout) == (i % 5, f"exec-{i}\n"), (i, r)
+    assert truthful_state(pyrunc_bin, state_root, cid) == "running"
+    assert run_pyrunc(pyrunc_bin, state_root, "delete", "--force", cid).returncode == 0
+    after = settle(cid, state_root, [str(tmp_path)])
+    assert_same(before, after, f"{n} concurrent execs")
+
+
+def test_delete_force_during_slow_create_is_bounded(pyrunc_bin, state_root, bundle, tmp_path):
+    """An engine's `delete --force` while create is stuck (here: a createRuntime hook that
+    sleeps) must answer within a bounded time (runc answers at once), not wait for the
+    create to finish; afterwards nothing is left."""
+    import subprocess
+    cid = f"slow{uuid.uuid4().hex[:8]}"
+    b = bundle(lambda c: c.update(hooks={"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "8"]}]}),
+               args=["sleep", "60"])
+    before = Snapshot(cid, state_root, [str(tmp_path)])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        create = pool.submit(run_pyrunc, pyrunc_bin, state_root, "create", "-b", b, cid, timeout=60)
+        deadline = time.monotonic() + 10
+        while not (state_root / cid / "state.json").exists():
+            assert time.monotonic() < deadline, "create never reserved its state dir"
+            time.sleep(0.01)
+        assert truthful_state(pyrunc_bin, state_root, cid) == "creating"
+        started = time.monotonic()
+        try:
+            result = run_pyrunc(pyrunc_bin, state_root, "delete", "--force", cid, timeout=5)
+            waited = time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            result, waited = None, time.monotonic() - started
+        create.result(timeout=60)
+    run_pyrunc(pyrunc_bin, state_root, "delete", "--force", cid)
+    after = settle(cid, state_root, [str(tmp_path)])
+    assert result is not None, (f"delete --force blocked for {waited:.1f} s behind a create in progress "
+                                "(runc answers at once)")
+    assert_documented(result, "delete --force during create")
+    assert_same(before, after, "delete --force during a slow create")

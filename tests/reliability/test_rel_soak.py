@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from rel_support import Snapshot, assert_same, count, run_pyrunc, settle
+from rel_support import Snapshot, assert_same, count, reap_zombie_children, run_pyrunc, settle
 
 CYCLES = int(os.environ.get("PYRUNC_SOAK_COUNT", "0")) or count(30, 1000)
 
@@ -154,6 +154,7 @@ def test_soak_mixed_lifecycles(pyrunc_bin, state_root, bundle, console_receiver,
             kind(cid)
         except BaseException:
             run_pyrunc(pyrunc_bin, root, "delete", "--force", cid)
+            reap_zombie_children()
             raise
         if (i + 1) % 100 == 0:
             # growth over time shows a slow leak before the end does
@@ -161,7 +162,14 @@ def test_soak_mixed_lifecycles(pyrunc_bin, state_root, bundle, console_receiver,
                   f"{Snapshot(prefix, root, markers).numbers()}", flush=True)
     elapsed = time.monotonic() - started
     after = settle(prefix, root, markers)
+    try:
+        _report(before, after, elapsed, kinds)
+    finally:
+        reap_zombie_children()
+    assert sorted(os.listdir(overlay_rootfs)) == lower_before, "the overlay's lower dir was written"
+
+
+def _report(before, after, elapsed, kinds):
     print(f"\nsoak: {CYCLES} cycles ({', '.join(k.__name__.strip('_') for k in kinds)}) "
           f"in {elapsed:.1f} s ({CYCLES / elapsed:.1f} cycles/s)")
     assert_same(before, after, f"soak x{CYCLES}")
-    assert sorted(os.listdir(overlay_rootfs)) == lower_before, "the overlay's lower dir was written"

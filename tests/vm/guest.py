@@ -312,6 +312,16 @@ for dir in run tmp; do
     mount -t tmpfs -o mode=1777 "$dir" "/newroot/$dir" || fail "mount tmpfs /$dir"
 done
 chmod 0755 /newroot/run
+# a checkout under /tmp or /run (CI's clone may live there) would be hidden by those
+# fresh tmpfs mounts: lay it over them again, writable through its own overlay
+REPO=@REPO@
+case "$REPO" in
+    /tmp/*|/run/*)
+        mkdir -p "/newroot$REPO" /rw/repo-upper /rw/repo-work
+        mount -t overlay -o "lowerdir=/lower$REPO,upperdir=/rw/repo-upper,workdir=/rw/repo-work" \
+            repo "/newroot$REPO" || fail "mount the checkout $REPO"
+        ;;
+esac
 mkdir -p /newroot/run/pyrunc-vm
 cp /bin/busybox /stage2 /command /newroot/run/pyrunc-vm/ || fail "copy stage2"
 for dir in proc sys dev; do
@@ -393,7 +403,8 @@ def build_initramfs(
         archive.file(f"modules/{name}", _module_bytes(path))
         names.append(name)
     archive.file("modules/order", ("\n".join(names) + "\n").encode())
-    substitutions = {"@NONCE@": nonce, "@NINEP@": NINEP_OPTIONS, "@CGROUP@": shlex.quote(cgroup)}
+    substitutions = {"@NONCE@": nonce, "@NINEP@": NINEP_OPTIONS, "@CGROUP@": shlex.quote(cgroup),
+                     "@REPO@": shlex.quote(str(REPO))}
     stage1, stage2 = STAGE1, STAGE2
     for key, value in substitutions.items():
         stage1 = stage1.replace(key, value)

@@ -72,12 +72,15 @@ class Launch:
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
             # a missing cwd is created (runc), before the root may become read-only
             plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")
+            # the mounts above overlap with the runtime's (slow, on v1) cgroup join
+            cp.wait_placed()
             if self._has_sync_hooks():
                 plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
             rootfs.add_pivot_ops(plan, s, ctx)
         else:
             # no mount namespace: nothing may be mounted (it would land on the host)
             plan.add(P.OP_ROOT, (), (s.root.path,), what=f"open rootfs {s.root.path}")
+            cp.wait_placed()
             if self._has_sync_hooks():
                 plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
             plan.add(P.OP_CHROOT, what=f"chroot into {s.root.path}")
@@ -140,6 +143,9 @@ class Launch:
             keep = self.inherited + list(fds.values())
             self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep)
             _fault("launch.spawned")
+            # join at once: the init goes on with its mounts meanwhile and waits only at
+            # its SYNC_PLACED point (cp.wait_placed)
+            self._place(self.init.pid)
         finally:
             listener.close()
             for fd in fds.values():
@@ -150,6 +156,14 @@ class Launch:
         if st is None:
             raise SpawnError("container init exited before it was created")
         return self.init.pid, st[2]
+
+    def _place(self, pid: int) -> None:
+        _fault("launch.before-placed")
+        self.mgr.join(pid)
+        _fault("launch.placed")
+        adj = self.spec.process.oom_score_adj
+        if adj is not None:
+            _write_oom_score_adj(pid, adj)
 
     def _overlay_dirs(self):
         from pyrunc.rootfs import overlay_layers
@@ -165,12 +179,7 @@ class Launch:
         linux = self.spec.linux
         pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
-            _fault("launch.before-placed")
-            self.mgr.join(pid)
-            _fault("launch.placed")
-            adj = self.spec.process.oom_score_adj
-            if adj is not None:
-                _write_oom_score_adj(pid, adj)
+            pass  # _place() ran right after the spawn
         elif sync_id == P.SYNC_USERNS:
             ns.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings)
         elif sync_id == P.SYNC_HOOKS:

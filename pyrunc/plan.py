@@ -117,7 +117,9 @@ class Plan:
 
 
 # sync points at which the init stops for the runtime (OP_SYNC ids)
-SYNC_PLACED = 1   # spawned: write id maps (namespaces made at clone), join the cgroup
+SYNC_PLACED = 1   # the runtime has joined the init to its cgroups (it starts right after the
+                  # spawn, while the init works; the init stops here only before what must
+                  # happen inside the cgroup: a cgroup namespace, a fork, hooks, pivot_root)
 SYNC_USERNS = 2   # a user namespace made by unshare: write its id maps
 SYNC_HOOKS = 3    # mounts done, before pivot_root: prestart/createRuntime/createContainer hooks
 
@@ -130,6 +132,13 @@ class ContainerPlan:
     def __init__(self) -> None:
         self.plan = Plan()
         self.clone_flags = 0
+        self._placed = False
+
+    def wait_placed(self) -> None:
+        """Stop the init until the runtime has joined it to its cgroups (once)."""
+        if not self._placed:
+            self.plan.add(OP_SYNC, (SYNC_PLACED,), what="wait for the runtime to place the init")
+            self._placed = True
         self.forks = False            # the init forks: its pid arrives as MSG_PID
 
 
@@ -155,7 +164,6 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
         for t in new:
             if t not in late:
                 cp.clone_flags |= ns.flag(t)
-    plan.add(OP_SYNC, (SYNC_PLACED,), what="wait for the runtime to place the init")
     for t in ns.JOIN_ORDER:
         if t in joined:
             plan.add(OP_SETNS, (ns.flag(t),), (joined[t],), what=f"join {t} namespace {joined[t]}")
@@ -172,6 +180,7 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
     if rest:
         plan.add(OP_UNSHARE, (rest,), what="create namespaces")
     if "cgroup" in new:
+        cp.wait_placed()  # the namespace's root is the cgroup the init is in now
         plan.add(OP_UNSHARE, (ns.CLONE_NEWCGROUP,), what="create cgroup namespace")
     pid_unshare = "pid" in new and not (cp.clone_flags & ns.CLONE_NEWPID)
     if pid_unshare:
@@ -182,6 +191,7 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
             text = "".join(f"{clock} {s} {n}\n" for clock, (s, n) in linux.time_offsets.items())
             plan.add(OP_WRITE_FILE, (), ("/proc/self/timens_offsets", text), what="write time namespace offsets")
     if pid_unshare or "pid" in joined or "time" in new:
+        cp.wait_placed()  # the child must be born in the cgroup
         plan.add(OP_FORK, what="fork into the pid namespace")
         cp.forks = True
     if "network" in new and not for_exec:

@@ -14,7 +14,7 @@ import sysconfig
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import pytest
 
@@ -193,3 +193,68 @@ def build_docker_archive(layer_tar: Path, destination: Path, reference: str, ima
         add_bytes(config_name, config_bytes)
         archive.add(str(layer_tar), arcname=f"{diff_id}/layer.tar")
         add_bytes("manifest.json", json.dumps(manifest).encode())
+
+
+# --- cgroups seen from the test process
+
+def cgroup_hierarchies() -> dict[str, str]:
+    """mountpoint -> our own cgroup path in it, for every cgroup hierarchy mounted at its
+    root: each v1 one (named ones such as name=systemd too) and the hybrid cgroup2
+    "unified" one, where runtimes create the container's directory as well."""
+    own = {}
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    result = {}
+    for line in open("/proc/self/mountinfo").read().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        fstype, options = fields[separator + 1], set(fields[separator + 3].split(","))
+        if fields[3] != "/":
+            continue
+        if fstype == "cgroup2" and "" in own:
+            result[fields[4]] = own[""]
+        elif fstype == "cgroup":
+            for controllers, path in own.items():
+                if controllers and set(controllers.split(",")) <= options:
+                    result[fields[4]] = path
+    return result
+
+
+def cgroup_dirs_below(parent: str) -> list[str]:
+    """Every directory beneath `parent` (an absolute cgroupsPath) in every hierarchy."""
+    found = []
+    for mountpoint in cgroup_hierarchies():
+        top = os.path.join(mountpoint, parent.lstrip("/"))
+        for directory, subdirs, _ in os.walk(top):
+            for name in subdirs:
+                found.append(os.path.join(directory, name))
+    return sorted(found)
+
+
+def cgroup_parent_below_own(name: str) -> Iterator[str]:
+    """An absolute cgroup path `<deepest own cgroup>/<name>` beneath this process's own
+    cgroup in EVERY hierarchy (the deepest of our own paths, when the others are its
+    prefixes), for engines' cgroup-parent settings (conmon, docker and CRI apply it as
+    is); the directories made below it are removed afterwards."""
+    hierarchies = cgroup_hierarchies()
+    own_paths = sorted(set(hierarchies.values()), key=len)
+    deepest = own_paths[-1] if own_paths else "/"
+    for path in own_paths:
+        if not (deepest + "/").startswith(path.rstrip("/") + "/"):
+            pytest.skip(f"our cgroups {own_paths} are not nested: no common parent to use")
+    parent = f"{deepest.rstrip('/')}/{name}"
+    # Which intermediate dirs we create in each hierarchy, to remove exactly those.
+    created = []
+    for mountpoint in hierarchies:
+        path = mountpoint
+        for part in parent.strip("/").split("/"):
+            path = os.path.join(path, part)
+            if not os.path.isdir(path):
+                created.append(path)
+    try:
+        yield parent
+    finally:
+        for top in sorted(created, key=len, reverse=True):
+            if os.path.isdir(top):
+                remove_cgroup_tree(top)

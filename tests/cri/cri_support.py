@@ -35,7 +35,8 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from support import build_docker_archive, tar_tree
+from support import (build_docker_archive, cgroup_dirs_below, cgroup_parent_below_own,
+                     remove_cgroup_tree, tar_tree)
 
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
@@ -214,50 +215,6 @@ def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
 # Cgroups: the pods' cgroup parent, beneath our own cgroup
 
 
-def cgroup_hierarchies() -> dict[str, str]:
-    """mountpoint -> our own cgroup path in it, for every mounted hierarchy: each cgroup v1
-    one (controllers or a name) and the cgroup2 one, where runtimes on a hybrid host make
-    the container's directory too."""
-    own = {}
-    for line in open("/proc/self/cgroup").read().splitlines():
-        _, controllers, path = line.split(":", 2)
-        own[controllers] = path
-    result = {}
-    for line in open("/proc/self/mountinfo").read().splitlines():
-        fields = line.split()
-        separator = fields.index("-")
-        fstype = fields[separator + 1]
-        if fields[3] != "/":
-            continue
-        if fstype == "cgroup2" and "" in own:
-            result[fields[4]] = own[""]
-        elif fstype == "cgroup":
-            options = set(fields[separator + 3].split(","))
-            for controllers, path in own.items():
-                if controllers and set(controllers.split(",")) <= options:
-                    result[fields[4]] = path
-    return result
-
-
-def cgroup_dirs_below(parent: str) -> list[str]:
-    found = []
-    for mountpoint in cgroup_hierarchies():
-        top = os.path.join(mountpoint, parent.lstrip("/"))
-        for directory, subdirs, _ in os.walk(top):
-            for name in subdirs:
-                found.append(os.path.join(directory, name))
-    return sorted(found)
-
-
-def remove_cgroup_tree(top: str) -> None:
-    for directory, subdirs, _ in os.walk(top, topdown=False):
-        for name in subdirs:
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(directory, name))
-    with contextlib.suppress(OSError):
-        os.rmdir(top)
-
-
 def cgroup_file(controller: str, path: str, name: str) -> str:
     """The content of `name` in cgroup `path` of the v1 hierarchy mounted at
     /sys/fs/cgroup/<controller>, stripped."""
@@ -267,28 +224,8 @@ def cgroup_file(controller: str, path: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def cri_cgroup_parent() -> Iterator[str]:
-    """An absolute cgroup parent beneath this process's own cgroup in EVERY hierarchy (the
-    deepest of our own paths, when the others are its prefixes)."""
-    hierarchies = cgroup_hierarchies()
-    own_paths = sorted(set(hierarchies.values()), key=len)
-    deepest = own_paths[-1] if own_paths else "/"
-    for path in own_paths:
-        if not (deepest + "/").startswith(path.rstrip("/") + "/"):
-            pytest.skip(f"our cgroups {own_paths} are not nested: no common parent to use")
-    parent = f"{deepest.rstrip('/')}/pyrunc-cri-{os.getpid()}"
-    created = []
-    for mountpoint in hierarchies:
-        path = mountpoint
-        for part in parent.strip("/").split("/"):
-            path = os.path.join(path, part)
-            if not os.path.isdir(path):
-                created.append(path)
-    try:
-        yield parent
-    finally:
-        for top in sorted(created, key=len, reverse=True):
-            if os.path.isdir(top):
-                remove_cgroup_tree(top)
+    """An absolute cgroup parent beneath our own cgroups for the pods."""
+    yield from cgroup_parent_below_own(f"pyrunc-cri-{os.getpid()}")
 
 
 # ---------------------------------------------------------------------------------------

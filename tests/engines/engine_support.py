@@ -47,8 +47,9 @@ from typing import Callable, Iterator, Optional
 import pytest
 
 from mountinfo import mount, umount
-from support import (assert_succeeded, build_docker_archive, pyrunc_binary, remove_cgroup_tree,
-                     run_with_files, tar_tree)
+from support import (assert_succeeded, build_docker_archive, cgroup_dirs_below,
+                     cgroup_parent_below_own, pyrunc_binary, remove_cgroup_tree, run_with_files,
+                     tar_tree)
 
 RUNC_BINARY = "/usr/sbin/runc"
 CONTAINERD = "/usr/bin/containerd"
@@ -186,67 +187,10 @@ def private_run_dirs() -> Iterator[None]:
                 pass
 
 
-def _hierarchies() -> dict[str, str]:
-    """mountpoint -> our own cgroup path in it, for every cgroup hierarchy mounted at its
-    root: each v1 one (named ones such as name=systemd too) and the hybrid cgroup2
-    "unified" one, where runtimes create the container's directory as well."""
-    own = {}
-    for line in open("/proc/self/cgroup").read().splitlines():
-        _, controllers, path = line.split(":", 2)
-        own[controllers] = path
-    result = {}
-    for line in open("/proc/self/mountinfo").read().splitlines():
-        fields = line.split()
-        separator = fields.index("-")
-        fstype, options = fields[separator + 1], set(fields[separator + 3].split(","))
-        if fields[3] != "/":
-            continue
-        if fstype == "cgroup2" and "" in own:
-            result[fields[4]] = own[""]
-        elif fstype == "cgroup":
-            for controllers, path in own.items():
-                if controllers and set(controllers.split(",")) <= options:
-                    result[fields[4]] = path
-    return result
-
-
-def cgroup_dirs_below(parent: str) -> list[str]:
-    """Every directory beneath `parent` (an absolute cgroupsPath) in every hierarchy."""
-    found = []
-    for mountpoint in _hierarchies():
-        top = os.path.join(mountpoint, parent.lstrip("/"))
-        for directory, subdirs, _ in os.walk(top):
-            for name in subdirs:
-                found.append(os.path.join(directory, name))
-    return sorted(found)
-
-
 @pytest.fixture(scope="session")
 def engine_cgroup_parent() -> Iterator[str]:
-    """An absolute cgroup path beneath this process's own cgroup in EVERY hierarchy (the
-    longest of our own paths, when the others are its prefixes), for the engines'
-    cgroup-parent settings: absolute, because conmon and docker apply the parent as is."""
-    hierarchies = _hierarchies()
-    own_paths = sorted(set(hierarchies.values()), key=len)
-    deepest = own_paths[-1] if own_paths else "/"
-    for path in own_paths:
-        if not (deepest + "/").startswith(path.rstrip("/") + "/"):
-            pytest.skip(f"our cgroups {own_paths} are not nested: no common parent to use")
-    parent = f"{deepest.rstrip('/')}/pyrunc-engines-{os.getpid()}"
-    # Which intermediate dirs we create in each hierarchy, to remove exactly those.
-    created = []
-    for mountpoint in hierarchies:
-        path = mountpoint
-        for part in parent.strip("/").split("/"):
-            path = os.path.join(path, part)
-            if not os.path.isdir(path):
-                created.append(path)
-    try:
-        yield parent
-    finally:
-        for top in sorted(created, key=len, reverse=True):
-            if os.path.isdir(top):
-                remove_cgroup_tree(top)
+    """An absolute cgroup parent beneath our own cgroups for the engines."""
+    yield from cgroup_parent_below_own(f"pyrunc-engines-{os.getpid()}")
 
 
 def assert_cgroups_empty(parent: str) -> None:

@@ -1036,10 +1036,6 @@ int main(int argc, char **argv)
 		case OP_UMASK:
 			umask((mode_t)get_int(&op, 0));
 			break;
-		case OP_SETSID:
-			if (setsid() < 0 && errno != EPERM)
-				fail(errno);
-			break;
 		case OP_READY:
 			send_msg(MSG_READY, 0, 0);
 			break;
@@ -1068,14 +1064,6 @@ int main(int argc, char **argv)
 		case OP_DUP2:
 			CHECK(dup2((int)get_int(&op, 0), (int)get_int(&op, 1)));
 			break;
-		case OP_OOM_SCORE_ADJ: {
-			int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-			if (fd < 0)
-				fail(errno);
-			write_all(fd, op.strs[0], op.lens[0]);
-			close(fd);
-			break;
-		}
 		default:
 			fail(ENOSYS);
 		}

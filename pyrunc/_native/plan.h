@@ -48,11 +48,9 @@ enum op_code {
 	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc, uid whose passwd home becomes
 	                        HOME when env has none (-1: don't) (argv[0] resolved by OP_LOOKUP) */
 	OP_UMASK = 29,       /* ints: mask */
-	OP_SETSID = 30,
 	OP_READY = 31,       /* tell the runtime that create is done */
 	OP_LOOPBACK_UP = 32,
 	OP_DUP2 = 33,        /* ints: from, to */
-	OP_OOM_SCORE_ADJ = 34, /* strs: value */
 	OP_CHROOT = 35,      /* chroot into the OP_ROOT directory (no mount namespace) */
 	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC */
 	OP_KEYRING = 37,     /* strs: name         join a new session keyring */

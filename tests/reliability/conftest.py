@@ -22,13 +22,5 @@ def console_receiver():
 
 @pytest.fixture
 def pyrunc_bin() -> str:
-    import sys
-    import sysconfig
-    override = os.environ.get("PYRUNC_BIN")
-    if override:
-        return override
-    for directory in (os.path.dirname(sys.executable), sysconfig.get_path("scripts")):
-        candidate = os.path.join(directory, "pyrunc")
-        if os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail("pyrunc is not installed (run ./setup.sh)")
+    from support import pyrunc_binary
+    return pyrunc_binary()

@@ -8,8 +8,6 @@ program is running.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import struct
 
 from pyrunc import plan as P
@@ -22,19 +20,46 @@ def dup_above(fd: int, floor: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
 
 
+def _spawn_placed(sync_fd: int, plan_fd: int, keep: list[int], clone_flags: int,
+                  cgroup: str | None) -> tuple[int, int, bool]:
+    from pyrunc._native import spawn_init
+    if cgroup is not None:
+        try:
+            cgroup_fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            cgroup_fd = -1
+        if cgroup_fd >= 0:
+            try:
+                return (*spawn_init(sync_fd, plan_fd, keep, clone_flags, cgroup_fd), True)
+            except OSError:
+                pass  # retried below without it
+            finally:
+                os.close(cgroup_fd)
+    try:
+        return (*spawn_init(sync_fd, plan_fd, keep, clone_flags), False)
+    except OSError as e:
+        raise SpawnError(f"clone: {os.strerror(e.errno).lower()}") from None
+
+
 class InitProcess:
-    def __init__(self, plan: P.Plan, pid: int, pidfd: int, sock: socket.socket):
+    def __init__(self, plan: P.Plan, pid: int, pidfd: int, sock, placed: bool = False):
         self.plan = plan
+        self.placed = placed     # born in the cgroup2 directory given to spawn()
         self.spawned_pid = pid   # the clone's child
         self.pid = pid           # the process that goes on (differs once the plan forks)
         self._pidfds = [pidfd]
         self._sock = sock
 
     @classmethod
-    def spawn(cls, plan: P.Plan, *, clone_flags: int = 0, floor: int = 3, keep: list[int] = ()) -> "InitProcess":
-        """Start pyrunc-init on `plan`.  `keep` are fds (already >= floor) the init needs."""
+    def spawn(cls, plan: P.Plan, *, clone_flags: int = 0, floor: int = 3, keep: list[int] = (),
+              cgroup: str | None = None) -> "InitProcess":
+        """Start pyrunc-init on `plan`.  `keep` are fds (already >= floor) the init needs.
+        `cgroup`: a cgroup2 directory to start it in (CLONE_INTO_CGROUP); `placed` says
+        whether that worked (kernel < 5.7, or a cgroup that refuses the process: the
+        caller's cgroup.procs write then places it, or reports why it cannot)."""
         from pyrunc._native import spawn_init
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        from pyrunc import unixsock
+        ours, theirs = unixsock.socketpair(unixsock.SEQPACKET)
         fds = []
         try:
             fds.append(dup_above(theirs.fileno(), floor))
@@ -43,10 +68,7 @@ class InitProcess:
                 fds.append(dup_above(plan_fd, floor))
             finally:
                 os.close(plan_fd)
-            try:
-                pid, pidfd = spawn_init(fds[0], fds[1], [*keep, *fds], clone_flags)
-            except OSError as e:
-                raise SpawnError(f"clone: {os.strerror(e.errno).lower()}") from None
+            pid, pidfd, placed = _spawn_placed(fds[0], fds[1], [*keep, *fds], clone_flags, cgroup)
         except BaseException:
             ours.close()
             raise
@@ -54,7 +76,7 @@ class InitProcess:
             theirs.close()
             for fd in fds:
                 os.close(fd)
-        return cls(plan, pid, pidfd, ours)
+        return cls(plan, pid, pidfd, ours, placed)
 
     def follow(self, on_sync=None, *, until_ready: bool = False, on_listener=None) -> None:
         """Answer sync points until READY (until_ready) or until the program runs (EOF).
@@ -116,15 +138,16 @@ class InitProcess:
 
     def kill(self) -> None:
         """SIGKILL everything spawned and reap what is ours to reap."""
+        from _signal import SIGKILL, pidfd_send_signal  # `signal` builds enums: slow import
         for fd in self._pidfds:
             try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                pidfd_send_signal(fd, SIGKILL)
             except OSError:
                 pass
         if not self._pidfds:  # closed already: our unreaped child can't have a reused pid
             for pid in {self.spawned_pid, self.pid}:
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, SIGKILL)
                 except OSError:
                     pass
         for pid in {self.spawned_pid, self.pid}:

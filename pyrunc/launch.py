@@ -4,7 +4,6 @@ points (id maps, cgroup placement, hooks) and turn a reported (op, errno) into a
 from __future__ import annotations
 
 import os
-import socket
 
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
@@ -125,9 +124,9 @@ class Launch:
         keep_low = self.preserve_fds + listen_fds
         floor = 3 + keep_low
         fds: dict[str, int] = {}
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        from pyrunc import unixsock
+        listener = unixsock.socket(unixsock.SEQPACKET)
         try:
-            from pyrunc import unixsock
             unixsock.bind(listener, self.container.path(START_SOCKET))
             os.chmod(self.container.path(START_SOCKET), 0o600)
             listener.listen(1)
@@ -141,11 +140,12 @@ class Launch:
             cp = self.build(fds, floor, self._overlay_dirs())
             # the caller's fds 3.. that go to the container (--preserve-fds, LISTEN_FDS)
             keep = self.inherited + list(fds.values())
-            self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep)
+            self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep,
+                                          cgroup=self.mgr.unified_path)
             _fault("launch.spawned")
             # join at once: the init goes on with its mounts meanwhile and waits only at
             # its SYNC_PLACED point (cp.wait_placed)
-            self._place(self.init.pid)
+            self._place(self.init.pid, self.init.placed)
         finally:
             listener.close()
             for fd in fds.values():
@@ -157,9 +157,9 @@ class Launch:
             raise SpawnError("container init exited before it was created")
         return self.init.pid, st[2]
 
-    def _place(self, pid: int) -> None:
+    def _place(self, pid: int, in_unified: bool) -> None:
         _fault("launch.before-placed")
-        self.mgr.join(pid)
+        self.mgr.join(pid, unified_done=in_unified)
         _fault("launch.placed")
         adj = self.spec.process.oom_score_adj
         if adj is not None:
@@ -237,7 +237,7 @@ def listen_fds() -> int:
 
 def _connect_console(path: str) -> int:
     from pyrunc import unixsock
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s = unixsock.socket(unixsock.STREAM)
     try:
         unixsock.connect(s, path)
     except OSError as e:
@@ -281,7 +281,8 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
         keep = list(inherited) + list(fds.values())
-        proc = InitProcess.spawn(plan, floor=floor, keep=keep)
+        proc = InitProcess.spawn(plan, floor=floor, keep=keep,
+                                 cgroup=cgroup_mgr.unified_path if cgroup_mgr is not None else None)
         _fault("exec.spawned")
     finally:
         for fd in fds.values():
@@ -289,7 +290,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
 
     def on_sync(_sync_id: int) -> None:
         if cgroup_mgr is not None:
-            cgroup_mgr.join(proc.pid)
+            cgroup_mgr.join(proc.pid, unified_done=proc.placed)
         if process.oom_score_adj is not None:
             _write_oom_score_adj(proc.pid, process.oom_score_adj)
         _fault("exec.placed")

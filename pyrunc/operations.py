@@ -33,12 +33,14 @@ class Globals:
 # --------------------------------------------------------------------------- create
 def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
            console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
-           preserve_fds: int = 0, console_fd: int = -1, inherited: list[int] | None = None) -> None:
+           preserve_fds: int = 0, console_fd: int = -1, inherited: list[int] | None = None,
+           loaded=None) -> None:
     """Create a container whose init waits for `start`.
 
     console_fd: an already connected console socket (foreground `run` with a tty).
     inherited: the caller's fds to pass (default: the open ones among the preserved
     range, looked up now, before this process opens anything).
+    loaded: the bundle's spec when the caller (run) has parsed it already.
     """
     from pyrunc import fds
     from pyrunc.launch import listen_fds
@@ -48,7 +50,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     from pyrunc.state import now_rfc3339, proc_stat
 
     bundle = os.path.abspath(bundle or ".")
-    s = specmod.load(bundle)
+    s = loaded if loaded is not None else specmod.load(bundle)
     if s.process is None:
         raise PyruncError("config.json: process: required")
     if s.process.terminal and not console_socket and console_fd < 0:
@@ -74,8 +76,6 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
             "annotations": s.annotations, "creator": [os.getpid(), me[2] if me else 0],
             "no_new_keyring": no_new_keyring, "args0": s.process.args[0],
         }
-        c.save()
-        _fault("create.state-saved")
         from pyrunc import cgroups
         c.data["exec"] = _exec_defaults(bundle)
         from pyrunc.seccomp.notify import listener_of
@@ -85,6 +85,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         # `delete --force` the container's own directories to remove
         c.data["cgroup"] = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))
         c.save()
+        _fault("create.state-saved")
         mgr.create()
         _fault("create.cgroup-created")
         c.data["resources"] = mgr.apply(s.linux.resources, devices=s.linux.devices)
@@ -168,7 +169,8 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _destroy(c: Container, mgr) -> None:
     """Remove everything create made: processes in the cgroup, the cgroup, the state dir."""
     if mgr is not None:
-        _kill_cgroup_and_wait(mgr)
+        if not mgr.remove_if_empty():
+            _kill_cgroup_and_wait(mgr)
         _fault("destroy.cgroup-emptied")
         try:
             mgr.destroy()
@@ -198,8 +200,7 @@ def _kill_cgroup_and_wait(mgr, timeout: float = 5.0) -> None:
 
 # --------------------------------------------------------------------------- start
 def start(g: Globals, container_id: str) -> None:
-    import socket
-
+    from pyrunc import unixsock
     from pyrunc.state import START_SOCKET
 
     c = Container.load(g.root, container_id)
@@ -219,9 +220,8 @@ def start(g: Globals, container_id: str) -> None:
                 # the user's process must not run: the container goes to stopped
                 _signal_init(c, 9)
                 raise
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        sock = unixsock.socket(unixsock.SEQPACKET)
         try:
-            from pyrunc import unixsock
             unixsock.connect(sock, c.path(START_SOCKET))
             _fault("start.connected")
             sock.send(b"\0")
@@ -277,12 +277,13 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     inherited = fds.inherited(preserve_fds + listen_fds())
     console = None
     console_fd = -1
+    loaded = None
     if not detach:
         from pyrunc._native import set_subreaper
         set_subreaper()
         if not console_socket:
             from pyrunc import spec as specmod
-            s = specmod.load(os.path.abspath(bundle or "."))
+            s = loaded = specmod.load(os.path.abspath(bundle or "."))
             if s.process is not None and s.process.terminal:
                 from pyrunc.console import ForegroundConsole
                 console = ForegroundConsole()
@@ -290,7 +291,7 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     try:
         create(g, container_id, bundle, pid_file=pid_file, console_socket=console_socket,
                no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-               console_fd=console_fd, inherited=inherited)
+               console_fd=console_fd, inherited=inherited, loaded=loaded)
     except BaseException:
         if console:
             console.close()
@@ -322,7 +323,7 @@ def _quiet_delete(g: Globals, container_id: str) -> None:
 
 def _wait_foreground(pid: int, console) -> int:
     """Forward signals to the init and wait for it; the exit code as a shell reports it."""
-    import signal
+    import _signal as signal  # the C module: `signal` builds its enums at import
 
     def forward(signum, _frame):
         try:

@@ -7,9 +7,28 @@ the address short and still names the same file.
 from __future__ import annotations
 
 import os
-import socket
+
+# The C module: `socket` itself imports enum and selectors (~8 ms for every create/start).
+import _socket
 
 _SUN_PATH_MAX = 107  # 108 bytes with the terminating NUL
+STREAM = _socket.SOCK_STREAM
+SEQPACKET = _socket.SOCK_SEQPACKET
+
+
+def socket(kind: int) -> _socket.socket:
+    """A close-on-exec AF_UNIX socket of `kind` (STREAM or SEQPACKET)."""
+    return _socket.socket(_socket.AF_UNIX, kind | _socket.SOCK_CLOEXEC)
+
+
+def socketpair(kind: int) -> tuple[_socket.socket, _socket.socket]:
+    return _socket.socketpair(_socket.AF_UNIX, kind | _socket.SOCK_CLOEXEC)
+
+
+def send_fd(sock: _socket.socket, data: bytes, fd: int) -> None:
+    """One message carrying `data` and a copy of `fd` (SCM_RIGHTS)."""
+    import struct
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
 
 
 def _call(method, path: str) -> None:
@@ -24,9 +43,9 @@ def _call(method, path: str) -> None:
         os.close(fd)
 
 
-def bind(sock: socket.socket, path: str) -> None:
+def bind(sock: _socket.socket, path: str) -> None:
     _call(sock.bind, path)
 
 
-def connect(sock: socket.socket, path: str) -> None:
+def connect(sock: _socket.socket, path: str) -> None:
     _call(sock.connect, path)

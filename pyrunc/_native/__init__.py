@@ -36,8 +36,10 @@ def sealed_init_fd() -> int:
     return fd
 
 
-def spawn_init(sync_fd: int, plan_fd: int, keep_fds: list[int], clone_flags: int) -> tuple[int, int]:
-    """Clone (CLONE_VM|CLONE_VFORK, plus the namespace flags) and exec pyrunc-init.
+def spawn_init(sync_fd: int, plan_fd: int, keep_fds: list[int], clone_flags: int,
+               cgroup_fd: int = -1) -> tuple[int, int]:
+    """Clone (CLONE_VM|CLONE_VFORK, plus the namespace flags) and exec pyrunc-init; with
+    a cgroup2 directory fd the child starts in that cgroup (clone3 CLONE_INTO_CGROUP).
 
     Returns (pid, pidfd).  `keep_fds` lose close-on-exec in the child only.
     """
@@ -50,7 +52,7 @@ def spawn_init(sync_fd: int, plan_fd: int, keep_fds: list[int], clone_flags: int
         envp = ffi.new("char *[]", [ffi.NULL])
         keep = ffi.new("int[]", keep_fds or [0])
         pidfd = ffi.new("int *")
-        pid = lib.pyrunc_spawn(exec_fd, argv, envp, keep, len(keep_fds), clone_flags, pidfd)
+        pid = lib.pyrunc_spawn(exec_fd, argv, envp, keep, len(keep_fds), clone_flags, cgroup_fd, pidfd)
     finally:
         os.close(exec_fd)
     if pid < 0:

@@ -11,7 +11,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ffibuilder = FFI()
 ffibuilder.cdef("""
 int pyrunc_spawn(int exec_fd, char *argv[], char *envp[], int keep_fds[], int nkeep,
-                 unsigned long flags, int *pidfd);
+                 unsigned long flags, int cgroup_fd, int *pidfd);
 int pyrunc_pidfd_getfd(int pidfd, int fd);
 int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
           unsigned long arg5);

@@ -242,8 +242,12 @@ class Manager:
             if path not in self.created:
                 self.created.append(path)
 
-    def join(self, pid: int) -> None:
+    def join(self, pid: int, *, unified_done: bool = False) -> None:
+        """Move `pid` into every hierarchy's directory; unified_done: it was born in the
+        cgroup2 one (CLONE_INTO_CGROUP), so only the v1 hierarchies are left."""
         for key, path in self._dirs.items():
+            if unified_done and key == UNIFIED_KEY:
+                continue
             try:
                 _write(path + "/cgroup.procs", str(pid))
             except OSError as e:
@@ -378,6 +382,20 @@ class Manager:
         return _oom_watch(self)
 
     # ---- destroy -----------------------------------------------------------------------------
+
+    def remove_if_empty(self) -> bool:
+        """One rmdir per container cgroup, nothing else: True when all of them are gone,
+        the usual case once the container stopped (then destroy() only has ancestors
+        left). False at the first busy one (a process or a sub-cgroup in it): that needs
+        kill_all, the wait and destroy()'s walk."""
+        for path in set(self._dirs.values()):
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+        return True
 
     def destroy(self) -> None:
         leaves = set(self._dirs.values())

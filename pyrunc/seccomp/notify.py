@@ -3,9 +3,7 @@ as the runtime-spec describes: one SCM_RIGHTS message carrying the fd and the
 ContainerProcessState JSON."""
 from __future__ import annotations
 
-import json
 import os
-import socket
 
 from pyrunc.errors import PyruncError
 
@@ -23,14 +21,17 @@ def send_to_listener(pidfd: int, remote_fd: int, listener_path: str, metadata: s
         "metadata": metadata,
         "state": state,
     }
+    import json
+
+    from pyrunc import unixsock
+    sock = unixsock.socket(unixsock.STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-            from pyrunc import unixsock
-            unixsock.connect(sock, listener_path)
-            socket.send_fds(sock, [json.dumps(message, separators=(",", ":")).encode()], [fd])
+        unixsock.connect(sock, listener_path)
+        unixsock.send_fd(sock, json.dumps(message, separators=(",", ":")).encode(), fd)
     except OSError as e:
         raise PyruncError(f"send seccomp fd to {listener_path}: {os.strerror(e.errno).lower()}") from None
     finally:
+        sock.close()
         os.close(fd)
 
 

@@ -7,7 +7,6 @@ Field names are the OCI names in snake_case.
 from __future__ import annotations
 
 from pyrunc.record import field, record as dataclass
-from typing import Optional
 
 
 @dataclass
@@ -20,7 +19,7 @@ class Root:
 class User:
     uid: int = 0
     gid: int = 0
-    umask: Optional[int] = None
+    umask: int | None = None
     additional_gids: list[int] = field(default_factory=list)
 
 
@@ -53,12 +52,12 @@ class Process:
     cwd: str = "/"
     env: list[str] = field(default_factory=list)
     terminal: bool = False
-    console_size: Optional[ConsoleSize] = None
+    console_size: ConsoleSize | None = None
     user: User = field(default_factory=User)
-    capabilities: Optional[Capabilities] = None  # None: keep the runtime's (runc: empty sets)
+    capabilities: Capabilities | None = None  # None: keep the runtime's (runc: empty sets)
     rlimits: list[Rlimit] = field(default_factory=list)
     no_new_privileges: bool = False
-    oom_score_adj: Optional[int] = None
+    oom_score_adj: int | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
 
@@ -76,7 +75,7 @@ class Hook:
     path: str
     args: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=list)
-    timeout: Optional[int] = None
+    timeout: int | None = None
 
 
 @dataclass
@@ -108,9 +107,9 @@ class Device:
     path: str
     major: int = 0
     minor: int = 0
-    file_mode: Optional[int] = None
-    uid: Optional[int] = None
-    gid: Optional[int] = None
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
 
 
 @dataclass
@@ -126,11 +125,11 @@ class Linux:
     masked_paths: list[str] = field(default_factory=list)
     readonly_paths: list[str] = field(default_factory=list)
     sysctl: dict[str, str] = field(default_factory=dict)
-    seccomp: Optional[dict] = None  # validated raw LinuxSeccomp
+    seccomp: dict | None = None  # validated raw LinuxSeccomp
     mount_label: str = ""
-    personality: Optional[dict] = None
+    personality: dict | None = None
 
-    def namespace(self, ns_type: str) -> Optional[Namespace]:
+    def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
             if ns.type == ns_type:
                 return ns
@@ -141,7 +140,7 @@ class Linux:
 class Spec:
     oci_version: str
     root: Root
-    process: Optional[Process]
+    process: Process | None
     hostname: str = ""
     domainname: str = ""
     mounts: list[Mount] = field(default_factory=list)

@@ -15,9 +15,11 @@ import uuid
 
 import pytest
 
+from pyrunc import plan as P
 from pyrunc.cgroups import CgroupError, Manager, mode
 from pyrunc.cgroups._paths import parse_cgroup_mounts, parse_proc_cgroup
 from pyrunc.errors import PyruncError
+from pyrunc.initproc import InitProcess
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for cgroupfs writes")
 
@@ -529,3 +531,48 @@ def test_create_with_controllers_absent_from_cgroup2_on_hybrid(managers, unique_
     m.create(controllers=(v1_only,))
     assert _read(f"{root}/cgroup.subtree_control") == before
     assert v1_only not in _read(f"{m.unified_path}/cgroup.controllers").split()
+
+
+# ---- born in the cgroup: clone3 CLONE_INTO_CGROUP ---------------------------------------------
+
+
+def _spawn_true(cgroup: str | None, on_sync) -> InitProcess:
+    """pyrunc-init on a two-op plan (wait for the runtime's placement, exec /bin/true),
+    started in `cgroup`; `on_sync(pid)` runs at the placement point."""
+    plan = P.Plan()
+    plan.add(P.OP_SYNC, (P.SYNC_PLACED,), what="wait for placement")
+    plan.add(P.OP_EXEC, (1, 0), ("/bin/true", "PATH=/usr/bin:/bin"), what="exec /bin/true")
+    proc = InitProcess.spawn(plan, cgroup=cgroup)
+    try:
+        proc.follow(lambda _sync_id: on_sync(proc.pid))
+    finally:
+        os.waitpid(proc.pid, 0)
+        proc.close()
+    return proc
+
+
+def test_init_is_born_in_the_cgroup2_directory(managers, unique_name):
+    """The spawn itself puts the init into the container's cgroup2 directory: at the
+    first point where the runtime could write cgroup.procs it is there already, while
+    the v1 hierarchies (hybrid) still show the runtime's own cgroups until join()."""
+    m = managers(f"{unique_name}/ctr")
+    m.create()
+    assert m.unified_path, "every mode this suite runs in has a cgroup2 hierarchy"
+    own = _own_cgroups()
+    seen: dict[str, str] = {}
+    proc = _spawn_true(m.unified_path, lambda pid: seen.update(parse_proc_cgroup(_read(f"/proc/{pid}/cgroup"))))
+    assert proc.placed
+    assert seen[""] == _cgroup_path_of(m, "")
+    for key in m.paths:
+        if key != "":
+            assert seen[key] == own[key], f"{key}: only join() moves a process in a v1 hierarchy"
+
+
+def test_spawn_falls_back_when_the_directory_is_no_cgroup(tmp_path):
+    """A directory CLONE_INTO_CGROUP refuses (here: not a cgroup at all) costs nothing
+    but the retry: the init starts without it, in the runtime's own cgroup."""
+    own = _own_cgroups()
+    seen: dict[str, str] = {}
+    proc = _spawn_true(str(tmp_path), lambda pid: seen.update(parse_proc_cgroup(_read(f"/proc/{pid}/cgroup"))))
+    assert not proc.placed
+    assert seen == own

@@ -27,6 +27,11 @@ APT_PACKAGES+=(containernetworking-plugins catatonit iproute2)
 # which only adds files to /boot and /lib/modules (no bootloader is installed or touched);
 # tiny-initramfs satisfies its initramfs dependency without pulling udev or a systemd upgrade.
 APT_PACKAGES+=(qemu-system-x86 tiny-initramfs linux-image-amd64)
+# tests/vm/test_lsm_guest.py boots that kernel with AppArmor, then SELinux: apparmor_parser
+# loads the test profiles, load_policy Debian's reference policy (built into /etc/selinux by
+# the policy package's postinst). On a host without either LSM their scripts only write
+# files: nothing is loaded, no service is started (policy-rc.d below denies it anyway).
+APT_PACKAGES+=(apparmor policycoreutils selinux-policy-default)
 STAMP="$REPO/build/pyrunc-install.stamp"
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -81,7 +86,7 @@ from importlib import metadata
 
 repo = sys.argv[1]
 digest = hashlib.sha256(sys.executable.encode() + b"\0")
-paths = [os.path.join(repo, name) for name in ("setup.py", "pyproject.toml", "MANIFEST.in")]
+paths = [os.path.join(repo, name) for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "bin/pyrunc.in")]
 for top, dirs, files in os.walk(os.path.join(repo, "pyrunc")):
     dirs[:] = sorted(d for d in dirs if d != "__pycache__")
     for name in sorted(files):

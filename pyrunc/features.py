@@ -4,17 +4,9 @@ from __future__ import annotations
 import os
 
 
-def _lsm_enabled(name: str) -> bool:
-    try:
-        with open("/sys/kernel/security/lsm") as f:
-            return name in f.read().split(",")
-    except OSError:
-        return False
-
-
 def features() -> dict:
     import pyrunc
-    from pyrunc import caps, cgroups, ns
+    from pyrunc import caps, cgroups, lsm, ns
     from pyrunc.rootfs import options
     from pyrunc.seccomp import profile, supported_architectures
 
@@ -39,8 +31,8 @@ def features() -> dict:
                 "knownFlags": seccomp_flags,
                 "supportedFlags": seccomp_flags,
             },
-            "apparmor": {"enabled": _lsm_enabled("apparmor")},
-            "selinux": {"enabled": _lsm_enabled("selinux")},
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
         },
         "annotations": {

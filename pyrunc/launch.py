@@ -60,6 +60,9 @@ class Launch:
         P.namespace_ops(cp, linux)
         plan = cp.plan
         if not self.no_new_keyring:
+            if s.process.selinux_label:
+                # the session keyring gets the process's label (runc's SetKeyLabel)
+                P.add_lsm_attr(plan, "keycreate", s.process.selinux_label)
             plan.add(P.OP_KEYRING, (), (f"_ses.{self.container.id}",), what="join a new session keyring")
         types = {n.type: n.path for n in linux.namespaces}
         if "mount" in types:
@@ -67,7 +70,8 @@ class Launch:
                 rootfs=s.root.path, bundle=s.bundle, userns="user" in types,
                 netns_new="network" in types and not types["network"],
                 cgroupns_new="cgroup" in types and not types["cgroup"],
-                no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr))
+                no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr),
+                mount_label=linux.mount_label)
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
             # a missing cwd is created (runc), before the root may become read-only
             plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")

@@ -1,21 +1,34 @@
 """Linux security modules: `process.apparmorProfile`, `process.selinuxLabel` and
-`linux.mountLabel`.
+`linux.mountLabel`, applied as runc applies them.
 
-pyrunc detects whether AppArmor and SELinux are enabled on the host but does not apply
-profiles or labels: that would need an init op writing /proc/thread-self/attr/exec
-(AppArmor: `exec <profile>` to /proc/thread-self/attr/apparmor/exec; SELinux: the label
-to /proc/thread-self/attr/exec, and `context=` on every mount for mountLabel) right
-before execve.  So a config that asks for one always fails at create/exec with a clear
-error, never runs unconfined: "not enabled on this host" when the LSM is off, "not
-implemented" when it is on.  An empty field asks for nothing.
+AppArmor: `exec <profile>` is written to /proc/thread-self/attr/apparmor/exec (older
+kernels: attr/exec) just before the user's program is exec'd; the kernel confines the
+process from that execve on.  SELinux: the label is written to
+/proc/thread-self/attr/exec (and attr/keycreate before the session keyring is made), and
+`context="<mountLabel>"` goes on the mounts runc labels.  The init writes them through the
+container's procfs (pyrunc/_native/init.c, OP_PROC_ATTR).
+
+Where the LSM is off, a config that asks for a profile or label fails at create/exec with
+a clear error: it never runs unconfined.  Where it is on, the profile must be loaded and
+the label valid in the loaded policy, checked before anything is created.  An empty field
+asks for nothing.
 """
 from __future__ import annotations
+
+import os
 
 from pyrunc.errors import PyruncError
 
 _LSM_LIST = "/sys/kernel/security/lsm"
 _APPARMOR_PARAMETER = "/sys/module/apparmor/parameters/enabled"
+_APPARMOR_PROFILES = "/sys/kernel/security/apparmor/profiles"
 _SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
+_SELINUX_CONTEXT = "/sys/fs/selinux/context"
+
+# below the container's /proc, the first that exists is written (runc's order)
+APPARMOR_EXEC_ATTRS = ("thread-self/attr/apparmor/exec", "thread-self/attr/exec")
+SELINUX_EXEC_ATTRS = ("thread-self/attr/exec",)
+SELINUX_KEYCREATE_ATTRS = ("thread-self/attr/keycreate",)
 
 
 class LsmError(PyruncError):
@@ -50,15 +63,53 @@ def selinux_enabled() -> bool:
     return _read(_SELINUX_ENFORCE) is not None
 
 
+def _apparmor_loaded(profile: str) -> bool | None:
+    """Whether the kernel has `profile` loaded; None when securityfs can't tell."""
+    text = _read(_APPARMOR_PROFILES)
+    if text is None:
+        return None
+    # lines: "<name> (<mode>)"; names may contain spaces
+    return any(line.rpartition(" (")[0] == profile for line in text.splitlines())
+
+
+def _selinux_invalid(label: str) -> str | None:
+    """Why the loaded policy rejects `label` (libselinux's security_check_context: the
+    kernel validates what is written to selinuxfs' context file); None when it is valid."""
+    try:
+        fd = os.open(_SELINUX_CONTEXT, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return f"{_SELINUX_CONTEXT}: {os.strerror(e.errno).lower()}"
+    try:
+        os.write(fd, label.encode() + b"\0")
+    except OSError as e:
+        return os.strerror(e.errno).lower()
+    finally:
+        os.close(fd)
+    return None
+
+
 def check(*, apparmor_profile: str = "", selinux_label: str = "", mount_label: str = "") -> None:
-    """Raise LsmError if any of the given profile/labels is set (see the module doc)."""
+    """Raise LsmError if a given profile/label cannot be applied on this host."""
     if apparmor_profile:
         if not apparmor_enabled():
             raise LsmError(f'apparmor profile "{apparmor_profile}" requested but apparmor is not enabled on this host')
-        raise LsmError(f'apparmor profile "{apparmor_profile}" requested but applying apparmor profiles '
-                       "is not implemented by pyrunc")
+        # "unconfined" is the kernel's own, never listed (runc passes it on too)
+        if apparmor_profile != "unconfined" and _apparmor_loaded(apparmor_profile) is False:
+            raise LsmError(f'apparmor profile "{apparmor_profile}" is not loaded in the kernel '
+                           f"(not in {_APPARMOR_PROFILES})")
     for what, label in (("selinux label", selinux_label), ("selinux mount label", mount_label)):
         if label:
             if not selinux_enabled():
                 raise LsmError(f'{what} "{label}" requested but selinux is not enabled on this host')
-            raise LsmError(f'{what} "{label}" requested but applying selinux labels is not implemented by pyrunc')
+            reason = _selinux_invalid(label)
+            if reason:
+                raise LsmError(f'{what} "{label}" is not valid in the loaded selinux policy: {reason}')
+
+
+def format_mount_label(data: str, mount_label: str) -> str:
+    """Mount data with the SELinux context option (go-selinux's FormatMountLabel): quoted,
+    since an MCS label has commas ("s0:c1,c2")."""
+    if not mount_label:
+        return data
+    option = f'context="{mount_label}"'
+    return f"{data},{option}" if data else option

@@ -537,9 +537,16 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     defaults = c.data.get("exec", {})
     process = _exec_process_spec(defaults.get("process") or {}, process_file, args, cwd, env, user,
                                  additional_gids, caps, no_new_privs, tty)
+    # runc: the flags override the container's profile and label, a --process file
+    # replaces both (and ignores the flags); without one the container's apply
+    if not process_file:
+        process.apparmor_profile = apparmor or process.apparmor_profile
+        process.selinux_label = process_label or process.selinux_label
+    base = defaults.get("process") or {}
+    process.apparmor_profile = process.apparmor_profile or base.get("apparmorProfile") or ""
+    process.selinux_label = process.selinux_label or base.get("selinuxLabel") or ""
     from pyrunc import lsm
-    lsm.check(apparmor_profile=apparmor or process.apparmor_profile,
-              selinux_label=process_label or process.selinux_label)
+    lsm.check(apparmor_profile=process.apparmor_profile, selinux_label=process.selinux_label)
     if process.terminal and detach and not console_socket:
         raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
     if not process.terminal and console_socket:

@@ -48,6 +48,8 @@ OP_LOOKUP = 36
 OP_KEYRING = 37
 OP_PRIVATE_IF_SHARED = 38
 OP_MKDIR = 39
+OP_PROC_ATTR = 40
+OP_SETXATTR = 41
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE = 0, 1, 2
@@ -233,6 +235,11 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     umask = process.user.umask if process.user.umask is not None else 0o022
     plan.add(OP_UMASK, (umask,), what="set umask")
     plan.add(OP_CHDIR, (), (process.cwd,), what=f"chdir to cwd ({process.cwd!r})")
+    # LSM labels for the execve, set while still root and before any seccomp filter (runc)
+    if process.apparmor_profile:
+        add_lsm_attr(plan, "apparmor", process.apparmor_profile)
+    if process.selinux_label:
+        add_lsm_attr(plan, "exec", process.selinux_label)
     if seccomp_bpf is not None and not process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     # no capabilities object means empty sets, as in runc
@@ -260,6 +267,19 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     plan.add(OP_EXEC, (len(process.args), process.user.uid), (*process.args, *dedupe_env(env)),
              what=f"exec {process.args[0]}")
+
+
+def add_lsm_attr(plan: Plan, kind: str, value: str) -> None:
+    """Write an LSM attribute of the init through the container's /proc: "apparmor" (the
+    profile for the execve), "exec" (the SELinux label for it), "keycreate" (SELinux's
+    label for keyrings made from now on)."""
+    from pyrunc import lsm
+    if kind == "apparmor":
+        plan.add(OP_PROC_ATTR, (), (f"exec {value}", *lsm.APPARMOR_EXEC_ATTRS),
+                 what=f'apply apparmor profile "{value}": write /proc/{lsm.APPARMOR_EXEC_ATTRS[0]}')
+    else:
+        attrs = lsm.SELINUX_EXEC_ATTRS if kind == "exec" else lsm.SELINUX_KEYCREATE_ATTRS
+        plan.add(OP_PROC_ATTR, (), (value, *attrs), what=f'set selinux label "{value}": write /proc/{attrs[0]}')
 
 
 def dedupe_env(env: list[str]) -> list[str]:

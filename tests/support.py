@@ -258,3 +258,35 @@ def cgroup_parent_below_own(name: str) -> Iterator[str]:
         for top in sorted(created, key=len, reverse=True):
             if os.path.isdir(top):
                 remove_cgroup_tree(top)
+
+
+# ---------------------------------------------------------------------------------------
+# The qemu guest of tests/vm
+
+
+def load_vm_guest():
+    """tests/vm/guest.py as a module (tests/vm is not a package, and the checkout is not on
+    sys.path under -P): the guest launcher the tests/vm/test_*_guest.py modules boot."""
+    import importlib.util
+    name = "pyrunc_tests_vm_guest"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "vm" / "guest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def require_vm_guest(guest) -> None:
+    """Skip (saying why) unless the guest can boot here: qemu, a kernel, a static busybox,
+    and not already inside a guest."""
+    try:
+        guest.find_qemu()
+        guest.find_kernel()
+        guest.find_busybox()
+    except guest.GuestError as err:
+        print(f"skipping the qemu guest: {err}")
+        pytest.skip(str(err))
+    if os.environ.get("PYRUNC_IN_VM") == "1":
+        pytest.skip("already inside the guest")

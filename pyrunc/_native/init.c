@@ -38,6 +38,7 @@
 #include <sys/un.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -45,6 +46,9 @@
 
 #ifndef PROC_SUPER_MAGIC
 #define PROC_SUPER_MAGIC 0x9fa0
+#endif
+#ifndef PROC_ROOT_INO
+#define PROC_ROOT_INO 1
 #endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -457,7 +461,8 @@ static void op_mask(const struct op *op)
 	CHECK(fstat(fd, &st));
 	proc_fd_path(target, sizeof(target), fd);
 	if (S_ISDIR(st.st_mode)) {
-		CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL));
+		/* strs[1]: the tmpfs's mount data (the SELinux mount label) */
+		CHECK(mount("tmpfs", target, "tmpfs", MS_RDONLY, op->nstrs > 1 && op->lens[1] ? op->strs[1] : NULL));
 	} else {
 		int nfd = open_dev_null();
 		if (nfd < 0)
@@ -505,27 +510,90 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-static void op_sysctl(const struct op *op)
+/* An fd of the root of a real procfs at <root>/proc (the current root before OP_ROOT):
+ * reached without symlinks, PROC_SUPER_MAGIC, and its root inode, so a rootfs can plant
+ * neither a fake /proc nor a bind of some procfs subdirectory there. */
+static int open_procfs(void)
 {
-	/* /proc must really be procfs: a rootfs could plant a directory or a symlink there */
-	int pfd = openat2_in_root("/proc/sys", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS,
+	};
+	int pfd = root_fd >= 0 ? openat2_in_root("/proc", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS)
+			       : (int)syscall(SYS_openat2, AT_FDCWD, "/proc", &how, sizeof(how));
 	struct statfs sfs;
+	struct stat st;
 	if (pfd < 0)
 		fail(errno);
-	if (fstatfs(pfd, &sfs) < 0)
+	if (fstatfs(pfd, &sfs) < 0 || fstat(pfd, &st) < 0)
 		fail(errno);
-	if (sfs.f_type != PROC_SUPER_MAGIC)
+	if (sfs.f_type != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO)
 		fail(EXDEV);
+	return pfd;
+}
+
+/* Open `path` below the procfs fd for writing: never leaving it, never through a magic
+ * link, and with `no_xdev` never crossing a mount (an overmount can't redirect the write). */
+static int open_in_procfs(int pfd, const char *path, uint64_t resolve)
+{
 	struct open_how how = {
 		.flags = O_WRONLY | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | resolve,
 	};
-	int fd = (int)syscall(SYS_openat2, pfd, op->strs[0], &how, sizeof(how));
+	return (int)syscall(SYS_openat2, pfd, path, &how, sizeof(how));
+}
+
+static void op_sysctl(const struct op *op)
+{
+	char path[4096];
+	if (snprintf(path, sizeof(path), "sys/%s", op->strs[0]) >= (int)sizeof(path))
+		fail(ENAMETOOLONG);
+	int pfd = open_procfs();
+	int fd = open_in_procfs(pfd, path, RESOLVE_NO_SYMLINKS);
 	if (fd < 0)
 		fail(errno);
 	write_all(fd, op->strs[1], op->lens[1]);
 	close(fd);
 	close(pfd);
+}
+
+/* An LSM attribute of this thread (AppArmor's or SELinux's exec label, SELinux's
+ * keycreate): the value goes to the first of the candidate files that exists, in one
+ * write as the kernel wants it.  Only /proc's own thread-self symlink is followed. */
+static void op_proc_attr(const struct op *op)
+{
+	int pfd = open_procfs();
+	int fd = -1;
+	errno = ENOENT;
+	for (int i = 1; i < op->nstrs && fd < 0; i++) {
+		fd = open_in_procfs(pfd, op->strs[i], RESOLVE_NO_XDEV);
+		if (fd < 0 && errno != ENOENT)
+			fail(errno);
+	}
+	if (fd < 0)
+		fail(errno);
+	ssize_t w;
+	do {
+		w = write(fd, op->strs[0], op->lens[0]);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		fail(errno);
+	if ((size_t)w != op->lens[0])
+		fail(EIO);
+	close(fd);
+	close(pfd);
+}
+
+/* setxattr on a path inside the root, never following a symlink at its end */
+static void op_setxattr(const struct op *op)
+{
+	int fd = openat2_in_root(op->strs[0], O_PATH, RESOLVE_NO_SYMLINKS);
+	char path[64];
+	if (fd < 0)
+		fail(errno);
+	proc_fd_path(path, sizeof(path), fd);
+	CHECK(setxattr(path, op->strs[1], op->strs[2], op->lens[2], 0));
+	close(fd);
 }
 
 static void op_write_file(const struct op *op)
@@ -1049,6 +1117,12 @@ int main(int argc, char **argv)
 			break;
 		case OP_MKDIR:
 			mkdir_in_root(op.strs[0], 0);
+			break;
+		case OP_PROC_ATTR:
+			op_proc_attr(&op);
+			break;
+		case OP_SETXATTR:
+			op_setxattr(&op);
 			break;
 		case OP_PRIVATE_IF_SHARED:
 			op_private_if_shared(&op);

@@ -24,13 +24,13 @@ enum op_code {
 	OP_FORK = 5,         /* the child goes on; the parent reports the pid and exits */
 	OP_WRITE_FILE = 6,   /* strs: path, content */
 	OP_ROOT = 7,         /* strs: path                           the directory IN_ROOT paths resolve in */
-	OP_MOUNT = 8,        /* ints: flags, target kind, mkdir kind, source kind, data is label?;
+	OP_MOUNT = 8,        /* ints: flags, target kind, mkdir kind, source kind;
 	                        strs: source, target, fstype, data */
 	OP_MKNOD = 9,        /* ints: mode, dev, uid, gid; strs: in-root path */
 	OP_SYMLINK = 10,     /* strs: link target, in-root path */
 	OP_PIVOT_ROOT = 11,  /* pivot_root into the OP_ROOT directory */
 	OP_MOVE_ROOT = 12,   /* --no-pivot: MS_MOVE the root onto / and chroot */
-	OP_MASK = 13,        /* strs: in-root path */
+	OP_MASK = 13,        /* strs: in-root path, mount data of a directory's tmpfs (optional) */
 	OP_READONLY = 14,    /* strs: in-root path */
 	OP_SYSCTL = 15,      /* strs: path below /proc/sys, value */
 	OP_HOSTNAME = 16,    /* strs: name */
@@ -56,6 +56,10 @@ enum op_code {
 	OP_KEYRING = 37,     /* strs: name         join a new session keyring */
 	OP_PRIVATE_IF_SHARED = 38, /* strs: mount point as /proc/self/mountinfo writes it, path */
 	OP_MKDIR = 39,       /* strs: in-root path   mkdir -p inside the root */
+	OP_PROC_ATTR = 40,   /* strs: value, then paths below /proc; the value is written to the
+	                        first that exists (/proc: the root's, or the current one before
+	                        OP_ROOT, checked to be procfs; no mount crossed) */
+	OP_SETXATTR = 41,    /* strs: in-root path, attribute name, value */
 	OP_MAX
 };
 

@@ -50,6 +50,7 @@ class RootfsContext:
     cgroupns_new: bool
     no_pivot: bool
     cgroups: list[CgroupHierarchy]
+    mount_label: str = ""  # linux.mountLabel: the SELinux context of the filesystems mounted
 
 
 def overlay_layers(spec) -> list[str] | None:
@@ -139,8 +140,10 @@ def _unescape(text: str) -> str:
 
 def add_finish_ops(plan: P.Plan, spec) -> None:
     """After pivot_root: masked and read-only paths, then a read-only root."""
+    # a masked directory gets a tmpfs, labelled like the container's other tmpfs (runc)
+    tmpfs_data = _labelled("", spec.linux.mount_label)
     for path in spec.linux.masked_paths:
-        plan.add(P.OP_MASK, (), (path,), what=f"mask {path}")
+        plan.add(P.OP_MASK, (), (path, tmpfs_data), what=f"mask {path}")
     for path in spec.linux.readonly_paths:
         plan.add(P.OP_READONLY, (), (path,), what=f"make {path} read-only")
 
@@ -152,6 +155,19 @@ def add_readonly_root(plan: P.Plan) -> None:
 
 def _dest(m) -> str:
     return m.destination if m.destination.startswith("/") else "/" + m.destination
+
+
+# filesystems that get no SELinux context option (runc): proc and sysfs can't be labelled;
+# mqueue gets its mount point's label by setxattr instead (older kernels refuse the option)
+_UNLABELLED = frozenset({"proc", "sysfs", "mqueue"})
+_SELINUX_XATTR = "security.selinux"
+
+
+def _labelled(data: str, mount_label: str) -> str:
+    if not mount_label:
+        return data
+    from pyrunc.lsm import format_mount_label
+    return format_mount_label(data, mount_label)
 
 
 def _add_mount(plan: P.Plan, m, ctx: RootfsContext) -> None:
@@ -175,8 +191,13 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext) -> None:
         _bind(plan, "/sys", dest, opts.flags | O.MS_BIND | O.MS_REC, data, P.MKDIR_DIR, f"mount /sys on {shown}")
     else:
         source = m.source or m.type
+        if m.type not in _UNLABELLED:
+            data = _labelled(data, ctx.mount_label)
         plan.add(P.OP_MOUNT, (opts.flags, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
                  (source, dest, m.type, data), what=f"mount {source} on {shown}")
+        if m.type == "mqueue" and ctx.mount_label:
+            plan.add(P.OP_SETXATTR, (), (dest, _SELINUX_XATTR, ctx.mount_label),
+                     what=f'label {shown} "{ctx.mount_label}"')
     for prop in opts.propagation:
         plan.add(P.OP_MOUNT, (prop, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", dest, "", ""),
                  what=f"set propagation of {shown}")
@@ -210,7 +231,7 @@ def _add_cgroup_mount(plan: P.Plan, m, opts: O.MountOptions, ctx: RootfsContext)
                   f"mount {h.host_dir} on {shown}")
         return
     plan.add(P.OP_MOUNT, (base, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
-             ("tmpfs", dest, "tmpfs", "mode=755"), what=f"mount tmpfs on {shown}")
+             ("tmpfs", dest, "tmpfs", _labelled("mode=755", ctx.mount_label)), what=f"mount tmpfs on {shown}")
     for h in ctx.cgroups:
         if not h.name:
             continue

@@ -27,6 +27,7 @@ Usage (as root; the command defaults to the focused cgroup test subset, see DEFA
     tests/vm/guest.py --tests tests/integration/test_cgroups_placement.py -- -x -q
     tests/vm/guest.py --cgroup /system.slice/tests.service -- ...
     tests/vm/guest.py --command -- sh -c 'cat /sys/fs/cgroup/cgroup.subtree_control'
+    tests/vm/guest.py --kernel-arg security=selinux --tests tests/vm/guest_lsm.py
 """
 from __future__ import annotations
 
@@ -425,7 +426,8 @@ SCRATCH_DISK_BYTES = 64 << 20
 
 
 def qemu_argv(
-    kernel: Kernel, initramfs: str, scratch_disk: str, memory: str = "2G", cpus: int = 2
+    kernel: Kernel, initramfs: str, scratch_disk: str, memory: str = "2G", cpus: int = 2,
+    extra_kernel_args: Sequence[str] = (),
 ) -> list[str]:
     return [
         find_qemu(),
@@ -441,7 +443,7 @@ def qemu_argv(
         "-no-reboot",
         "-kernel", str(kernel.image),
         "-initrd", initramfs,
-        "-append", " ".join(KERNEL_ARGS),
+        "-append", " ".join((*KERNEL_ARGS, *extra_kernel_args)),
         # The host's / for the guest's lower layer; multidevs=remap keeps inode numbers of
         # the host's many filesystems distinct inside the single 9p export.
         "-virtfs",
@@ -476,9 +478,11 @@ def run_guest(
     echo: Optional[Callable[[str], None]] = None,
     memory: str = "2G",
     cpus: int = 2,
+    extra_kernel_args: Sequence[str] = (),
 ) -> GuestResult:
     """Boot the guest, run `argv` in it (in cgroup `cgroup`, cwd `cwd`), power off.
-    `echo` gets every console line as it arrives. Raises GuestError if the guest never
+    `echo` gets every console line as it arrives; `extra_kernel_args` go after
+    KERNEL_ARGS (e.g. to choose the LSM). Raises GuestError if the guest never
     reported an exit status (boot failure, timeout)."""
     kernel = find_kernel()
     nonce = secrets.token_hex(8)
@@ -490,7 +494,7 @@ def run_guest(
         scratch_disk = os.path.join(workdir, "scratch.img")
         with open(scratch_disk, "wb") as f:
             f.truncate(SCRATCH_DISK_BYTES)
-        command = qemu_argv(kernel, initramfs, scratch_disk, memory, cpus)
+        command = qemu_argv(kernel, initramfs, scratch_disk, memory, cpus, extra_kernel_args)
         started = time.monotonic()
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -577,6 +581,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     parser.add_argument("--memory", default="2G")
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
+                        help="one more kernel command line word (repeatable), e.g. security=selinux")
     parser.add_argument("--quiet", action="store_true", help="do not relay the console")
     parser.add_argument("rest", nargs="*", help="pytest arguments, or the command with --command")
     options = parser.parse_args(argv)
@@ -598,6 +604,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             echo=None if options.quiet else (lambda line: print(line, flush=True)),
             memory=options.memory,
             cpus=options.cpus,
+            extra_kernel_args=options.kernel_arg,
         )
     except GuestError as err:
         print(f"guest.py: {err}", file=sys.stderr)

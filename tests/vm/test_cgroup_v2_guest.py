@@ -6,27 +6,14 @@ Skips only when qemu or a usable kernel is missing (./setup.sh installs both, so
 it runs). PYRUNC_VM_TESTS="path ..." replaces the subset; see docs/vm.md."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+from support import load_vm_guest, require_vm_guest
 
-
-def _load_guest_module():
-    # tests/ is not a package (and the checkout is not on sys.path under -P): load by path.
-    spec = importlib.util.spec_from_file_location("pyrunc_tests_vm_guest", HERE / "guest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-guest = _load_guest_module()
+guest = load_vm_guest()
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="qemu's 9p export of / needs root")
 
@@ -43,15 +30,7 @@ LEAF_CGROUP = "/system.slice/pyrunc-tests.service"
 
 @pytest.fixture(scope="module")
 def guest_ready():
-    try:
-        guest.find_qemu()
-        guest.find_kernel()
-        guest.find_busybox()
-    except guest.GuestError as err:
-        print(f"skipping the cgroup v2 guest: {err}")
-        pytest.skip(str(err))
-    if os.environ.get("PYRUNC_IN_VM") == "1":
-        pytest.skip("already inside the guest")
+    require_vm_guest(guest)
 
 
 def test_cgroup_tests_pass_in_a_pure_cgroup_v2_guest(guest_ready):

@@ -470,7 +470,8 @@ def _document(args, rows, names, runtimes, notes, elapsed, cgroup_mode, targets,
         "# Benchmarks",
         "",
         "Produced by `python3 -m bench` (bench/); rerun it to refresh this file and the chart. "
-        "The targets are issue 8's.",
+        "The targets are issue 8's; docs/performance.md has where the time goes, what bounds "
+        "it and what was changed to gain what.",
         "",
         "## Command",
         "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from bench.runtimes import Runtime
+from bench.runtimes import Runtime, run_command
 
 _ids = itertools.count()
 
@@ -180,13 +180,13 @@ def concurrent_lifecycles(runtime: Runtime, bundle: str, workdir: str, count: in
 
     def command(*args: str) -> None:
         with tempfile.TemporaryFile() as err:
-            result = subprocess.run(runtime.command(*args), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err,
-                                    preexec_fn=runtime.preexec, timeout=60)
-            if result.returncode != 0:
+            returncode = run_command(runtime.command(*args), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=err,
+                                     preexec_fn=runtime.preexec, timeout=60)
+            if returncode != 0:
                 err.seek(0)
                 detail = err.read().decode(errors="replace").strip()
-                raise RuntimeError(f"{runtime.name} {args[0]}: exit status {result.returncode}: {detail}")
+                raise RuntimeError(f"{runtime.name} {args[0]}: exit status {returncode}: {detail}")
 
     def lifecycle(container_id: str) -> bool:
         pid_file = f"{workdir}/{container_id}.pid"
@@ -214,7 +214,8 @@ def floor_command(argv: list[str]) -> float:
     import subprocess
 
     def action() -> None:
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, preexec_fn=lambda: None, check=True, timeout=60)
+        if run_command(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, preexec_fn=lambda: None, timeout=60):
+            raise RuntimeError(f"{argv[0]}: non-zero exit status")
 
     return _timed(action)

@@ -20,6 +20,29 @@ RUNC = "/usr/sbin/runc"
 CRUN = "/usr/bin/crun"
 
 
+def run_command(argv: list[str], *, timeout: float, **popen_kwargs) -> int:
+    """Run `argv` to its end and return its exit status, waking exactly at the exit.
+
+    Not subprocess.run(timeout=...): its wait polls with doubling sleeps (0.5, 1, 2 ...
+    50 ms), so a command's measured time rounds up to the next step of 7.5, 15.5, 31.5,
+    63.5 ms.  A pidfd becomes readable at the exit; poll() on it keeps the timeout."""
+    import select
+
+    proc = subprocess.Popen(argv, **popen_kwargs)
+    with proc:
+        pidfd = os.pidfd_open(proc.pid)
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            if not poller.poll(timeout * 1000):
+                proc.kill()
+                proc.wait()
+                raise subprocess.TimeoutExpired(argv, timeout)
+        finally:
+            os.close(pidfd)
+        return proc.wait()
+
+
 def find_pyrunc() -> Optional[str]:
     """The installed console script, found as tests/support.py finds it: $PYRUNC_BIN,
     next to this interpreter, the interpreter's scripts dir, then PATH (last: a pyenv
@@ -70,10 +93,11 @@ class Runtime:
             self._stderr = tempfile.TemporaryFile()
         self._stderr.seek(0)
         self._stderr.truncate()
-        result = subprocess.run(
-            self.command(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        argv = self.command(*args)
+        result = subprocess.CompletedProcess(argv, run_command(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self._stderr, preexec_fn=self.preexec or _nothing, timeout=timeout,
-        )
+        ))
         if check and result.returncode != 0:
             self._stderr.seek(0)
             detail = self._stderr.read().decode(errors="replace").strip()

@@ -49,6 +49,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     from pyrunc import spec as specmod
     from pyrunc.state import now_rfc3339, proc_stat
 
+    from pyrunc import cgroups
+    cgroups.warm_up_migration()
     bundle = os.path.abspath(bundle or ".")
     s = loaded if loaded is not None else specmod.load(bundle)
     if s.process is None:
@@ -534,6 +536,9 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
                          else "cannot exec in a container that is being created")
     if status == "paused" and not ignore_paused:
         raise WrongState("cannot exec in a paused container (use --ignore-paused to override)")
+    if c.data.get("cgroup"):
+        from pyrunc import cgroups
+        cgroups.warm_up_migration()
     defaults = c.data.get("exec", {})
     process = _exec_process_spec(defaults.get("process") or {}, process_file, args, cwd, env, user,
                                  additional_gids, caps, no_new_privs, tty)

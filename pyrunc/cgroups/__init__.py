@@ -82,6 +82,43 @@ def mode() -> str:
     return _mode_cache
 
 
+def warm_up_migration() -> None:
+    """Start, in a thread, the wait that this process's first migration into a v1 cgroup
+    costs, so that it passes while the caller parses and plans.
+
+    Writing a pid to cgroup.procs write-locks cgroup_threadgroup_rwsem, whose rcu_sync
+    first waits for an RCU grace period (5-20 ms on this VM) unless another writer held it
+    within the last grace period. The thread migrates this process into the v1 cgroup it
+    is already in (a no-op: tasks already in the destination are skipped, no controller
+    callback runs) every 3 ms for 100 ms, so the rcu_sync stays open until the runtime
+    places its init. Nothing on cgroup v2: CLONE_INTO_CGROUP migrates nothing. Best
+    effort: any failure just ends the thread."""
+    if mode() == "unified":
+        return
+    from pyrunc.cgroups import _paths
+    try:
+        own = _paths.parse_proc_cgroup(_read("/proc/self/cgroup"))
+        v1 = [h for h in _paths.hierarchies(_cgroup_mounts(), mode(), own) if h.version == 1]
+        if not v1:
+            return
+        procs = _paths.join(v1[0].mountpoint, _paths.own_relative(v1[0], own)) + "/cgroup.procs"
+    except (OSError, CgroupError):
+        return
+    import _thread
+    _thread.start_new_thread(_migrate_in_place, (procs, str(os.getpid())))
+
+
+def _migrate_in_place(procs: str, pid: str) -> None:
+    import time
+    deadline = time.monotonic() + 0.1
+    while time.monotonic() < deadline:
+        try:
+            _write(procs, pid)
+        except OSError:
+            return
+        time.sleep(0.003)
+
+
 def _describe(err: OSError) -> str:
     return os.strerror(err.errno).lower() if err.errno else str(err).lower()
 

@@ -576,3 +576,23 @@ def test_spawn_falls_back_when_the_directory_is_no_cgroup(tmp_path):
     proc = _spawn_true(str(tmp_path), lambda pid: seen.update(parse_proc_cgroup(_read(f"/proc/{pid}/cgroup"))))
     assert not proc.placed
     assert seen == own
+
+
+def test_warm_up_migration_leaves_this_process_where_it_is():
+    """The warm-up thread re-migrates this process into its own v1 cgroup for 100 ms (to
+    keep the rwsem's grace period open for the real placement): it must start on a v1
+    host, end on its own, and never move the process anywhere."""
+    import _thread
+
+    from pyrunc import cgroups
+
+    before = _own_cgroups()
+    threads = _thread._count()
+    cgroups.warm_up_migration()
+    if mode() == "unified":
+        time.sleep(0.05)
+        assert _thread._count() == threads, "cgroup v2 needs no warm-up (CLONE_INTO_CGROUP)"
+    else:
+        assert _wait_until(lambda: _thread._count() == threads + 1, timeout=1.0), "no thread started"
+    assert _wait_until(lambda: _thread._count() == threads, timeout=5.0), "the thread did not end"
+    assert _own_cgroups() == before

@@ -22,7 +22,7 @@ def features() -> dict:
             "namespaces": sorted(ns.supported()),
             "capabilities": caps.names_from_mask((1 << (caps.last_cap() + 1)) - 1),
             "cgroup": {"v1": mode != "unified", "v2": mode != "legacy", "systemd": False,
-                       "systemdUser": False},
+                       "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": os.path.exists("/proc/self/status") and _seccomp_in_kernel(),
                 "actions": sorted(profile.ACTIONS),

@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -107,6 +108,16 @@ def init_pid(pyrunc_cmd, container_id: str) -> int:
     pid = json.loads(result.stdout)["pid"]
     assert isinstance(pid, int) and pid > 0, result.stdout
     return pid
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    """Poll `condition()` every 50 ms until it is true (True) or `timeout` s pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def read_stripped(path: str) -> str:

@@ -680,6 +680,11 @@ def _write_resource(directory: str, w) -> None:
         detail = _describe(e)
         if e.errno in (2, 13) and w.field.startswith("linux.resources.unified"):
             detail = f"unknown cgroup file {w.name} ({detail})"
+        elif e.errno == 19 and w.name == "rdma.max":  # ENODEV
+            detail = f"no RDMA device named {w.value.split()[0]!r} (see /sys/class/infiniband)"
+        elif e.errno == 19 and w.name == "net_prio.ifpriomap":
+            detail = (f"no network interface named {w.value.split()[0]!r} in the host's "
+                      "network namespace (net_prio names interfaces there)")
         elif e.errno == 16 and w.name in ("memory.limit_in_bytes", "memory.max"):
             usage = _read_first_int(directory, ("memory.usage_in_bytes", "memory.current"))
             detail = f"unable to set memory limit to {w.value} (current usage: {usage})"

@@ -293,7 +293,15 @@ def merge(old: dict, new: dict) -> dict:
         if isinstance(a, dict) and isinstance(b, dict) and key not in ("rdma", "unified"):
             out[key] = {k: (b[k] if b.get(k) not in (0, "", None, [], False) else a.get(k))
                         for k in set(a) | set(b)}
-        elif key in ("rdma", "unified"):
+        elif key == "rdma":
+            # per device and per limit: the kernel keeps a limit rdma.max is not given,
+            # so the saved resources do too
+            rdma = {dev: dict(limits) for dev, limits in (a or {}).items()}
+            for dev, limits in (b or {}).items():
+                rdma.setdefault(dev, dict(limits)).update(
+                    {k: v for k, v in limits.items() if v is not None})
+            out[key] = rdma
+        elif key == "unified":
             out[key] = {**(a or {}), **(b or {})}
         else:
             out[key] = b if b not in (None, [], {}) else a
@@ -344,6 +352,11 @@ def ignored_fields(r: dict, version: int) -> list[str]:
             out.append(f"{FIELD}.memory.disableOOMKiller")
         if r["blockIO"]["leafWeight"]:
             out.append(f"{FIELD}.blockIO.leafWeight")
+        # runc's fs2 manager has no net_cls/net_prio step (cgroup2 has neither)
+        if r["network"]["classID"]:
+            out.append(f"{FIELD}.network.classID")
+        if r["network"]["priorities"]:
+            out.append(f"{FIELD}.network.priorities")
     return out
 
 
@@ -574,12 +587,6 @@ def v2_plan(r: dict, probe: Probe) -> list[Write]:
 
     for i, h in enumerate(r["hugepageLimits"]):
         w.append(Write("", f"hugetlb.{h['pageSize']}.max", str(h["limit"]), F + f".hugepageLimits[{i}]"))
-
-    net = r["network"]
-    if net["classID"]:
-        raise CgroupError(f"{F}.network.classID: net_cls does not exist on cgroup v2")
-    if net["priorities"]:
-        raise CgroupError(f"{F}.network.priorities: net_prio does not exist on cgroup v2")
 
     for name, x in r["rdma"].items():
         w.append(Write("", "rdma.max", _rdma_line(name, x), F + f".rdma.{name}"))

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
+import time
 import uuid
 
 import pytest
 
 from pyrunc.cgroups import mode
-from support import cgroup_dirs, read_stripped
+from mountinfo import mount, umount
+from support import cgroup_dirs, read_stripped, remove_cgroup_tree, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -163,7 +166,6 @@ def unified_cgroup():
             os.rmdir(path)
             break
         except OSError:
-            import time
             time.sleep(0.02)
 
 
@@ -240,6 +242,8 @@ def test_hugetlb_on_unified_hierarchy_and_unified_map(bundle, container_id, pyru
     ({"unified": {"nosuchctl.max": "1"}}, "linux.resources.unified['nosuchctl.max']"),
     ({"unified": {"hugetlb.nosuchfile": "1"}}, "linux.resources.unified['hugetlb.nosuchfile']"),
     ({"network": {"classID": 5}}, "linux.resources.network.classID"),
+    # v1 here: no rdma hierarchy; cgroup v2 guest: no RDMA device of that name
+    ({"rdma": {"nodev0": {"hcaHandles": 1}}}, "linux.resources.rdma.nodev0"),
     ({"blockIO": {"weight": -10}}, "linux.resources.blockIO.weight"),
     ({"hugepageLimits": [{"pageSize": "3MB", "limit": 0}]}, "linux.resources.hugepageLimits[0]"),
     ({"devices": [{"allow": True, "type": "x"}]}, "linux.resources.devices[0].type"),
@@ -247,8 +251,11 @@ def test_hugetlb_on_unified_hierarchy_and_unified_map(bundle, container_id, pyru
 ])
 def test_bad_input_names_field_and_leaves_nothing(bundle, container_id, pyrunc_cmd, state_root,
                                                   assert_no_residue, resources, field):
-    if field.endswith("network.classID") and os.path.isdir("/sys/fs/cgroup/net_cls"):
-        pytest.skip("net_cls is mounted here")
+    if field.endswith("network.classID") and (UNIFIED or os.path.isdir("/sys/fs/cgroup/net_cls")):
+        pytest.skip("net_cls is mounted here" if not UNIFIED else
+                    "cgroup v2 ignores network, as runc does (test_network_is_ignored_on_cgroup_v2)")
+    if field.startswith("linux.resources.rdma") and _v1("rdma"):
+        pytest.skip("a v1 rdma hierarchy is mounted here")
     r = pyrunc_cmd("create", "--bundle", _bundle(bundle, resources, ["true"]), container_id)
     assert r.returncode == 1
     assert field in r.stderr, r.stderr
@@ -293,3 +300,106 @@ def test_v2_driver_on_the_unified_hierarchy(unified_cgroup):
                 mgr.apply({"unified": {"memory.high": "1"}}, update=True)
     finally:
         mgr.destroy()
+
+
+# ---- linux.resources.network: net_cls and net_prio exist on cgroup v1 only --------------------
+
+def _proc_cgroups() -> dict[str, tuple[int, int]]:
+    """/proc/cgroups: controller -> (hierarchy id, number of cgroups); id 0 = no v1 hierarchy."""
+    table = {}
+    for line in read_stripped("/proc/cgroups").splitlines()[1:]:
+        name, hierarchy, count, _enabled = line.split()
+        table[name] = (int(hierarchy), int(count))
+    return table
+
+
+@pytest.fixture
+def net_cls_hierarchy():
+    """A v1 net_cls,net_prio hierarchy mounted in this session's private mount namespace
+    (this host's kernel has both controllers but mounts neither), so pyrunc, run from here,
+    finds it in /proc/self/mountinfo. Afterwards it is unmounted once only its root cgroup
+    is left, which destroys it: /proc/cgroups shows hierarchy 0 again. List this fixture
+    before state_root, so the containers are deleted before it is taken down."""
+    if UNIFIED:
+        pytest.skip("cgroup v2 has no net_cls/net_prio (ignored there: test_network_is_ignored_on_cgroup_v2)")
+    table = _proc_cgroups()
+    if not {"net_cls", "net_prio"} <= set(table):
+        pytest.skip("this kernel has no net_cls/net_prio controllers")
+    if table["net_cls"][0] or table["net_prio"][0]:
+        # mounting again would join (or clash with) a hierarchy someone else owns
+        pytest.skip(f"a net_cls/net_prio v1 hierarchy already exists: {table['net_cls']}, {table['net_prio']}")
+    top = tempfile.mkdtemp(prefix="pyrunc-net-cls-")
+    # the name pyrunc gives the container's view of it: /sys/fs/cgroup/net_cls,net_prio
+    mountpoint = os.path.join(top, "net_cls,net_prio")
+    os.mkdir(mountpoint)
+    try:
+        mount("cgroup", mountpoint, "cgroup", 0, "net_cls,net_prio")
+        try:
+            yield mountpoint
+        finally:
+            # a removed cgroup leaves the hierarchy's count only once the kernel has
+            # released it; unmounting before that keeps the hierarchy alive, unmounted
+            for entry in os.scandir(mountpoint):
+                if entry.is_dir(follow_symlinks=False):
+                    remove_cgroup_tree(entry.path)   # residue: already reported by state_root
+            wait_for(lambda: _proc_cgroups()["net_cls"][1] == 1)
+            umount(mountpoint)
+    finally:
+        os.rmdir(mountpoint)
+        os.rmdir(top)
+    assert wait_for(lambda: _proc_cgroups()["net_cls"][0] == 0), \
+        f"net_cls hierarchy still exists after unmounting: {_proc_cgroups()['net_cls']}"
+
+
+def test_network_class_id_and_priorities_on_v1(net_cls_hierarchy, bundle, container_id, pyrunc_cmd,
+                                               state_root, tmp_path):
+    resources = {"network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 5}]}}
+    r = pyrunc_cmd("run", "-d", "--bundle", _bundle(bundle, resources, ["sleep", "30"]), container_id)
+    assert r.returncode == 0, r.stderr
+    d = cgroup_dirs(state_root, container_id)
+    directory = d["net_cls"]
+    assert d["net_prio"] == directory and directory.startswith(net_cls_hierarchy + "/"), d
+    assert read_stripped(directory + "/net_cls.classid") == str(0x100001)   # read back in decimal
+    assert "lo 5" in read_stripped(directory + "/net_prio.ifpriomap").splitlines()
+    # inside: the init is in that cgroup, and sees the values through its cgroup mount
+    # (ifpriomap always lists the initial network namespace's interfaces, not the container's)
+    view = "/sys/fs/cgroup/net_cls,net_prio"
+    r = pyrunc_cmd("exec", container_id, "cat", "/proc/1/cgroup", f"{view}/net_cls.classid",
+                   f"{view}/net_prio.ifpriomap")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    hierarchy_id = _proc_cgroups()["net_cls"][0]
+    assert f"{hierarchy_id}:net_cls,net_prio:{directory[len(net_cls_hierarchy):]}" in lines, lines
+    assert str(0x100001) in lines and "lo 5" in lines, lines
+
+    update = tmp_path / "update.json"
+    update.write_text(json.dumps({"network": {"classID": 0x100002, "priorities": [{"name": "lo", "priority": 7}]}}))
+    assert pyrunc_cmd("update", "-r", str(update), container_id).returncode == 0
+    assert read_stripped(directory + "/net_cls.classid") == str(0x100002)
+    assert "lo 7" in read_stripped(directory + "/net_prio.ifpriomap").splitlines()
+    saved = json.loads((state_root / container_id / "state.json").read_text())["resources"]
+    assert saved["network"] == {"classID": 0x100002, "priorities": [{"name": "lo", "priority": 7}]}
+    # net_prio looks interface names up in the host's (initial) network namespace
+    update.write_text(json.dumps({"network": {"priorities": [{"name": "nosuch0", "priority": 1}]}}))
+    r = pyrunc_cmd("update", "-r", str(update), container_id)
+    assert r.returncode == 1, r.stderr
+    assert "linux.resources.network.priorities[0]: " in r.stderr and "no network interface named 'nosuch0'" in r.stderr
+    assert "lo 7" in read_stripped(directory + "/net_prio.ifpriomap").splitlines()
+
+    assert pyrunc_cmd("delete", "--force", container_id).returncode == 0
+    assert not os.path.exists(directory)
+
+
+def test_network_is_ignored_on_cgroup_v2(bundle, container_id, pyrunc_cmd, tmp_path):
+    """runc's fs2 manager has no net_cls/net_prio step (cgroup2 has neither controller):
+    the fields are accepted and ignored, here with a debug line naming each."""
+    if not UNIFIED:
+        pytest.skip("cgroup v1 applies network (test_network_class_id_and_priorities_on_v1)")
+    log = tmp_path / "pyrunc.log"
+    resources = {"network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 5}]}}
+    r = pyrunc_cmd("--debug", "--log", str(log), "run", "--bundle", _bundle(bundle, resources, ["true"]),
+                   container_id, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    for field in ("linux.resources.network.classID", "linux.resources.network.priorities"):
+        assert f"{field} is ignored" in text, text

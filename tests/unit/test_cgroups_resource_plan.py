@@ -111,6 +111,17 @@ def test_merge_keeps_unset_fields():
     assert merged["unified"] == {"a.b": "1", "c.d": "2"}
 
 
+def test_merge_rdma_per_device_and_limit():
+    # rdma.max keeps a limit a write does not name, so the saved resources must too
+    old = R.normalize({"rdma": {"rxe0": {"hcaHandles": 3, "hcaObjects": 10}, "mlx5_0": {"hcaHandles": 1}}})
+    new = R.normalize({"rdma": {"rxe0": {"hcaHandles": 5}, "mlx5_1": {"hcaObjects": 7}}})
+    assert R.merge(old, new)["rdma"] == {
+        "rxe0": {"hcaHandles": 5, "hcaObjects": 10},
+        "mlx5_0": {"hcaHandles": 1, "hcaObjects": None},
+        "mlx5_1": {"hcaHandles": None, "hcaObjects": 7}}
+    assert R.normalize(R.merge(old, new)) == R.merge(old, new)
+
+
 # ---- v1 plan ---------------------------------------------------------------------------------
 
 def test_v1_memory_and_swap_order_depends_on_direction():
@@ -247,8 +258,16 @@ def test_v2_cpu_quota_forms_idle_bfq_and_unsupported():
         R.v2_plan(r, FakeProbe())
     with pytest.raises(CgroupError, match=r"^linux\.resources\.cpu\.realtimeRuntime: "):
         cpu(realtimeRuntime=10)
-    with pytest.raises(CgroupError, match=r"^linux\.resources\.network\.classID: "):
-        R.v2_plan(R.normalize({"network": {"classID": 1}}), FakeProbe())
+
+
+def test_v2_ignores_network_like_runc():
+    # runc's fs2 manager has no net_cls/net_prio step: accepted, nothing written, and
+    # named as ignored (debug log)
+    r = R.normalize({"network": {"classID": 1, "priorities": [{"name": "lo", "priority": 2}]}})
+    assert R.v2_plan(r, FakeProbe()) == [] and R.v2_controllers(r) == []
+    assert R.ignored_fields(r, 2) == ["linux.resources.network.classID",
+                                      "linux.resources.network.priorities"]
+    assert R.ignored_fields(r, 1) == []
 
 
 # ---- eBPF device program ------------------------------------------------------------------

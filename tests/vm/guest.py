@@ -58,6 +58,7 @@ DEFAULT_TESTS = (
     "tests/integration/test_cgroups_resources.py",
     "tests/integration/test_update_events.py",
     "tests/vm/guest_smoke.py",
+    "tests/vm/guest_rdma.py",
 )
 
 # Modules the guest needs before it can mount its root (and see its scratch disk), loaded

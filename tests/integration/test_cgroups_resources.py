@@ -342,12 +342,12 @@ def net_cls_hierarchy():
             for entry in os.scandir(mountpoint):
                 if entry.is_dir(follow_symlinks=False):
                     remove_cgroup_tree(entry.path)   # residue: already reported by state_root
-            wait_for(lambda: _proc_cgroups()["net_cls"][1] == 1)
+            wait_for(lambda: _proc_cgroups()["net_cls"][1] == 1, timeout=10)
             umount(mountpoint)
     finally:
         os.rmdir(mountpoint)
         os.rmdir(top)
-    assert wait_for(lambda: _proc_cgroups()["net_cls"][0] == 0), \
+    assert wait_for(lambda: _proc_cgroups()["net_cls"][0] == 0, timeout=10), \
         f"net_cls hierarchy still exists after unmounting: {_proc_cgroups()['net_cls']}"
 
 

@@ -107,13 +107,17 @@ def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, stat
 def test_memory_limit_oom_kill_and_oom_event(bundle, container_id, pyrunc_cmd, state_root):
     limit = 16 * MiB
     b = _bundle(bundle, {"memory": {"limit": limit, "swap": limit}},
-                ["sh", "-c", "read x < /dev/null; sleep 1.5; tail /dev/zero; echo tail=$?; sleep 30"])
-    assert pyrunc_cmd("run", "-d", "--bundle", b, container_id).returncode == 0
+                ["sh", "-c", "tail /dev/zero; echo tail=$?; sleep 30"])
+    assert pyrunc_cmd("create", "--bundle", b, container_id).returncode == 0
     binary = pyrunc_cmd.__self__.binary
     events = subprocess.Popen([binary, "--root", str(state_root), "events", "--interval", "1s", container_id],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        seen = []
+        # the first stats line comes once the OOM watch is in place: only then may the
+        # container start to allocate (on a slow guest events can take seconds to start)
+        seen = [json.loads(events.stdout.readline())]
+        assert seen[0]["type"] == "stats", seen
+        assert pyrunc_cmd("start", container_id).returncode == 0
         for line in events.stdout:
             seen.append(json.loads(line))
             if seen[-1]["type"] == "oom":

@@ -57,7 +57,6 @@ class InitProcess:
         `cgroup`: a cgroup2 directory to start it in (CLONE_INTO_CGROUP); `placed` says
         whether that worked (kernel < 5.7, or a cgroup that refuses the process: the
         caller's cgroup.procs write then places it, or reports why it cannot)."""
-        from pyrunc._native import spawn_init
         from pyrunc import unixsock
         ours, theirs = unixsock.socketpair(unixsock.SEQPACKET)
         fds = []

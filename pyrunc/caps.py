@@ -1,9 +1,10 @@
 """Linux capabilities: the name <-> number table and bit-mask helpers.
 
-Names are exact (`CAP_KILL`, case-sensitive, as in the OCI spec and runc). A name missing
-from this table is an error; a name in the table that the running kernel does not know
-(number > /proc/sys/kernel/cap_last_cap) is valid config that the caller drops with a
-warning, as runc does: `split_by_kernel()` separates the two.
+Names are exact (`CAP_KILL`, case-sensitive, as in the OCI spec and runc). In a config, a
+name missing from this table or one the running kernel does not know (number >
+/proc/sys/kernel/cap_last_cap) is dropped with a warning, as runc does (runtime-spec 1.1:
+"MUST log a warning ... SHOULD NOT fail"): `split_by_kernel()` separates the two groups,
+`warn_ignored()` logs runc's warning.
 """
 from __future__ import annotations
 
@@ -117,15 +118,24 @@ def names_from_mask(bits: int) -> list[str]:
 
 
 def split_by_kernel(names) -> tuple[list[str], list[str]]:
-    """(names the running kernel supports, names it does not), order kept.
-
-    runc drops the second group with the warning
-    `ignoring unknown or unavailable capabilities: [...]`; raises UnknownCapability for
-    names not in the table at all.
-    """
+    """(names the running kernel supports, names unknown to this table or the kernel),
+    order kept.  runc drops the second group with a warning (see warn_ignored)."""
     limit = last_cap()
     supported: list[str] = []
     unsupported: list[str] = []
     for name in names:
-        (supported if cap_number(name) <= limit else unsupported).append(name)
+        number = CAPABILITIES.get(name) if isinstance(name, str) else None
+        (supported if number is not None and number <= limit else unsupported).append(name)
     return supported, unsupported
+
+
+def warn_ignored(capabilities) -> None:
+    """runc's one warning for the names of every set that are dropped (sorted, once each)."""
+    if capabilities is None:
+        return
+    ignored = set()
+    for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+        ignored.update(split_by_kernel(getattr(capabilities, kind))[1])
+    if ignored:
+        from pyrunc import log
+        log.warning(f"ignoring unknown or unavailable capabilities: [{' '.join(sorted(ignored))}]")

@@ -8,7 +8,7 @@ class PyruncError(Exception):
 
 class ConfigError(PyruncError):
     """config.json (or a process.json) is invalid; the message names the field, e.g.
-    `config.json: process.capabilities.bounding[2]: unknown capability "CAP_FOO"`."""
+    `config.json: process.rlimits[0].type: unknown rlimit "RLIMIT_FOO"`."""
 
 
 class ContainerNotExist(PyruncError):

@@ -15,18 +15,29 @@ from pyrunc import plan as P
 from pyrunc.errors import PyruncError
 
 
-def run_all(hooks: list[dict], state: dict, stage: str, *, ns_pid: int = 0, warn_only: bool = False) -> None:
-    """Run hooks in order; the first failure raises (or is logged when warn_only)."""
+def run_all(hooks: list[dict], state: dict, stage: str, *, ns_pid: int = 0, warn_only: bool = False,
+            cwd: str = "", env: list[str] | None = None, home_uid: int = -1,
+            seccomp: tuple[bytes, int, bool] | None = None) -> None:
+    """Run hooks in order; the first failure raises (or is logged when warn_only).
+
+    As runc: the working directory is the bundle (`cwd` overrides it: the rootfs for
+    createContainer, / for startContainer); a hook without `env` gets `env`, the
+    container's process environment for the hooks runc runs from its init, else the
+    runtime's own; home_uid: whose passwd HOME is added when that environment has none;
+    seccomp: (BPF, filter flags, no_new_privs) of the container's filter, which runc's
+    startContainer hooks run under (they run in its init, after the filter is loaded).
+    """
     if ns_pid:
         from pyrunc._native import set_subreaper
         set_subreaper()
         # hooks in the container's namespaces see the pid as the container does
         state = dict(state, pid=_pid_in_namespace(ns_pid))
     data = json.dumps(state, separators=(",", ":")).encode()
-    cwd = "/" if ns_pid else state.get("bundle") or "/"
+    cwd = cwd or state.get("bundle") or "/"
+    default_env = [f"{k}={v}" for k, v in os.environ.items()] if env is None else env
     for i, hook in enumerate(hooks):
         try:
-            _run_one(hook, data, ns_pid, cwd)
+            _run_one(hook, data, ns_pid, cwd, default_env, home_uid, seccomp)
         except PyruncError as e:
             msg = f"error running {stage} hook #{i}: {e}"
             if not warn_only:
@@ -47,12 +58,19 @@ def _pid_in_namespace(pid: int) -> int:
     return pid
 
 
-def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str) -> None:
+def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: list[str], home_uid: int,
+             seccomp: tuple[bytes, int, bool] | None) -> None:
     from pyrunc.initproc import InitProcess
 
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = hook.get("env") or []
+    # absent: inherited (runc passes its environ); an empty list is an empty environment
+    env = hook.get("env")
+    if env is None:
+        env = default_env
+        use_home = home_uid
+    else:
+        use_home = -1
     timeout = hook.get("timeout")
     plan = P.Plan()
     if ns_pid:
@@ -63,10 +81,17 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str) -> None:
     plan.add(P.OP_DUP2, (out, 1), what="set up stdout")
     plan.add(P.OP_DUP2, (out, 2), what="set up stderr")
     plan.add(P.OP_CLOSE_FDS, (3,), what="close file descriptors")
-    # runc's working directory for hooks: the bundle, or / inside the container
     plan.add(P.OP_CHDIR, (), (cwd,), what=f"chdir to {cwd}")
-    plan.add(P.OP_LOOKUP, (), (path, ""), what=f"exec: {path!r}")
-    plan.add(P.OP_EXEC, (len(args), -1), (*args, *env), what=f"exec {path}")
+    plan.add(P.OP_LOOKUP, (use_home,), (path, ""), what=f"exec: {path!r}")
+    if seccomp is not None:
+        bpf, flags, no_new_privs = seccomp
+        if no_new_privs:
+            plan.add(P.OP_NO_NEW_PRIVS, what="set no_new_privs")
+        # no listener of its own: a notified call gets ENOSYS (the agent has the init's)
+        from pyrunc.seccomp import FLAG_NEW_LISTENER, FLAG_TSYNC_ESRCH
+        plan.add(P.OP_SECCOMP, (flags & ~(FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH),), (bpf,),
+                 what="load the container's seccomp filter")
+    plan.add(P.OP_EXEC, (len(args),), (*args, *env), what=f"exec {path}")
     proc = None
     try:
         proc = InitProcess.spawn(plan, keep=[stdin_r, out])
@@ -85,8 +110,9 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str) -> None:
         if status != 0:
             os.lseek(out, 0, os.SEEK_SET)
             text = os.read(out, 4096).decode(errors="replace").strip()
+            # Go's wording, as runc reports it: "signal: bad system call"
             reason = (f"exit status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status)
-                      else f"killed by signal {os.WTERMSIG(status)}")
+                      else f"signal: {_signal_name(os.WTERMSIG(status))}")
             raise PyruncError(f"{path}: {reason}" + (f", output: {text}" if text else ""))
     finally:
         if proc is not None:  # a failure above: don't leave a hook running
@@ -94,6 +120,10 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str) -> None:
         for fd in (stdin_r, stdin_w, out):
             if fd >= 0:
                 os.close(fd)
+
+
+def _signal_name(number: int) -> str:
+    return (signal.strsignal(number) or f"signal {number}").lower()
 
 
 def _wait(pid: int, timeout, path: str) -> int:

@@ -8,7 +8,7 @@ import os
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
 from pyrunc.faults import point as _fault
-from pyrunc.state import START_SOCKET, Container, proc_stat
+from pyrunc.state import START_FD, Container, proc_stat
 
 
 def cgroup_hierarchies(mgr):
@@ -99,14 +99,15 @@ class Launch:
             plan.add(P.OP_DOMAINNAME, (), (s.domainname,), what=f"set domainname {s.domainname!r}")
         if s.process.terminal:
             size = s.process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 1),
+            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 1,
+                                    s.process.user.uid),
                      what="set up the console")
         if s.root.readonly and "mount" in types:
             rootfs.add_readonly_root(plan)
         env, _ = self._env()
         bpf, flags = self._seccomp()
         P.process_ops(cp, s.process, seccomp_bpf=bpf, seccomp_flags=flags,
-                      first_closed_fd=first_closed_fd, wait_fd=fds["listen"], env=env)
+                      first_closed_fd=first_closed_fd, start_fds=(fds["start"], fds["start_peer"]), env=env)
         return cp
 
     def _seccomp(self) -> tuple[bytes | None, int]:
@@ -129,12 +130,12 @@ class Launch:
         floor = 3 + keep_low
         fds: dict[str, int] = {}
         from pyrunc import unixsock
-        listener = unixsock.socket(unixsock.SEQPACKET)
+        # the start socket: the init waits on one end; `start` copies the other out of
+        # the init (pidfd_getfd) and writes the go byte (see operations.start)
+        start_end, start_peer = unixsock.socketpair(unixsock.SEQPACKET)
         try:
-            unixsock.bind(listener, self.container.path(START_SOCKET))
-            os.chmod(self.container.path(START_SOCKET), 0o600)
-            listener.listen(1)
-            fds["listen"] = dup_above(listener.fileno(), floor)
+            fds["start"] = dup_above(start_end.fileno(), floor)
+            fds["start_peer"] = dup_above(start_peer.fileno(), floor)
             if self.console_fd >= 0:
                 fds["console"] = dup_above(self.console_fd, floor)
             elif self.console_socket:
@@ -151,9 +152,11 @@ class Launch:
             # its SYNC_PLACED point (cp.wait_placed)
             self._place(self.init.pid, self.init.placed)
         finally:
-            listener.close()
+            start_end.close()
+            start_peer.close()
             for fd in fds.values():
                 os.close(fd)
+        self.container.data[START_FD] = fds["start_peer"]
         self.init.follow(self._on_sync, until_ready=True, on_listener=self._on_listener)
         _fault("launch.ready")
         st = proc_stat(self.init.pid)
@@ -193,7 +196,10 @@ class Launch:
             h = self.spec.hooks
             hooks.run_all(_as_dicts(h.prestart), state, "prestart")
             hooks.run_all(_as_dicts(h.create_runtime), state, "createRuntime")
-            hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=pid)
+            # runc runs these from its init: in the rootfs before pivot_root, with the
+            # process's environment
+            hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=pid,
+                          cwd=self.spec.root.path, env=P.dedupe_env(self.spec.process.env))
 
     def _on_listener(self, pidfd: int, fd: int) -> None:
         from pyrunc.seccomp.notify import listener_of, send_to_listener
@@ -273,7 +279,8 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             os.close(sock)
         if process.terminal:
             size = process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 0),
+            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 0,
+                                    process.user.uid),
                      what="set up the console")
         bpf, flags = None, 0
         if seccomp:
@@ -281,7 +288,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             from pyrunc.state import cache_dir
             bpf, flags = compile_filter(seccomp, cache_dir(c.root, "seccomp"))
         P.process_ops(cp, process, seccomp_bpf=bpf, seccomp_flags=flags, first_closed_fd=floor,
-                      wait_fd=-1, env=list(process.env))
+                      start_fds=None, env=list(process.env))
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
         keep = list(inherited) + list(fds.values())

@@ -139,9 +139,7 @@ def _log_spec_warnings(s) -> None:
     c = s.process.capabilities
     if c is not None:
         from pyrunc import caps
-        for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
-            for name in caps.split_by_kernel(getattr(c, kind))[1]:
-                log.warning(f"ignoring capability {name} unknown to this kernel ({kind} set)")
+        caps.warn_ignored(c)
         for name in c.ambient:
             if name not in c.permitted or name not in c.inheritable:
                 log.debug(f"ambient capability {name} ignored: not in the permitted and inheritable sets")
@@ -202,9 +200,6 @@ def _kill_cgroup_and_wait(mgr, timeout: float = 5.0) -> None:
 
 # --------------------------------------------------------------------------- start
 def start(g: Globals, container_id: str) -> None:
-    from pyrunc import unixsock
-    from pyrunc.state import START_SOCKET
-
     c = Container.load(g.root, container_id)
     try:
         status = c.status()
@@ -217,55 +212,78 @@ def start(g: Globals, container_id: str) -> None:
         if hooks.get("start_container"):
             from pyrunc import hooks as hookmod
             try:
-                hookmod.run_all(hooks["start_container"], state, "startContainer", ns_pid=c.pid)
+                hookmod.run_all(hooks["start_container"], state, "startContainer", ns_pid=c.pid,
+                                **_start_container_hook_context(c))
             except PyruncError:
                 # the user's process must not run: the container goes to stopped
                 _signal_init(c, 9)
                 raise
-        sock = unixsock.socket(unixsock.SEQPACKET)
+        conn = _start_socket(c)
         try:
-            unixsock.connect(sock, c.path(START_SOCKET))
             _fault("start.connected")
-            sock.send(b"\0")
+            os.write(conn, b"\0")
             _fault("start.sent")
-            _follow_start(c, sock)
+            _follow_start(c, conn)
         except OSError as e:
             raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
         finally:
-            sock.close()
-        try:
-            os.unlink(c.path(START_SOCKET))
-        except FileNotFoundError:
-            pass
+            os.close(conn)
         _fault("start.done")
         if hooks.get("poststart"):
             from pyrunc import hooks as hookmod
-            hookmod.run_all(hooks["poststart"], c.oci_state(), "poststart", warn_only=True)
+            # the process was started: the state says so even when it has exited already
+            poststart_state = dict(c.oci_state(), status="running", pid=c.pid)
+            hookmod.run_all(hooks["poststart"], poststart_state, "poststart", warn_only=True)
     finally:
         c.unlock()
 
 
-def _follow_start(c: Container, sock) -> None:
-    """After the go byte: EOF means the user's program runs (the connection is
-    close-on-exec); the init may first hand over a seccomp listener, or fail."""
+def _start_container_hook_context(c: Container) -> dict:
+    """What runc's startContainer hooks inherit from its init, where they run: the
+    process's cwd and environment (HOME from its passwd entry) and the seccomp filter."""
+    from pyrunc.plan import dedupe_env
+    defaults = c.data.get("exec") or {}
+    process = defaults.get("process") or {}
+    seccomp = None
+    if defaults.get("seccomp"):
+        from pyrunc.seccomp import compile_filter
+        from pyrunc.state import cache_dir
+        bpf, flags = compile_filter(defaults["seccomp"], cache_dir(c.root, "seccomp"))
+        if bpf is not None:
+            seccomp = (bpf, flags, bool(process.get("noNewPrivileges")))
+    return {"cwd": process.get("cwd") or "/", "env": dedupe_env(process.get("env") or []),
+            "home_uid": (process.get("user") or {}).get("uid", 0), "seccomp": seccomp}
+
+
+def _start_socket(c: Container) -> int:
+    """Our copy of the start socket's peer end, taken from the waiting init: the init
+    waits with a plain read(2) on its end, which every seccomp profile allows."""
+    from pyrunc._native._lib import lib
+    from pyrunc.state import START_FD
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except OSError as e:
+        raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
+    try:
+        # the pidfd pins the process: re-check it is still the container's waiting init
+        if not c.init_alive():
+            raise WrongState("cannot start a container that has stopped")
+        fd = lib.pyrunc_pidfd_getfd(pidfd, c.data[START_FD])
+    finally:
+        os.close(pidfd)
+    if fd < 0:
+        raise WrongState(f"cannot start container: {os.strerror(-fd).lower()}")
+    return fd
+
+
+def _follow_start(c: Container, conn: int) -> None:
+    """After the go byte: EOF means the user's program runs (the init's end is
+    close-on-exec); otherwise the init reports why its execve failed."""
     from pyrunc import plan as P
-    while True:
-        reply = sock.recv(P.MSG_SIZE)
-        if not reply:
-            return
-        kind, _op, err, value = struct.unpack("<iiii", reply)
-        if kind == P.MSG_SECCOMP_FD:
-            from pyrunc.seccomp.notify import send_to_listener
-            listener = c.data.get("seccomp_listener")
-            if listener:
-                pidfd = os.pidfd_open(c.pid)
-                try:
-                    send_to_listener(pidfd, value, listener["path"], listener["metadata"], c.oci_state())
-                finally:
-                    os.close(pidfd)
-            sock.send(b"\0")
-        else:
-            raise SpawnError(f'exec "{c.data.get("args0", "")}": {os.strerror(err).lower()}')
+    reply = os.read(conn, P.MSG_SIZE)
+    if reply:
+        _kind, _op, err, _value = struct.unpack("<iiii", reply)
+        raise SpawnError(f'exec "{c.data.get("args0", "")}": {os.strerror(err).lower()}')
 
 
 # --------------------------------------------------------------------------- run
@@ -547,6 +565,8 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     if not process_file:
         process.apparmor_profile = apparmor or process.apparmor_profile
         process.selinux_label = process_label or process.selinux_label
+    from pyrunc import caps as capsmod
+    capsmod.warn_ignored(process.capabilities)
     base = defaults.get("process") or {}
     process.apparmor_profile = process.apparmor_profile or base.get("apparmorProfile") or ""
     process.selinux_label = process.selinux_label or base.get("selinuxLabel") or ""

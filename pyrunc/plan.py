@@ -219,11 +219,17 @@ def join_namespaces_of(plan: Plan, pid: int) -> bool:
 
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
-                first_closed_fd: int, wait_fd: int, env: list[str]) -> None:
+                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str]) -> None:
     """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.
 
-    seccomp goes as late as possible: right before execve when no_new_privileges lets an
-    unprivileged process load it, else before the capabilities are dropped (runc).
+    seccomp goes as late as possible: right before the wait for `start` when
+    no_new_privileges lets an unprivileged process load it, else before the capabilities
+    are dropped (runc); either way at create, so that a bad filter or a missing notify
+    agent fails create.  Nothing after the filter may need a call the workload's profile
+    might not allow: the inherited fds are marked close-on-exec before it (close_range),
+    the lookup reads /etc/passwd before it too, and what follows it is only what runc's
+    init does there (prctl, capset, set*id, stat, access, write, read, close, execve).
+    start_fds: (the init's end of the start socket, its peer), for a container's init.
     """
     from pyrunc import caps, rlimits
     from pyrunc.spec.model import Capabilities
@@ -240,6 +246,7 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
         add_lsm_attr(plan, "apparmor", process.apparmor_profile)
     if process.selinux_label:
         add_lsm_attr(plan, "exec", process.selinux_label)
+    plan.add(OP_CLOSE_FDS, (first_closed_fd,), what="close inherited file descriptors")
     if seccomp_bpf is not None and not process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     # no capabilities object means empty sets, as in runc
@@ -258,14 +265,13 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     if process.no_new_privileges:
         plan.add(OP_NO_NEW_PRIVS, what="set no_new_privs")
     path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-    plan.add(OP_LOOKUP, (), (process.args[0], path), what=f'exec: "{process.args[0]}"')
-    plan.add(OP_CLOSE_FDS, (first_closed_fd,), what="close inherited file descriptors")
-    if wait_fd >= 0:
-        plan.add(OP_READY, what="report the container created")
-        plan.add(OP_WAIT_START, (wait_fd,), what="wait for start")
+    plan.add(OP_LOOKUP, (process.user.uid,), (process.args[0], path), what=f'exec: "{process.args[0]}"')
     if seccomp_bpf is not None and process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
-    plan.add(OP_EXEC, (len(process.args), process.user.uid), (*process.args, *dedupe_env(env)),
+    if start_fds is not None:
+        plan.add(OP_READY, what="report the container created")
+        plan.add(OP_WAIT_START, start_fds, what="wait for start")
+    plan.add(OP_EXEC, (len(process.args),), (*process.args, *dedupe_env(env)),
              what=f"exec {process.args[0]}")
 
 

@@ -18,7 +18,8 @@ class Busy(PyruncError):
     """Another command holds the container's lock for longer than we wait."""
 
 STATE_FILE = "state.json"
-START_SOCKET = "start.sock"
+# state.json key: the fd number, in the waiting init, of the start socket's peer end
+START_FD = "start_fd"
 INIT_COMM = "pyrunc-init"  # comm of the init until it execs the user's program
 CACHE_DIR = ".pyrunc-cache"
 # how long a command waits for another one on the same container (create holds the lock

@@ -660,6 +660,11 @@ static void op_console(const struct op *op)
 	int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		fail(errno);
+	/* the terminal belongs to the process's user, its group stays the tty group
+	 * (runc's fixStdioPermissions); EINVAL/EPERM: an id not mapped here, left as is */
+	if (op->nints > 4 && get_int(op, 4) >= 0 &&
+	    fchown(slave, (uid_t)get_int(op, 4), (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM)
+		fail(errno);
 	/* /dev/console: bind the slave over it (created as a file inside the root); not
 	 * for a process joining a running container (exec) */
 	int cfd = -1;
@@ -770,37 +775,37 @@ static void op_seccomp(const struct op *op)
 	}
 }
 
-/* Block until `pyrunc start` connects to the listening socket.  The connection stays
+/* Block until `pyrunc start` writes the go byte on the start socket: `start` copies the
+ * peer end out of this process (pidfd_getfd), so the wait is one read(2), a call every
+ * seccomp profile allows (this runs after the filter is loaded).  The connection stays
  * open (close-on-exec) so that a failing execve can still be reported to `start`. */
-static int op_wait_start(const struct op *op)
+static void op_wait_start(const struct op *op)
 {
-	int lfd = (int)get_int(op, 0);
-	int conn;
-	do {
-		conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	} while (conn < 0 && errno == EINTR);
-	if (conn < 0)
-		fail(errno);
-	close(lfd);
+	int conn = (int)get_int(op, 0);
 	char go;
 	ssize_t r;
 	do {
-		r = recv(conn, &go, 1, 0);
+		r = read(conn, &go, 1);
 	} while (r < 0 && errno == EINTR);
 	if (r != 1)
 		_exit(1);
+	close((int)get_int(op, 1)); /* the peer end: `start` has its copy */
 	/* later failures go to `start` */
 	sync_fd = conn;
-	return conn;
 }
 
 static char exec_file[4096];
+static char *home_for(long uid);
+static const char *exec_home; /* HOME=... for OP_EXEC when its env has none */
 
 /* execvp's search, with the container's PATH: done before `start` so that create fails
- * on a missing program, as runc's does. */
+ * on a missing program, as runc's does.  The HOME default is read here too, so that
+ * nothing after the seccomp filter opens files. */
 static void op_lookup(const struct op *op)
 {
 	const char *file = op->strs[0];
+	if (op->nints > 0 && get_int(op, 0) >= 0)
+		exec_home = home_for((long)get_int(op, 0));
 	size_t flen = strlen(file);
 	if (!flen)
 		fail(ENOENT);
@@ -881,22 +886,20 @@ static char *home_for(long uid)
 
 static void op_exec(const struct op *op)
 {
+	/* static, not allocated: nothing after the seccomp filter needs brk or mmap */
+	static char *argv[MAX_STRS + 1], *envp[MAX_STRS + 2];
 	int argc = (int)get_int(op, 0);
-	long home_uid = op->nints > 1 ? (long)get_int(op, 1) : -1;
 	int nenv = op->nstrs - argc;
-	char **argv = calloc((size_t)argc + 1, sizeof(char *));
-	char **envp = calloc((size_t)nenv + 2, sizeof(char *));
-	if (!argv || !envp)
-		fail(ENOMEM);
 	for (int i = 0; i < argc; i++)
 		argv[i] = (char *)op->strs[i];
+	argv[argc] = NULL;
 	int has_home = 0;
 	for (int i = 0; i < nenv; i++) {
 		envp[i] = (char *)op->strs[argc + i];
 		has_home |= !strncmp(envp[i], "HOME=", 5);
 	}
-	if (!has_home && home_uid >= 0)
-		envp[nenv] = home_for(home_uid);
+	envp[nenv] = !has_home && exec_home ? (char *)exec_home : NULL;
+	envp[nenv + 1] = NULL;
 	execve(exec_file[0] ? exec_file : argv[0], argv, envp);
 	fail(errno);
 }

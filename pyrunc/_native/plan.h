@@ -36,7 +36,8 @@ enum op_code {
 	OP_HOSTNAME = 16,    /* strs: name */
 	OP_DOMAINNAME = 17,  /* strs: name */
 	OP_RLIMIT = 18,      /* ints: resource, soft, hard */
-	OP_CONSOLE = 19,     /* ints: socket fd, rows, cols, bind over /dev/console (0/1) */
+	OP_CONSOLE = 19,     /* ints: socket fd, rows, cols, bind over /dev/console (0/1), uid that
+	                        owns the terminal (-1: root keeps it) */
 	OP_CHDIR = 20,       /* strs: path */
 	OP_NO_NEW_PRIVS = 21,
 	OP_BOUNDING = 22,    /* ints: mask of capabilities to keep in the bounding set */
@@ -44,15 +45,17 @@ enum op_code {
 	OP_CAPSET = 24,      /* ints: effective, permitted, inheritable, ambient */
 	OP_SECCOMP = 25,     /* ints: filter flags; strs: BPF program (struct sock_filter[]) */
 	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec */
-	OP_WAIT_START = 27,  /* ints: listening socket fd */
-	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc, uid whose passwd home becomes
-	                        HOME when env has none (-1: don't) (argv[0] resolved by OP_LOOKUP) */
+	OP_WAIT_START = 27,  /* ints: start socket fd, its peer's fd (`start` copies the peer with
+	                        pidfd_getfd and writes the go byte) */
+	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] resolved by OP_LOOKUP,
+	                        which also read the HOME added when env has none) */
 	OP_UMASK = 29,       /* ints: mask */
 	OP_READY = 31,       /* tell the runtime that create is done */
 	OP_LOOPBACK_UP = 32,
 	OP_DUP2 = 33,        /* ints: from, to */
 	OP_CHROOT = 35,      /* chroot into the OP_ROOT directory (no mount namespace) */
-	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC */
+	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC;
+	                        ints: uid whose passwd home becomes HOME (optional, -1: none) */
 	OP_KEYRING = 37,     /* strs: name         join a new session keyring */
 	OP_PRIVATE_IF_SHARED = 38, /* strs: mount point as /proc/self/mountinfo writes it, path */
 	OP_MKDIR = 39,       /* strs: in-root path   mkdir -p inside the root */

@@ -66,7 +66,7 @@ def compile_profile(profile: Profile) -> Compiled:
                     fail(f".architectures[{i}]", f'"{name}" cannot share a filter with the other '
                                                  "architectures (its byte order differs)")
                 fail(f".architectures[{i}]", f'add architecture "{name}": {_strerror(rc)}')
-        unknown = _add_rules(ctx, profile, lib, ffi, version)
+        unknown = _add_rules(ctx, profile, lib, ffi)
         program = _export(ctx, lib)
     finally:
         lib.seccomp_release(ctx)
@@ -129,9 +129,9 @@ def _set_attributes(ctx, profile: Profile, lib) -> None:
             fail(path, f"set libseccomp filter attribute {attribute}: {_strerror(rc)}")
 
 
-def _add_rules(ctx, profile: Profile, lib, ffi, version: str) -> list[str]:
+def _add_rules(ctx, profile: Profile, lib, ffi) -> list[str]:
+    """Add every rule; names libseccomp does not know are skipped and returned (runc)."""
     unknown: list[str] = []
-    total = 0
     for rule in profile.rules:
         conditions = ffi.new("struct scmp_arg_cmp[]", max(len(rule.args), 1))
         for n, arg in enumerate(rule.args):
@@ -144,7 +144,6 @@ def _add_rules(ctx, profile: Profile, lib, ffi, version: str) -> list[str]:
         indexes = [arg.index for arg in rule.args]
         separate = len(set(indexes)) != len(indexes)
         for j, name in enumerate(rule.names):
-            total += 1
             nr = lib.seccomp_syscall_resolve_name(name.encode())
             if nr == lib.__NR_SCMP_ERROR:
                 unknown.append(name)
@@ -161,8 +160,6 @@ def _add_rules(ctx, profile: Profile, lib, ffi, version: str) -> list[str]:
             for rc in rcs:
                 if rc < 0:
                     fail(f"{rule.path}.names[{j}]", f'add rule for syscall "{name}": {_strerror(rc)}')
-    if total and len(unknown) == total:
-        fail(".syscalls", f"no syscall name is known to libseccomp {version}")
     return unknown
 
 

@@ -26,7 +26,12 @@ def send_to_listener(pidfd: int, remote_fd: int, listener_path: str, metadata: s
     from pyrunc import unixsock
     sock = unixsock.socket(unixsock.STREAM)
     try:
-        unixsock.connect(sock, listener_path)
+        try:
+            unixsock.connect(sock, listener_path)
+        except OSError as e:
+            # runc's words (Go's net.Dial error inside)
+            raise PyruncError("failed to connect with seccomp agent specified in the seccomp profile: "
+                              f"dial unix {listener_path}: connect: {os.strerror(e.errno).lower()}") from None
         unixsock.send_fd(sock, json.dumps(message, separators=(",", ":")).encode(), fd)
     except OSError as e:
         raise PyruncError(f"send seccomp fd to {listener_path}: {os.strerror(e.errno).lower()}") from None

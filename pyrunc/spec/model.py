@@ -74,7 +74,7 @@ class Mount:
 class Hook:
     path: str
     args: list[str] = field(default_factory=list)
-    env: list[str] = field(default_factory=list)
+    env: list[str] | None = None  # None: inherit (runc passes its own environment)
     timeout: int | None = None
 
 

@@ -121,12 +121,6 @@ def test_no_bundle_flag_uses_cwd(pyrunc_cmd, bundle, container_id):
     assert f'"bundle": "{b}"' in pyrunc_cmd("state", container_id).stdout
 
 
-def test_unknown_capability(fails_cleanly, bundle):
-    b = bundle(lambda c: c["process"]["capabilities"]["bounding"].append("CAP_FOO"))
-    line = fails_cleanly("-b", b)
-    assert "CAP_FOO" in line
-
-
 def test_unknown_rlimit(fails_cleanly, bundle):
     b = bundle(lambda c: c["process"].update(
         rlimits=[{"type": "RLIMIT_FOO", "hard": 1, "soft": 1}]))

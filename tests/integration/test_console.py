@@ -287,6 +287,18 @@ def _run_on_a_pty(
 ) -> tuple[int, MasterReader, list, list]:
     """`run` with stdin/stdout/stderr on a fresh pty (as in an interactive shell): returns
     (exit code, what the pty showed, the slave's termios before, and after)."""
+    return _on_a_pty([binary, "--root", str(state_root), "run", "-b", str(bundle_dir), container_id],
+                     interact, rows, columns, timeout)
+
+
+def _on_a_pty(
+    command: list[str],
+    interact: Callable[[int, MasterReader], None],
+    rows: int = 33,
+    columns: int = 77,
+    timeout: float = 20.0,
+) -> tuple[int, MasterReader, list, list]:
+    """`command` with stdin/stdout/stderr on a fresh pty; see _run_on_a_pty."""
     master, slave = os.openpty()
     reader = MasterReader(master)
     process: Optional[subprocess.Popen] = None
@@ -294,7 +306,7 @@ def _run_on_a_pty(
         _set_window_size(slave, rows, columns)
         before = termios.tcgetattr(slave)
         process = subprocess.Popen(
-            [binary, "--root", str(state_root), "run", "-b", str(bundle_dir), container_id],
+            command,
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -352,3 +364,61 @@ def test_foreground_run_exit_status_of_a_signalled_container(bundle, container_i
     )
     # Like runc: a container killed by signal N makes `run` exit with 128 + N.
     assert code == 128 + signal.SIGKILL, reader.lines()
+
+
+# ---------------------------------------------------------------------------------------
+# Who owns the terminal: the process's user, as under runc
+
+
+TERMINAL_OWNER_SCRIPT = "stat -c '%u %g %a' $(tty); ls -ln /dev/pts | grep -v '^total' | awk '{print $1, $3, $4, $NF}'"
+
+
+def _no_output(_master: int, _reader: MasterReader) -> None:
+    pass
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["no-userns", "userns"])
+def test_run_terminal_belongs_to_a_non_root_user_like_runc(userns, bundle, userns_rootfs, container_id, pyrunc_cmd,
+                                                           runc_cmd, state_root, runc_root):
+    """runc gives the process's uid the pty (the tty group stays): a non-root process may
+    then reopen and change its own terminal; pyrunc left it root's (0:5)."""
+    def edit(config: dict) -> None:
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+        config["process"]["terminal"] = True
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        if userns:
+            mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = mapping
+            config["linux"]["gidMappings"] = mapping
+
+    bundle_dir = bundle(edit, args=["sh", "-c", TERMINAL_OWNER_SCRIPT])
+    seen = {}
+    for name, command, root in (("pyrunc", pyrunc_cmd, state_root), ("runc", runc_cmd, runc_root)):
+        code, reader, _before, _after = _run_on_a_pty(_runtime_binary(command), root, bundle_dir, container_id,
+                                                      _no_output)
+        assert code == 0, (name, reader.lines())
+        seen[name] = reader.lines()
+    assert seen["pyrunc"] == seen["runc"]
+    assert seen["pyrunc"][0] == "1000 5 620", seen
+
+
+def test_exec_terminal_belongs_to_a_non_root_user_like_runc(bundle, userns_rootfs, container_id, pyrunc_cmd,
+                                                            runc_cmd):
+    def edit(config: dict) -> None:
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+
+    bundle_dir = bundle(edit, args=["sleep", "30"])
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        command("run", "-d", "-b", str(bundle_dir), container_id, check=True)
+        try:
+            runtime = command.__self__
+            code, reader, _before, _after = _on_a_pty(
+                [runtime.binary, "--root", str(runtime.root), "exec", "-t", "-u", "1000:1000", container_id,
+                 "sh", "-c", "stat -c '%u %g %a' $(tty)"], _no_output)
+            assert code == 0, (name, reader.lines())
+            seen[name] = reader.lines()
+        finally:
+            command("delete", "--force", container_id)
+    assert seen["pyrunc"] == seen["runc"] == ["1000 5 620"]

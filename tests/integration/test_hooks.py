@@ -428,3 +428,123 @@ def test_hooks_of_a_stage_run_in_order(bundle, container_id, pyrunc_cmd, recorde
     bundle_dir = bundle(edit, args=["true"])
     pyrunc_cmd("create", "-b", str(bundle_dir), container_id, check=True)
     assert order.read_text().split() == ["1", "2", "3", "4"]
+
+
+# ---------------------------------------------------------------------------------------
+# What runc's hooks inherit: environment, working directory, seccomp filter, state
+
+
+VOLATILE_ENV = {"PWD", "OLDPWD", "SHLVL", "_"}
+
+
+def _inheriting_hook(directory: str, stage: str) -> dict:
+    """A hook without `env`: it records the environment and working directory it got."""
+    return {"path": "/bin/sh",
+            "args": ["sh", "-c", f"env > {directory}/{stage}.env; pwd > {directory}/{stage}.pwd;"
+                                 f" cat > {directory}/{stage}.json"]}
+
+
+def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd, runc_cmd, tmp_path,
+                                               rootfs_dir):
+    """A hook without `env` inherits: the runtime's environment for the stages runc runs
+    itself, the container's process environment for createContainer/startContainer
+    (runc runs them from its init); createContainer's working directory is the rootfs
+    (before pivot_root: `touch ./x` lands in the container), startContainer's the
+    process's cwd, the others' the bundle."""
+    runtime_env = {**os.environ, "PYRUNC_TEST_RUNTIME_VAR": "from-the-runtime"}
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        recorder = HookRecorder(tmp_path / f"hooks-{name}")
+
+        def edit(config: dict) -> None:
+            recorder.bind_mount(config)
+            config["process"]["env"] = ["PATH=/bin:/usr/bin", "CONTAINER_VAR=from-the-container"]
+            config["process"]["cwd"] = "/etc"
+            config["hooks"] = {stage: [_inheriting_hook(CONTAINER_OUTPUT_DIR if stage == "startContainer"
+                                                        else str(recorder.directory), stage)]
+                               for stage in STAGES}
+
+        bundle_dir = bundle(edit, args=["true"], name=f"bundle-{name}")
+        result = command("run", "-b", str(bundle_dir), container_id, env=runtime_env)
+        assert result.returncode == 0, (name, result.stderr)
+        assert recorder.ran() == set(STAGES), name
+        seen[name] = {stage: ({k: v for k, v in recorder.env(stage).items() if k not in VOLATILE_ENV},
+                              (recorder.directory / f"{stage}.pwd").read_text().strip().replace(
+                                  str(bundle_dir), "BUNDLE"))
+                      for stage in STAGES}
+    for stage in STAGES:
+        assert seen["pyrunc"][stage] == seen["runc"][stage], stage
+    ours = seen["pyrunc"]
+    for stage in ("prestart", "createRuntime", "poststart", "poststop"):
+        assert ours[stage][0]["PYRUNC_TEST_RUNTIME_VAR"] == "from-the-runtime", stage
+        assert ours[stage][1] == "BUNDLE", stage
+    for stage in ("createContainer", "startContainer"):
+        assert ours[stage][0]["CONTAINER_VAR"] == "from-the-container", stage
+        assert "PYRUNC_TEST_RUNTIME_VAR" not in ours[stage][0], stage
+    assert ours["createContainer"][1] == str(rootfs_dir)
+    assert ours["startContainer"][1] == "/etc"
+
+
+def test_create_container_hook_relative_paths_land_in_the_rootfs(bundle, container_id, pyrunc_cmd, tmp_path):
+    """A createContainer hook doing `touch ./lib/x` wrote into the host's /usr/lib when its
+    working directory was the host's /."""
+    marker = f"cc-{uuid.uuid4().hex[:8]}"
+
+    def edit(config: dict) -> None:
+        config["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch ./etc/{marker}"]}]}
+
+    bundle_dir = bundle(edit, args=["cat", f"/etc/{marker}"], private_rootfs=True)
+    result = pyrunc_cmd("run", "-b", str(bundle_dir), container_id)
+    assert result.returncode == 0, result.stderr
+    assert (bundle_dir / "rootfs" / "etc" / marker).exists()
+    assert not os.path.exists(f"/etc/{marker}")
+
+
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_start_container_hook_runs_under_the_seccomp_filter_like_runc(nnp, bundle, container_id, pyrunc_cmd,
+                                                                      runc_cmd, recorder):
+    """runc 1.1.5 runs startContainer hooks from its init after the filter is loaded (with
+    or without no_new_privs): a filter that kills mkdir kills the hook's mkdir, and the
+    container fails with "error running hook".  The createContainer hook runs before the
+    filter (runc: before pivot_root), so its mkdir works."""
+    def edit(config: dict) -> None:
+        recorder.bind_mount(config)
+        config["process"]["noNewPrivileges"] = nnp
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                      "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+        config["hooks"] = {
+            "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", f"mkdir {recorder.directory}/cc-$$"]}],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", f"mkdir {CONTAINER_OUTPUT_DIR}/sc"]}],
+        }
+
+    bundle_dir = bundle(edit, args=["sh", "-c", f"touch {CONTAINER_OUTPUT_DIR}/user-program-ran"])
+    reference = runc_cmd("run", "-b", str(bundle_dir), container_id + "-runc")
+    ours = pyrunc_cmd("run", "-b", str(bundle_dir), container_id)
+    assert reference.returncode == ours.returncode == 1, (reference.stderr, ours.stderr)
+    for result in (reference, ours):
+        assert "error running" in result.stderr and "hook" in result.stderr, result.stderr
+        assert "signal: bad system call" in result.stderr, result.stderr
+    assert not (recorder.directory / "sc").exists()
+    assert not (recorder.directory / "user-program-ran").exists()
+    assert len(list(recorder.directory.glob("cc-*"))) == 2  # one per runtime
+
+
+def test_poststart_state_says_running_with_the_pid_even_after_the_exit(bundle, container_id, pyrunc_cmd,
+                                                                        recorder):
+    """The state given to poststart hooks is that of a started container: "running" and
+    the init's pid, even when the process has already exited (it was rebuilt from the
+    process's liveness: "stopped", pid 0).  runc 1.1.5 runs poststart at the end of
+    create and says "created" there; the runtime-spec's poststart follows the start,
+    which pyrunc keeps (see the module docstring)."""
+    def edit(config: dict) -> None:
+        recorder.bind_mount(config)
+        config["hooks"] = {"createRuntime": [recorder.hook("createRuntime")],
+                           "poststart": [recorder.hook("poststart")]}
+
+    bundle_dir = bundle(edit, args=["true"])  # gone before or just after start returns
+    pyrunc_cmd("create", "-b", str(bundle_dir), container_id, check=True)
+    init_pid = _state(pyrunc_cmd, container_id)["pid"]
+    pyrunc_cmd("start", container_id, check=True)
+    state = recorder.state("poststart")
+    assert (state["status"], state["pid"]) == ("running", init_pid), state
+    assert recorder.state("createRuntime")["pid"] == init_pid

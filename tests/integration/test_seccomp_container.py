@@ -501,3 +501,145 @@ def test_features_supported_flags_load_in_a_container(bundle, probe_rootfs, pyru
                       flags=[f for f in features["supportedFlags"] if f != "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])
     b = make_bundle(bundle, probe_rootfs, seccomp, ["probe", str(NR["getppid"])])
     assert probe_results(run(pyrunc_cmd, b, container_id))[NR["getppid"]] == (-1, errno.EXDEV)
+
+
+# ------------------------------------- a strict allow-list profile: nothing of the runtime
+# may need a call after the filter that the workload's profile might not allow
+
+# What busybox's sh/id/tty/stat and a runtime's last steps need, and nothing else: no
+# close_range (not in the runtime-tools default profile nor in many engines' older
+# ones), no sockets (a pause container's profile has no accept4 or recvfrom).
+STRICT_ALLOW = sorted("""
+read write close openat open newfstatat fstat stat lstat lseek mmap munmap mprotect brk
+rt_sigaction rt_sigprocmask rt_sigreturn ioctl access faccessat execve exit exit_group
+getpid getppid getuid geteuid getgid getegid getgroups setgroups setresuid setresgid setuid
+setgid capget capset prctl arch_prctl set_tid_address set_robust_list rseq futex uname fcntl
+dup dup2 dup3 pipe pipe2 wait4 clone fork vfork getdents64 getcwd chdir readlink readlinkat
+sigaltstack prlimit64 getrlimit sched_yield nanosleep clock_gettime clock_nanosleep gettid
+tgkill madvise epoll_pwait epoll_ctl epoll_create1 getrandom pread64 poll ppoll select
+pselect6 kill umask sched_getaffinity fchdir statfs fstatfs getpgrp setpgid getpgid setsid
+""".split())
+STRICT_SCRIPT = "id; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"
+
+
+def strict_profile() -> dict:
+    assert "close_range" not in STRICT_ALLOW and "accept4" not in STRICT_ALLOW
+    return {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": STRICT_ALLOW, "action": "SCMP_ACT_ALLOW"}]}
+
+
+def strict_bundle(bundle, probe_rootfs, *, nnp: bool, uid: int, args: list[str], userns: bool = False,
+                  terminal: bool = False):
+    def edit(config):
+        config["process"]["user"] = {"uid": uid, "gid": uid}
+        config["process"]["terminal"] = terminal
+        if userns:
+            mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = mapping
+            config["linux"]["gidMappings"] = mapping
+    return make_bundle(bundle, probe_rootfs, strict_profile(), args, nnp=nnp, edit=edit)
+
+
+def assert_strict_output(text: str, uid: int, nnp: bool) -> None:
+    assert text.startswith(f"uid={uid}("), text
+    fields = status_fields(text)
+    assert (fields.get("Seccomp"), fields.get("NoNewPrivs")) == ("2", str(int(nnp))), text
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["host-ids", "userns"])
+@pytest.mark.parametrize("uid", [0, 1000], ids=["root", "uid1000"])
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_strict_profile_run_like_runc(nnp, uid, userns, bundle, probe_rootfs, pyrunc_cmd, runc_cmd, container_id):
+    """Without no_new_privs the filter is loaded before the capabilities drop, and the
+    init marked inherited fds close-on-exec with close_range() after it: under such a
+    profile every create failed "close inherited file descriptors: operation not
+    permitted", where runc runs."""
+    b = strict_bundle(bundle, probe_rootfs, nnp=nnp, uid=uid, userns=userns, args=["sh", "-c", STRICT_SCRIPT])
+    reference = runc_cmd("run", "-b", str(b), container_id + "-runc")
+    ours = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert reference.returncode == 0, reference.stderr
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == reference.stdout
+    assert_strict_output(ours.stdout, uid, nnp)
+
+
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_strict_profile_create_start_and_exec(nnp, bundle, probe_rootfs, pyrunc_cmd, container_id, tmp_path):
+    """create, start (the init waits for it after the filter is loaded) and exec (root
+    and a non-root user) under the strict profile."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    b = strict_bundle(bundle, probe_rootfs, nnp=nnp, uid=0, args=["sh", "-c", f"{STRICT_SCRIPT}; exec sleep 30"])
+    runtime = pyrunc_cmd.__self__
+    runtime.seen_ids.add(container_id)
+    # files, not pipes: the container keeps its stdio open
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        created = subprocess.run([runtime.binary, "--root", str(runtime.root), "create", "-b", str(b), container_id],
+                                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, timeout=60)
+    assert created.returncode == 0, err.read_text()
+    pyrunc_cmd("start", container_id, check=True)
+    deadline = time.monotonic() + 10
+    while "NoNewPrivs" not in out.read_text():
+        assert time.monotonic() < deadline, out.read_text()
+        time.sleep(0.02)
+    assert_strict_output(out.read_text(), 0, nnp)
+    for uid in (0, 1000):
+        result = pyrunc_cmd("exec", "--user", f"{uid}:{uid}", container_id, "sh", "-c", STRICT_SCRIPT)
+        assert result.returncode == 0, result.stderr
+        assert_strict_output(result.stdout, uid, nnp)
+
+
+def test_strict_profile_with_a_terminal_like_runc(bundle, probe_rootfs, pyrunc_cmd, runc_cmd, container_id):
+    """A foreground `run` on the caller's terminal: the pty is set up before the filter,
+    and nothing after it needs more (no_new_privs off: the filter comes early)."""
+    from test_console import MasterReader, _no_output, _run_on_a_pty
+    b = strict_bundle(bundle, probe_rootfs, nnp=False, uid=1000, terminal=True,
+                      args=["sh", "-c", f"tty; {STRICT_SCRIPT}"])
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        runtime = command.__self__
+        code, reader, _before, _after = _run_on_a_pty(runtime.binary, runtime.root, b, container_id, _no_output)
+        assert code == 0, (name, reader.lines())
+        seen[name] = reader.lines()
+    assert seen["pyrunc"] == seen["runc"]
+    assert seen["pyrunc"][0] == "/dev/pts/0"
+
+
+# ------------------------------------------------------------------ unknown names, agents
+
+
+def test_rule_of_only_unknown_syscalls_is_skipped_like_runc(bundle, probe_rootfs, pyrunc_cmd, runc_cmd,
+                                                            container_id):
+    """Engines ship profiles naming calls newer than the host's libseccomp: a rule naming
+    only such calls is skipped (runc exits 0); in a rule mixing them with known calls
+    the known ones apply."""
+    only_unknown = profile({"names": ["no_such_call_1", "no_such_call_2"], "action": "SCMP_ACT_KILL"})
+    mixed = profile({"names": ["no_such_call_1", "getppid"], "action": "SCMP_ACT_ERRNO",
+                     "errnoRet": errno.EXDEV})
+    # getppid of pid 1 in its own pid namespace is 0
+    for seccomp, expected in ((only_unknown, (0, 0)), (mixed, (-1, errno.EXDEV))):
+        b = make_bundle(bundle, probe_rootfs, seccomp, ["probe", str(NR["getppid"])])
+        reference = runc_cmd("run", "-b", str(b), container_id + "-runc")
+        ours = pyrunc_cmd("run", "-b", str(b), container_id)
+        assert (ours.returncode, ours.stdout) == (reference.returncode, reference.stdout), ours.stderr
+        assert probe_results(ours.stdout)[NR["getppid"]] == expected, ours.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "create"])
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_notify_without_an_agent_fails_like_runc(nnp, command, bundle, probe_rootfs, pyrunc_cmd, runc_cmd,
+                                                 container_id, state_root, assert_no_residue, tmp_path):
+    """runc loads the filter during create (with or without no_new_privs) and fails it
+    when nothing listens at listenerPath, with its words and exit code 1."""
+    missing = tmp_path / "no-agent.sock"
+    seccomp = profile({"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}, listenerPath=str(missing))
+    b = make_bundle(bundle, probe_rootfs, seccomp, ["probe", str(NR["getppid"])], nnp=nnp)
+    reference = runc_cmd(command, "-b", str(b), container_id + "-runc")
+    ours = pyrunc_cmd(command, "-b", str(b), container_id)
+    assert ours.returncode == reference.returncode == 1, (ours.stderr, reference.stderr)
+    words = ("failed to connect with seccomp agent specified in the seccomp profile: "
+             f"dial unix {missing}: connect: no such file or directory")
+    assert words in reference.stderr, reference.stderr
+    assert words in ours.stderr and len(ours.stderr.splitlines()) == 1, ours.stderr
+    assert pyrunc_cmd("state", container_id).returncode != 0
+    assert_no_residue(state_root, [container_id])

@@ -158,7 +158,7 @@ class Snapshot:
         self.state_dirs = sorted(e.name for e in self.state_root.iterdir()
                                  if e.is_dir() and e.name != ".pyrunc-cache") if self.state_root.is_dir() else []
         self.overlay_dirs = sorted(str(p) for p in self.state_root.glob("*/overlay")) if self.state_root.is_dir() else []
-        # bound sockets under the state root (start.sock) or a bundle dir; the console
+        # bound sockets under the state root or a bundle dir; the console
         # receiver's own socket is the test's, not pyrunc's
         self.sockets = unix_sockets([str(state_root), *[m for m in markers if not m.endswith(".sock")]])
 

@@ -449,13 +449,21 @@ def nested_namespace_capable(config: dict) -> None:
         config["process"]["capabilities"][kind] = sorted(set(config["process"]["capabilities"][kind]) | set(caps))
 
 
-@pytest.mark.parametrize("no_pivot", [False, True])
-def test_no_nested_proc_mount_in_a_no_pivot_container(pyrunc_cmd, runc_cmd, bundle, container_id, no_pivot):
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("no_pivot", [False, True], ids=["pivot", "no-pivot"])
+def test_no_nested_proc_mount_in_a_no_pivot_container(pyrunc_cmd, runc_cmd, bundle, container_id, no_pivot,
+                                                      userns, userns_rootfs):
     """Item 15: with CAP_SYS_ADMIN a process may make a user+pid namespace and mount
     procfs only where a fully visible procfs exists in its mount namespace.  The
     container's /proc has masks over it; under --no-pivot the host's /proc stays under the
-    moved root unless the runtime detaches or covers it, as runc does."""
-    b = bundle(nested_namespace_capable, args=["sh", "-c", NESTED_PROC])
+    moved root unless the runtime detaches it (or, in a user namespace where the host's
+    mounts are locked, covers it), as runc does."""
+    def edit(config):
+        nested_namespace_capable(config)
+        if userns:
+            in_user_namespace(config, userns_rootfs)
+
+    b = bundle(edit, args=["sh", "-c", NESTED_PROC])
     flags = ["--no-pivot"] if no_pivot else []
     reference = runc_cmd("run", *flags, "-b", b, container_id + "-runc")
     ours = pyrunc_cmd("run", *flags, "-b", b, container_id)

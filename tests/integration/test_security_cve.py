@@ -604,8 +604,10 @@ def test_sysctl_refuses_a_proc_that_is_not_procfs(kind, bundle, pyrunc_cmd, cont
     assert Path("/proc/sys/kernel/domainname").read_text() == host_domainname
 
 
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
 @pytest.mark.parametrize("how", ["config", "hook"])
-def test_sysctl_never_writes_a_file_mounted_over_proc_sys(how, bundle, pyrunc_cmd, container_id, tmp_path):
+def test_sysctl_never_writes_a_file_mounted_over_proc_sys(how, userns, bundle, pyrunc_cmd, container_id, tmp_path,
+                                                          userns_rootfs):
     """CVE-2025-52881: a host file bind-mounted over /proc/sys/kernel/domainname, by the
     config or by a hook racing the runtime, must not receive the sysctl's value: the
     write is refused because the file is not procfs's own (runc 1.4 checks the same;
@@ -616,6 +618,11 @@ def test_sysctl_never_writes_a_file_mounted_over_proc_sys(how, bundle, pyrunc_cm
 
     def edit(config):
         config["linux"]["sysctl"] = {"kernel.domainname": "attacker"}
+        if userns:
+            config["root"] = {"path": userns_rootfs, "readonly": True}
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = ID_MAPPING
+            config["linux"]["gidMappings"] = ID_MAPPING
         if how == "config":
             config["mounts"].append({"destination": "/proc/sys/kernel/domainname", "type": "bind",
                                      "source": str(planted), "options": ["bind"]})

@@ -535,18 +535,23 @@ def assert_console_refused(result) -> None:
 # racing the runtime between the mounts and the console or sysctl set-up
 IN_CONTAINER_MOUNT_NS = (
     "import json, subprocess, sys; pid = json.load(sys.stdin)['pid'];"
-    " subprocess.run(['/usr/bin/nsenter', '-t', str(pid), '-m', '--', '/bin/sh', '-c', sys.argv[1]], check=True)"
+    " subprocess.run(['/usr/bin/nsenter', '-t', str(pid), *sys.argv[1].split(), '--', '/bin/sh', '-c', sys.argv[2]],"
+    " check=True)"
 )
 
 
-def hook_in_container_mount_ns(script: str) -> dict:
+def hook_in_container_mount_ns(script: str, userns: bool = False) -> dict:
+    """(with userns: as the container's root, which alone may create files in its /dev)"""
     if not os.path.exists("/usr/bin/nsenter"):
         pytest.skip("/usr/bin/nsenter (util-linux) is missing")
-    return {"path": "/usr/bin/python3", "args": ["python3", "-c", IN_CONTAINER_MOUNT_NS, script]}
+    return {"path": "/usr/bin/python3",
+            "args": ["python3", "-c", IN_CONTAINER_MOUNT_NS, "-m -U" if userns else "-m", script]}
 
 
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
 @pytest.mark.parametrize("target", ["/etc/passwd", "host-file"])
-def test_dev_console_symlink_planted_during_create_is_refused(target, bundle, pyrunc_cmd, container_id, tmp_path):
+def test_dev_console_symlink_planted_during_create_is_refused(target, userns, bundle, pyrunc_cmd, container_id,
+                                                              tmp_path, userns_rootfs):
     """CVE-2025-52565, the race: a createRuntime hook plants /dev/console as a symlink in
     the container's /dev tmpfs after the mounts; the console bind must not follow it."""
     (tmp_path / "host").mkdir()
@@ -557,10 +562,17 @@ def test_dev_console_symlink_planted_during_create_is_refused(target, bundle, py
     def edit(config):
         config["process"]["terminal"] = True
         rootfs = os.path.join(bundle.directory, "planted", "rootfs")
-        config["hooks"] = {"createRuntime": [hook_in_container_mount_ns(f"ln -s {link} {rootfs}/dev/console")]}
+        if userns:
+            rootfs = userns_rootfs
+            config["root"] = {"path": rootfs, "readonly": True}
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = ID_MAPPING
+            config["linux"]["gidMappings"] = ID_MAPPING
+        config["hooks"] = {"createRuntime": [hook_in_container_mount_ns(f"ln -s {link} {rootfs}/dev/console",
+                                                                        userns)]}
 
-    b = bundle(edit, args=["cat", "/etc/passwd"], private_rootfs=True, name="planted")
-    rootfs = b / "rootfs"
+    b = bundle(edit, args=["cat", "/etc/passwd"], private_rootfs=not userns, name="planted")
+    rootfs = Path(userns_rootfs) if userns else b / "rootfs"
     etc_before, host_before = tree_snapshot(rootfs / "etc"), tree_snapshot(tmp_path / "host")
     result = pyrunc_cmd("run", "-b", str(b), container_id)
     assert_console_refused(result)

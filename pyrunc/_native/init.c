@@ -97,9 +97,13 @@ static void send_msg(int type, int value, int err)
 	} while (r < 0 && errno == EINTR);
 }
 
-/* Report the failing op and errno, then die: the runtime cleans up. */
+/* Report the failing op and errno, then die: the runtime cleans up; what the failing
+ * op created in the rootfs goes first (nothing of a failed create stays in the image). */
+static void remove_created(void);
+
 static void __attribute__((noreturn)) fail(int err)
 {
+	remove_created();
 	send_msg(MSG_ERROR, 0, err ? err : EIO);
 	_exit(1);
 }
@@ -130,9 +134,8 @@ static int openat2_in_root(const char *path, int flags, int extra_resolve)
 	return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
 }
 
-/* What mkdir_in_root created for the current mount (in-root paths, outermost first):
- * a mount that then fails removes them, so a failed create leaves no new entry in the
- * rootfs. */
+/* What mkdir_in_root created for the current op (in-root paths, outermost first): an
+ * op that then fails (a mount on a destination it had to create) removes them. */
 static char **created;
 static int ncreated;
 
@@ -322,9 +325,8 @@ static void op_mount(const struct op *op)
 	const char *fstype = op->lens[2] ? op->strs[2] : NULL;
 	const char *data = op->lens[3] ? op->strs[3] : NULL;
 	char target_path[64], source_path[64];
-	int tfd = -1, sfd = -1, rc;
+	int tfd = -1, sfd = -1;
 
-	forget_created();
 	if (target_kind == TARGET_IN_ROOT) {
 		if (mkdir_kind == MKDIR_ORDINARY_DIR) {
 			/* never through a symlink at the end: it is refused, not followed */
@@ -339,20 +341,16 @@ static void op_mount(const struct op *op)
 			tfd = openat2_in_root(target, O_PATH, 0);
 		}
 		if (tfd < 0)
-			goto failed;
+			fail(errno);
 		proc_fd_path(target_path, sizeof(target_path), tfd);
 		target = target_path;
 	}
 	if (source_kind == SOURCE_TREE) {
 		int slot = (int)get_int(op, 4);
-		if (slot < 0 || slot >= ntrees || trees[slot] < 0) {
-			errno = EBADF;
-			goto failed;
-		}
-		rc = (int)syscall(SYS_move_mount, trees[slot], "", tfd, "",
-				  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-		if (rc < 0)
-			goto failed;
+		if (slot < 0 || slot >= ntrees || trees[slot] < 0)
+			fail(EBADF);
+		CHECK(syscall(SYS_move_mount, trees[slot], "", tfd, "",
+			      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
 		close(trees[slot]);
 		trees[slot] = -1;
 		close(tfd);
@@ -361,7 +359,7 @@ static void op_mount(const struct op *op)
 	if (source_kind == SOURCE_IN_ROOT) {
 		sfd = openat2_in_root(source, O_PATH, 0);
 		if (sfd < 0)
-			goto failed;
+			fail(errno);
 		proc_fd_path(source_path, sizeof(source_path), sfd);
 		source = source_path;
 	} else if (!op->lens[0]) {
@@ -369,18 +367,11 @@ static void op_mount(const struct op *op)
 	}
 	if ((flags & MS_REMOUNT) && (flags & MS_BIND))
 		flags |= locked_flags(target) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-	if (mount(source, target, fstype, flags, data) < 0)
-		goto failed;
+	CHECK(mount(source, target, fstype, flags, data));
 	if (tfd >= 0)
 		close(tfd);
 	if (sfd >= 0)
 		close(sfd);
-	forget_created();
-	return;
-failed:
-	rc = errno;
-	remove_created();
-	fail(rc);
 }
 
 /* A detached copy of the mount at a host path, taken while the init still has the
@@ -1157,6 +1148,7 @@ int main(int argc, char **argv)
 
 	for (uint32_t i = 0; i < nops; i++) {
 		current_op = (int)i;
+		forget_created();
 		if (decode_op(&p, end, &op) < 0)
 			fail(EINVAL);
 		switch (op.code) {

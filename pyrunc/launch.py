@@ -3,6 +3,7 @@ points (id maps, cgroup placement, hooks) and turn a reported (op, errno) into a
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from pyrunc import plan as P
@@ -57,14 +58,9 @@ class Launch:
         s = self.spec
         linux = s.linux
         cp = P.ContainerPlan()
-        P.namespace_ops(cp, linux)
         plan = cp.plan
-        if not self.no_new_keyring:
-            if s.process.selinux_label:
-                # the session keyring gets the process's label (runc's SetKeyLabel)
-                P.add_lsm_attr(plan, "keycreate", s.process.selinux_label)
-            plan.add(P.OP_KEYRING, (), (f"_ses.{self.container.id}",), what="join a new session keyring")
         types = {n.type: n.path for n in linux.namespaces}
+        ctx = None
         if "mount" in types:
             ctx = rootfs.RootfsContext(
                 rootfs=s.root.path, bundle=s.bundle, userns="user" in types,
@@ -72,6 +68,15 @@ class Launch:
                 cgroupns_new="cgroup" in types and not types["cgroup"],
                 no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr),
                 mount_label=linux.mount_label)
+            if ctx.userns:
+                rootfs.add_bind_tree_ops(plan, s, ctx)
+        P.namespace_ops(cp, linux)
+        if not self.no_new_keyring:
+            if s.process.selinux_label:
+                # the session keyring gets the process's label (runc's SetKeyLabel)
+                P.add_lsm_attr(plan, "keycreate", s.process.selinux_label)
+            plan.add(P.OP_KEYRING, (), (f"_ses.{self.container.id}",), what="join a new session keyring")
+        if ctx is not None:
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
             # a missing cwd is created (runc), before the root may become read-only
             plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")
@@ -90,7 +95,10 @@ class Launch:
             plan.add(P.OP_ROOT, (), ("/",), what="open /")
         # sysctls before the read-only /proc/sys of readonlyPaths (runc's order)
         for key, value in linux.sysctl.items():
-            plan.add(P.OP_SYSCTL, (), (key.replace(".", "/"), value), what=f"write sysctl {key}")
+            path = key.replace(".", "/")
+            plan.add(P.OP_SYSCTL, (), (path, value), what=f"write sysctl {key}",
+                     reasons={errno.EXDEV: f"/proc/sys/{path} is not the kernel's procfs file "
+                                           "(/proc is not procfs, or something is mounted over it)"})
         if "mount" in types:
             rootfs.add_finish_ops(plan, s)
         if s.hostname:
@@ -101,7 +109,11 @@ class Launch:
             size = s.process.console_size
             plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 1,
                                     s.process.user.uid),
-                     what="set up the console")
+                     what="set up the console",
+                     reasons={errno.ELOOP: "/dev/console is a symlink in the rootfs: the console is not "
+                                           "bound through it"})
+        if "mount" in types:
+            rootfs.add_readonly_dev(plan, s)
         if s.root.readonly and "mount" in types:
             rootfs.add_readonly_root(plan)
         env, _ = self._env()

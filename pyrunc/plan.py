@@ -50,10 +50,12 @@ OP_PRIVATE_IF_SHARED = 38
 OP_MKDIR = 39
 OP_PROC_ATTR = 40
 OP_SETXATTR = 41
+OP_OPEN_TREE = 42
+OP_HIDE_MOUNT = 43
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
-MKDIR_NONE, MKDIR_DIR, MKDIR_FILE = 0, 1, 2
-SOURCE_LITERAL, SOURCE_HOST, SOURCE_IN_ROOT = 0, 1, 2
+MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
+SOURCE_LITERAL, SOURCE_HOST, SOURCE_IN_ROOT, SOURCE_TREE = 0, 1, 2, 3
 
 # messages from the init (struct init_msg)
 MSG_SYNC, MSG_PID, MSG_ERROR, MSG_READY, MSG_SECCOMP_FD = 1, 2, 3, 4, 5
@@ -70,10 +72,14 @@ class Plan:
     def __init__(self) -> None:
         self._ops: list[bytes] = []
         self._descriptions: list[str] = []
+        self._reasons: dict[int, dict[int, str]] = {}
         self.codes: list[int] = []
 
-    def add(self, code: int, ints: tuple | list = (), strs: tuple | list = (), what: str = "") -> int:
-        """Append an op; returns its index.  `what` names the step for error messages."""
+    def add(self, code: int, ints: tuple | list = (), strs: tuple | list = (), what: str = "",
+            reasons: dict[int, str] | None = None) -> int:
+        """Append an op; returns its index.  `what` names the step for error messages;
+        `reasons` words particular errnos of this op (runc's wording for a refusal the
+        init can only report as an errno)."""
         parts = [struct.pack("<IHH", code, len(ints), len(strs))]
         for v in ints:
             # masks above 2**63 travel as their two's complement
@@ -86,6 +92,8 @@ class Plan:
         self._ops.append(b"".join(parts))
         self._descriptions.append(what)
         self.codes.append(code)
+        if reasons:
+            self._reasons[len(self._ops) - 1] = reasons
         return len(self._ops) - 1
 
     def __len__(self) -> int:
@@ -105,6 +113,7 @@ class Plan:
     def describe(self, index: int, errno_value: int) -> str:
         """The one-line error for op `index` failing with `errno_value`."""
         reason = os.strerror(errno_value).lower() if errno_value else "failed"
+        reason = self._reasons.get(index, {}).get(errno_value, reason)
         if 0 <= index < len(self._descriptions) and self.codes[index] == OP_LOOKUP and errno_value == 2:
             # runc's wording: a name searched in $PATH, or a path that stat() missed
             what = self._descriptions[index]

@@ -72,6 +72,8 @@ struct op {
 };
 
 static int sync_fd = -1;
+static int *trees;            /* OP_OPEN_TREE slots: detached mounts, -1 once moved */
+static int ntrees;
 static int root_fd = -1;      /* O_PATH fd of the directory IN_ROOT paths resolve in */
 static int current_op = -1;
 
@@ -95,9 +97,13 @@ static void send_msg(int type, int value, int err)
 	} while (r < 0 && errno == EINTR);
 }
 
-/* Report the failing op and errno, then die: the runtime cleans up. */
+/* Report the failing op and errno, then die: the runtime cleans up; what the failing
+ * op created in the rootfs goes first (nothing of a failed create stays in the image). */
+static void remove_created(void);
+
 static void __attribute__((noreturn)) fail(int err)
 {
+	remove_created();
 	send_msg(MSG_ERROR, 0, err ? err : EIO);
 	_exit(1);
 }
@@ -126,6 +132,52 @@ static int openat2_in_root(const char *path, int flags, int extra_resolve)
 	if (!*path)
 		path = ".";
 	return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+}
+
+/* What mkdir_in_root created for the current op (in-root paths, outermost first): an
+ * op that then fails (a mount on a destination it had to create) removes them. */
+static char **created;
+static int ncreated;
+
+static void forget_created(void)
+{
+	for (int i = 0; i < ncreated; i++)
+		free(created[i]);
+	ncreated = 0;
+}
+
+static void note_created(const char *path)
+{
+	char **grown = realloc(created, sizeof(*created) * (size_t)(ncreated + 1));
+	char *copy = strdup(path);
+	if (!grown || !copy)
+		fail(ENOMEM);
+	created = grown;
+	created[ncreated++] = copy;
+}
+
+/* Remove what mkdir_in_root created, innermost first, each relative to its parent
+ * resolved inside the root; best effort (the error being reported is the mount's). */
+static void remove_created(void)
+{
+	for (int i = ncreated - 1; i >= 0; i--) {
+		char *slash = strrchr(created[i], '/');
+		const char *name = slash ? slash + 1 : created[i];
+		int dfd;
+		if (slash) {
+			*slash = '\0';
+			dfd = openat2_in_root(created[i][0] ? created[i] : "/", O_PATH | O_DIRECTORY, 0);
+			*slash = '/';
+		} else {
+			dfd = openat2_in_root("/", O_PATH | O_DIRECTORY, 0);
+		}
+		if (dfd < 0)
+			continue;
+		if (unlinkat(dfd, name, 0) < 0 && errno == EISDIR)
+			unlinkat(dfd, name, AT_REMOVEDIR);
+		close(dfd);
+	}
+	forget_created();
 }
 
 /* Create every missing component of `path` inside the root (the last one as a dir or
@@ -195,13 +247,18 @@ static void mkdir_in_root_depth(const char *path, int last_is_file, int depth)
 				return;
 			}
 			if (last && last_is_file) {
-				int f = openat(dirfd, p, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+				int f = openat(dirfd, p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
 				if (f < 0 && errno != EEXIST)
 					fail(errno);
-				if (f >= 0)
+				if (f >= 0) {
 					close(f);
-			} else if (mkdirat(dirfd, p, 0755) < 0 && errno != EEXIST) {
-				fail(errno);
+					note_created(buf);
+				}
+			} else if (mkdirat(dirfd, p, 0755) < 0) {
+				if (errno != EEXIST)
+					fail(errno);
+			} else {
+				note_created(buf);
 			}
 			fd = openat2_in_root(buf, O_PATH, 0);
 		}
@@ -271,13 +328,33 @@ static void op_mount(const struct op *op)
 	int tfd = -1, sfd = -1;
 
 	if (target_kind == TARGET_IN_ROOT) {
-		if (mkdir_kind != MKDIR_NONE)
-			mkdir_in_root(target, mkdir_kind == MKDIR_FILE);
-		tfd = openat2_in_root(target, O_PATH, 0);
+		if (mkdir_kind == MKDIR_ORDINARY_DIR) {
+			/* never through a symlink at the end: it is refused, not followed */
+			tfd = openat2_in_root(target, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+			if (tfd < 0 && errno == ENOENT) {
+				mkdir_in_root(target, 0);
+				tfd = openat2_in_root(target, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+			}
+		} else {
+			if (mkdir_kind != MKDIR_NONE)
+				mkdir_in_root(target, mkdir_kind == MKDIR_FILE);
+			tfd = openat2_in_root(target, O_PATH, 0);
+		}
 		if (tfd < 0)
 			fail(errno);
 		proc_fd_path(target_path, sizeof(target_path), tfd);
 		target = target_path;
+	}
+	if (source_kind == SOURCE_TREE) {
+		int slot = (int)get_int(op, 4);
+		if (slot < 0 || slot >= ntrees || trees[slot] < 0)
+			fail(EBADF);
+		CHECK(syscall(SYS_move_mount, trees[slot], "", tfd, "",
+			      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+		close(trees[slot]);
+		trees[slot] = -1;
+		close(tfd);
+		return;
 	}
 	if (source_kind == SOURCE_IN_ROOT) {
 		sfd = openat2_in_root(source, O_PATH, 0);
@@ -295,6 +372,57 @@ static void op_mount(const struct op *op)
 		close(tfd);
 	if (sfd >= 0)
 		close(sfd);
+}
+
+/* A detached copy of the mount at a host path, taken while the init still has the
+ * host's credentials (before it enters its user namespace), as runc's mount fds. */
+static void op_open_tree(const struct op *op)
+{
+	int slot = (int)get_int(op, 0);
+	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+	if (slot < 0 || slot > 65535)
+		fail(EINVAL);
+	if (get_int(op, 1))
+		flags |= AT_RECURSIVE;
+	if (slot >= ntrees) {
+		int *grown = realloc(trees, sizeof(int) * (size_t)(slot + 1));
+		if (!grown)
+			fail(ENOMEM);
+		for (int i = ntrees; i <= slot; i++)
+			grown[i] = -1;
+		trees = grown;
+		ntrees = slot + 1;
+	}
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, op->strs[0], flags);
+	if (fd < 0)
+		fail(errno);
+	/* a slave, like a bind made in the container's rslave tree: the host's mount events
+	 * still arrive, nothing mounted in the container goes back to the host */
+	struct mount_attr attr = { .propagation = MS_SLAVE };
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (get_int(op, 1) ? AT_RECURSIVE : 0),
+		    &attr, sizeof(attr)) < 0)
+		fail(errno);
+	trees[slot] = fd;
+}
+
+/* --no-pivot (runc's msMoveRoot): a full procfs or sysfs mount of the host stays in the
+ * container's mount namespace under the moved root, and the kernel lets a nested user
+ * namespace mount procfs when a fully visible one exists.  Detach it, or where that is
+ * not allowed (a locked mount in a user namespace) cover it with a tmpfs. */
+static void op_hide_mount(const struct op *op)
+{
+	const char *path = op->strs[0];
+	/* its unmount must not propagate to the host */
+	if (mount(NULL, path, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+		if (errno == ENOENT || errno == EINVAL)
+			return; /* gone with a mount detached before it */
+		fail(errno);
+	}
+	if (umount2(path, MNT_DETACH) == 0)
+		return;
+	if (errno != EINVAL && errno != EPERM)
+		fail(errno);
+	CHECK(mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
 }
 
 /* runc's rootfsParentMountPrivate, decided here because only this mount namespace
@@ -549,7 +677,9 @@ static void op_sysctl(const struct op *op)
 	if (snprintf(path, sizeof(path), "sys/%s", op->strs[0]) >= (int)sizeof(path))
 		fail(ENAMETOOLONG);
 	int pfd = open_procfs();
-	int fd = open_in_procfs(pfd, path, RESOLVE_NO_SYMLINKS);
+	/* no mount crossed: a file bind-mounted over /proc/sys/... (by the config or by a
+	 * hook racing us) is refused with EXDEV instead of written (CVE-2025-52881) */
+	int fd = open_in_procfs(pfd, path, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 	if (fd < 0)
 		fail(errno);
 	write_all(fd, op->strs[1], op->lens[1]);
@@ -598,7 +728,15 @@ static void op_setxattr(const struct op *op)
 
 static void op_write_file(const struct op *op)
 {
-	int fd = open(op->strs[0], O_WRONLY | O_CLOEXEC);
+	int fd;
+	if (!strncmp(op->strs[0], "/proc/", 6)) {
+		/* a procfs file (timens_offsets): only the kernel's, never a file mounted over it */
+		int pfd = open_procfs();
+		fd = open_in_procfs(pfd, op->strs[0] + 6, RESOLVE_NO_XDEV);
+		close(pfd);
+	} else {
+		fd = open(op->strs[0], O_WRONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		fail(errno);
 	write_all(fd, op->strs[1], op->lens[1]);
@@ -624,6 +762,37 @@ static void send_fd(int sock, int fd)
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	CHECK(sendmsg(sock, &msg, MSG_NOSIGNAL));
+}
+
+/* Bind the pty slave over /dev/console (CVE-2025-52565): the mount target is an fd of
+ * the entry itself, never followed: a /dev/console that is a symlink (from the image, or
+ * planted by a hook during create) is refused with ELOOP, a missing one is created as
+ * a regular file with O_EXCL, and what gets mounted over is that verified file or the
+ * image's device node. */
+static void bind_console(const char *slave_path)
+{
+	int dfd = openat2_in_root("/dev", O_PATH | O_DIRECTORY, 0);
+	struct stat st;
+	char target[64];
+	if (dfd < 0)
+		fail(errno);
+	int cfd = openat(dfd, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (cfd < 0 && errno == ENOENT) {
+		int f = openat(dfd, "console", O_CREAT | O_EXCL | O_NOFOLLOW | O_RDONLY | O_CLOEXEC, 0666);
+		if (f < 0)
+			fail(errno);
+		close(f);
+		cfd = openat(dfd, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (cfd < 0)
+		fail(errno);
+	CHECK(fstat(cfd, &st));
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+		fail(S_ISLNK(st.st_mode) ? ELOOP : EINVAL);
+	proc_fd_path(target, sizeof(target), cfd);
+	CHECK(mount(slave_path, target, NULL, MS_BIND, NULL));
+	close(cfd);
+	close(dfd);
 }
 
 /* A pty from the container's own devpts, the master sent over the console socket as
@@ -665,19 +834,10 @@ static void op_console(const struct op *op)
 	if (op->nints > 4 && get_int(op, 4) >= 0 &&
 	    fchown(slave, (uid_t)get_int(op, 4), (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM)
 		fail(errno);
-	/* /dev/console: bind the slave over it (created as a file inside the root); not
-	 * for a process joining a running container (exec) */
-	int cfd = -1;
-	if (get_int(op, 3)) {
-		mkdir_in_root("/dev/console", 1);
-		cfd = openat2_in_root("/dev/console", O_PATH, RESOLVE_NO_SYMLINKS);
-	}
-	if (cfd >= 0) {
-		char target[64];
-		proc_fd_path(target, sizeof(target), cfd);
-		CHECK(mount(slave_path, target, NULL, MS_BIND, NULL));
-		close(cfd);
-	}
+	/* /dev/console: bind the slave over it; not for a process joining a running
+	 * container (exec) */
+	if (get_int(op, 3))
+		bind_console(slave_path);
 	send_fd(sock, master);
 	close(master);
 	close(sock);
@@ -991,6 +1151,7 @@ int main(int argc, char **argv)
 
 	for (uint32_t i = 0; i < nops; i++) {
 		current_op = (int)i;
+		forget_created();
 		if (decode_op(&p, end, &op) < 0)
 			fail(EINVAL);
 		switch (op.code) {
@@ -1126,6 +1287,12 @@ int main(int argc, char **argv)
 			break;
 		case OP_SETXATTR:
 			op_setxattr(&op);
+			break;
+		case OP_OPEN_TREE:
+			op_open_tree(&op);
+			break;
+		case OP_HIDE_MOUNT:
+			op_hide_mount(&op);
 			break;
 		case OP_PRIVATE_IF_SHARED:
 			op_private_if_shared(&op);

@@ -63,15 +63,25 @@ enum op_code {
 	                        first that exists (/proc: the root's, or the current one before
 	                        OP_ROOT, checked to be procfs; no mount crossed) */
 	OP_SETXATTR = 41,    /* strs: in-root path, attribute name, value */
+	OP_OPEN_TREE = 42,   /* ints: slot, recursive (0/1); strs: host path   a detached copy of
+	                        the mount at path (open_tree), made a slave, kept in `slot` for an
+	                        OP_MOUNT with SOURCE_TREE: bind sources only the host's root can
+	                        reach, opened before the init enters a user namespace */
+	OP_HIDE_MOUNT = 43,  /* strs: host path   --no-pivot: detach a full procfs/sysfs mount of
+	                        the host (or cover it with a tmpfs) so that no fully visible one
+	                        is left for a nested user namespace to mount over (runc) */
 	OP_MAX
 };
 
 /* OP_MOUNT ints[1]: where the target is */
 enum mount_target { TARGET_HOST = 0, TARGET_IN_ROOT = 1 };
 /* OP_MOUNT ints[2]: create the target when missing */
-enum mount_mkdir { MKDIR_NONE = 0, MKDIR_DIR = 1, MKDIR_FILE = 2 };
-/* OP_MOUNT ints[3]: what the source string is */
-enum mount_source { SOURCE_LITERAL = 0, SOURCE_HOST = 1, SOURCE_IN_ROOT = 2 };
+/* MKDIR_ORDINARY_DIR: a directory, and an existing entry that is not one (a symlink
+ * included) fails with ENOTDIR (runc: "must be mounted on ordinary directory") */
+enum mount_mkdir { MKDIR_NONE = 0, MKDIR_DIR = 1, MKDIR_FILE = 2, MKDIR_ORDINARY_DIR = 3 };
+/* OP_MOUNT ints[3]: what the source string is; SOURCE_TREE: the detached mount of the
+ * OP_OPEN_TREE slot ints[4], moved onto the target (the source string is only shown) */
+enum mount_source { SOURCE_LITERAL = 0, SOURCE_HOST = 1, SOURCE_IN_ROOT = 2, SOURCE_TREE = 3 };
 
 enum msg_type {
 	MSG_SYNC = 1,    /* value: sync id; the runtime acks with one byte */

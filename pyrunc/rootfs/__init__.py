@@ -3,6 +3,7 @@ masked and read-only paths.  Every container path is resolved by pyrunc-init INS
 rootfs (openat2 RESOLVE_IN_ROOT), so symlinks in an image cannot redirect a mount."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pyrunc.record import record as dataclass
@@ -51,6 +52,9 @@ class RootfsContext:
     no_pivot: bool
     cgroups: list[CgroupHierarchy]
     mount_label: str = ""  # linux.mountLabel: the SELinux context of the filesystems mounted
+    # bind sources opened by the init before it enters its user namespace (runc's mount
+    # fds): {index in spec.mounts: OP_OPEN_TREE slot}, from plan_bind_trees
+    bind_trees: dict = None
 
 
 def overlay_layers(spec) -> list[str] | None:
@@ -77,6 +81,10 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
     root_prop = O.MS_SLAVE | O.MS_REC
     if spec.linux.rootfs_propagation:
         root_prop = O.propagation_flags(spec.linux.rootfs_propagation)
+    if root_prop & O.MS_UNBINDABLE:
+        # an unbindable / can't give the rootfs its self-bind: it becomes unbindable
+        # after the pivot (add_pivot_ops); runc 1.1.5 fails here, crun does this
+        root_prop = O.MS_SLAVE | O.MS_REC
     # make our copy of the host's mounts stop propagating back to the host
     plan.add(P.OP_MOUNT, (root_prop, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/", "", ""),
              what="set the propagation of /")
@@ -93,8 +101,8 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
     plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
              (ctx.rootfs, ctx.rootfs, "", ""), what=f"bind mount rootfs {ctx.rootfs}")
     plan.add(P.OP_ROOT, (), (ctx.rootfs,), what=f"open rootfs {ctx.rootfs}")
-    for m in spec.mounts:
-        _add_mount(plan, m, ctx)
+    for index, m in enumerate(spec.mounts):
+        _add_mount(plan, m, ctx, (ctx.bind_trees or {}).get(index))
     destinations = {os.path.normpath(m.destination): m for m in spec.mounts}
     dev = destinations.get("/dev")
     # runc: the default devices are made in the container's /dev unless it is a bind of
@@ -107,6 +115,7 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
 
 def add_pivot_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
     if ctx.no_pivot:
+        add_hide_host_procfs_ops(plan, ctx)
         plan.add(P.OP_MOVE_ROOT, what=f"move rootfs {ctx.rootfs} to /")
     else:
         plan.add(P.OP_PIVOT_ROOT, what=f"pivot_root into {ctx.rootfs}")
@@ -148,6 +157,52 @@ def add_finish_ops(plan: P.Plan, spec) -> None:
         plan.add(P.OP_READONLY, (), (path,), what=f"make {path} read-only")
 
 
+def add_bind_tree_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
+    """With a user namespace: the init opens every bind source (a detached copy of its
+    mount) before it enters the namespace, while it can still reach what only the
+    host's root can (a source inside a 0700 directory), as runc hands its mount fds
+    over; the binds then move those copies into place.  Sets ctx.bind_trees."""
+    ctx.bind_trees = {}
+    for index, m in enumerate(spec.mounts):
+        opts = O.parse(m.options)
+        source = _bind_source(m, opts, ctx.bundle)
+        if source is None:
+            continue
+        slot = ctx.bind_trees[index] = len(ctx.bind_trees)
+        plan.add(P.OP_OPEN_TREE, (slot, int(bool(opts.flags & O.MS_REC))), (source,),
+                 what=f"open bind source {source}")
+
+
+def add_hide_host_procfs_ops(plan: P.Plan, ctx: RootfsContext) -> None:
+    """--no-pivot: no full procfs/sysfs of the host may stay in the container's mount
+    namespace (runc's msMoveRoot); the host's mounts as this process sees them now, the
+    init's namespace being a copy of them."""
+    inside = ctx.rootfs.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split(b" ")
+            dash = fields.index(b"-")
+            root, point, fstype = fields[3], _unescape(fields[4].decode(errors="surrogateescape")), fields[dash + 1]
+            if root != b"/" or fstype not in (b"proc", b"sysfs"):
+                continue
+            if point == ctx.rootfs or point.startswith(inside):
+                continue
+            plan.add(P.OP_HIDE_MOUNT, (), (point,), what=f"hide the host's {fstype.decode()} on {point}")
+
+
+def add_readonly_dev(plan: P.Plan, spec) -> None:
+    """A /dev mounted "ro": read-only once everything under it is in place (runc's
+    finalizeRootfs remounts it so, with MS_BIND to be allowed in a user namespace)."""
+    for m in spec.mounts:
+        if _is_dev(m):
+            flags = O.parse(m.options).flags
+            if flags & O.MS_RDONLY:
+                keep = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
+                plan.add(P.OP_MOUNT, (keep | O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY, P.TARGET_IN_ROOT,
+                                      P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/dev", "", ""),
+                         what="remount /dev read-only")
+
+
 def add_readonly_root(plan: P.Plan) -> None:
     plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY, P.TARGET_IN_ROOT, P.MKDIR_NONE,
                           P.SOURCE_LITERAL), ("", "/", "", ""), what="remount / read-only")
@@ -170,31 +225,59 @@ def _labelled(data: str, mount_label: str) -> str:
     return format_mount_label(data, mount_label)
 
 
-def _add_mount(plan: P.Plan, m, ctx: RootfsContext) -> None:
+def _is_dev(m) -> bool:
+    return os.path.normpath(_dest(m)) == "/dev"
+
+
+def _ordinary_dir(fstype: str) -> dict[int, str]:
+    # runc's check (and wording) for proc and sysfs: never mounted through a symlink
+    return {errno.ENOTDIR: f'filesystem "{fstype}" must be mounted on ordinary directory'}
+
+
+def _is_cgroup(m, opts: O.MountOptions) -> bool:
+    return m.type == "cgroup" or (m.type == "" and m.source == "cgroup" and not opts.is_bind)
+
+
+def _bind_source(m, opts: O.MountOptions, bundle: str) -> str | None:
+    """The host path of a bind mount's source, None for other mounts."""
+    if _is_cgroup(m, opts) or not (m.type == "bind" or opts.is_bind):
+        return None
+    return m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
+
+
+def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> None:
     opts = O.parse(m.options)
+    flags = opts.flags
+    if _is_dev(m):
+        # devpts, shm, mqueue, devices and links go under /dev first: a read-only /dev
+        # becomes read-only at the end (add_readonly_dev), as runc's finalizeRootfs
+        flags &= ~O.MS_RDONLY
     dest = _dest(m)
     shown = f"{ctx.rootfs}{dest}"
     data = ",".join(opts.data)
-    if m.type == "cgroup" or (m.type == "" and m.source == "cgroup" and not opts.is_bind):
+    source = _bind_source(m, opts, ctx.bundle)
+    if _is_cgroup(m, opts):
         _add_cgroup_mount(plan, m, opts, ctx)
-    elif m.type == "bind" or opts.is_bind:
-        source = m.source if os.path.isabs(m.source) else os.path.join(ctx.bundle, m.source)
+    elif source is not None:
         try:
             is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except OSError as e:
             raise ConfigError(f"config.json: mounts: bind source {source}: {os.strerror(e.errno).lower()}")
-        _bind(plan, source, dest, opts.flags, data, P.MKDIR_DIR if is_dir else P.MKDIR_FILE,
-              f"mount {source} on {shown}")
+        _bind(plan, source, dest, flags, data, P.MKDIR_DIR if is_dir else P.MKDIR_FILE,
+              f"mount {source} on {shown}", tree_slot=tree_slot)
     elif m.type == "sysfs" and ctx.userns and not ctx.netns_new:
         # in a user namespace, sysfs can't be mounted for a network namespace it doesn't
         # own: bind the host's (runc's rootless rule); otherwise always a fresh sysfs
-        _bind(plan, "/sys", dest, opts.flags | O.MS_BIND | O.MS_REC, data, P.MKDIR_DIR, f"mount /sys on {shown}")
+        _bind(plan, "/sys", dest, flags | O.MS_BIND | O.MS_REC, data, P.MKDIR_ORDINARY_DIR,
+              f"mount /sys on {shown}", reasons=_ordinary_dir("sysfs"))
     else:
         source = m.source or m.type
         if m.type not in _UNLABELLED:
             data = _labelled(data, ctx.mount_label)
-        plan.add(P.OP_MOUNT, (opts.flags, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
-                 (source, dest, m.type, data), what=f"mount {source} on {shown}")
+        mkdir = P.MKDIR_ORDINARY_DIR if m.type in ("proc", "sysfs") else P.MKDIR_DIR
+        plan.add(P.OP_MOUNT, (flags, P.TARGET_IN_ROOT, mkdir, P.SOURCE_LITERAL),
+                 (source, dest, m.type, data), what=f"mount {source} on {shown}",
+                 reasons=_ordinary_dir(m.type) if mkdir == P.MKDIR_ORDINARY_DIR else None)
         if m.type == "mqueue" and ctx.mount_label:
             plan.add(P.OP_SETXATTR, (), (dest, _SELINUX_XATTR, ctx.mount_label),
                      what=f'label {shown} "{ctx.mount_label}"')
@@ -203,9 +286,14 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext) -> None:
                  what=f"set propagation of {shown}")
 
 
-def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str) -> None:
-    plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_HOST),
-             (source, dest, "", data), what=what)
+def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str,
+          tree_slot: int | None = None, reasons: dict[int, str] | None = None) -> None:
+    if tree_slot is None:
+        plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_HOST),
+                 (source, dest, "", data), what=what, reasons=reasons)
+    else:
+        plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_TREE, tree_slot),
+                 (source, dest, "", data), what=what, reasons=reasons)
     extra = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
     if extra:
         plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | extra, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL),

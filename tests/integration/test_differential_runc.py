@@ -350,3 +350,211 @@ def test_non_root_process_sees_the_same(pyrunc_cmd, runc_cmd, bundle, container_
     # has none (libcontainer's init: "if HOME is not set, set it from the user's home")
     assert "HOME=/home/user" in reference.stdout.splitlines()
     assert ours.stdout == reference.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# Rootfs and mounts (issue 13, items 12-16), the same bundle under both runtimes
+
+USERNS_MAPPING = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def in_user_namespace(config: dict, rootfs: str) -> None:
+    """Container root = host uid 100000, on a rootfs that uid can traverse (read-only)."""
+    config["root"] = {"path": rootfs, "readonly": True}
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = USERNS_MAPPING
+    config["linux"]["gidMappings"] = USERNS_MAPPING
+
+
+def private_source(tmp_path, name: str = "private") -> "os.PathLike":
+    """A directory with a readable file, inside a root-owned 0700 directory: only the
+    host's root can reach it, never host uid 100000 (a user namespace's root)."""
+    top = tmp_path / name
+    (top / "data").mkdir(parents=True)
+    (top / "data" / "f").write_text("SECRET\n")
+    os.chmod(top / "data", 0o755)
+    os.chmod(top / "data" / "f", 0o644)
+    os.chmod(top, 0o700)
+    os.chown(top, 0, 0)
+    return top / "data"
+
+
+def test_userns_bind_source_only_the_hosts_root_can_reach(pyrunc_cmd, runc_cmd, bundle, container_id,
+                                                           userns_rootfs, tmp_path):
+    """Item 12: the init enters its user namespace before it mounts, and as host uid
+    100000 it cannot pass a 0700 directory: the runtime opens the source first (runc's
+    mount fds) and the bind works as under runc."""
+    source = private_source(tmp_path)
+
+    def edit(config):
+        in_user_namespace(config, userns_rootfs)
+        config["mounts"].append({"destination": "/opt", "type": "bind", "source": str(source),
+                                 "options": ["rbind", "ro"]})
+
+    script = "cat /opt/f; awk '$5 == \"/opt\" { print $4, $6 }' /proc/self/mountinfo; touch /opt/x; echo $?"
+    b = bundle(edit, args=["sh", "-c", script])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    assert reference.stdout.startswith("SECRET\n"), reference.stdout
+    assert ours.stdout == reference.stdout
+    assert ours.stderr == reference.stderr  # touch: /opt/x: Read-only file system
+
+
+@pytest.mark.parametrize("directory, fstype", [("proc", "proc"), ("sys", "sysfs")])
+def test_proc_or_sys_symlink_in_the_rootfs_is_refused(pyrunc_cmd, runc_cmd, bundle, container_id,
+                                                      directory, fstype):
+    """Item 13: runc refuses a rootfs whose proc or sys is a symlink rather than mount
+    through it; same exit code, same phrase, nothing created at the link's target."""
+    b = bundle(args=["true"], private_rootfs=True)
+    rootfs = b / "rootfs"
+    os.rmdir(rootfs / directory)
+    os.symlink("/symlink", rootfs / directory)
+    reference = runc_cmd("run", "-b", b, container_id + "-runc")
+    ours = pyrunc_cmd("run", "-b", b, container_id)
+    phrase = f'filesystem \\"{fstype}\\" must be mounted on ordinary directory'
+    assert reference.returncode == 1 and phrase in reference.stderr, reference.stderr
+    assert ours.returncode == 1 and phrase in ours.stderr, ours.stderr
+    assert len(ours.stderr.splitlines()) == 1, ours.stderr
+    assert not os.path.lexists(rootfs / "symlink")
+    assert os.readlink(rootfs / directory) == "/symlink"
+
+
+DEV_SCRIPT = (
+    "stat -c '%n %F %a %u %g %t:%T' /dev/* /dev/pts/ptmx | sort;"
+    " awk '$5 ~ \"^/dev\" { print $5, $6 }' /proc/self/mountinfo | sort;"
+    " for p in /dev/x /dev/shm/x /dev/mqueue/x; do touch $p 2>/dev/null; echo $p $?; done"
+)
+
+
+def readonly_dev(config: dict) -> None:
+    for m in config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+
+
+def test_readonly_dev_is_set_up_first_then_made_read_only(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """Item 14: with /dev mounted "ro" the devices, links, devpts, shm and mqueue still
+    go under it; only then does it become read-only (runc remounts it last)."""
+    b = bundle(readonly_dev, args=["sh", "-c", DEV_SCRIPT])
+    reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+    assert "/dev/x 1" in reference.stdout and "/dev/shm/x 0" in reference.stdout, reference.stdout
+    assert ours.stdout == reference.stdout
+
+
+NESTED_PROC = "busybox unshare -Upf --mount-proc true; echo unshare $?"
+
+
+def nested_namespace_capable(config: dict) -> None:
+    caps = ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT"]
+    for kind in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][kind] = sorted(set(config["process"]["capabilities"][kind]) | set(caps))
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("no_pivot", [False, True], ids=["pivot", "no-pivot"])
+def test_no_nested_proc_mount_in_a_no_pivot_container(pyrunc_cmd, runc_cmd, bundle, container_id, no_pivot,
+                                                      userns, userns_rootfs):
+    """Item 15: with CAP_SYS_ADMIN a process may make a user+pid namespace and mount
+    procfs only where a fully visible procfs exists in its mount namespace.  The
+    container's /proc has masks over it; under --no-pivot the host's /proc stays under the
+    moved root unless the runtime detaches it (or, in a user namespace where the host's
+    mounts are locked, covers it), as runc does."""
+    def edit(config):
+        nested_namespace_capable(config)
+        if userns:
+            in_user_namespace(config, userns_rootfs)
+
+    b = bundle(edit, args=["sh", "-c", NESTED_PROC])
+    flags = ["--no-pivot"] if no_pivot else []
+    reference = runc_cmd("run", *flags, "-b", b, container_id + "-runc")
+    ours = pyrunc_cmd("run", *flags, "-b", b, container_id)
+    assert reference.returncode == ours.returncode == 0, (reference.stderr, ours.stderr)
+    assert reference.stdout == "unshare 1\n", reference.stdout
+    assert ours.stdout == reference.stdout
+    assert ours.stderr == reference.stderr  # can't mount proc on /proc ...: Operation not permitted
+
+
+def test_rootfs_propagation_unbindable(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """Item 16, beyond runc: runc 1.1.5 makes / unbindable before the rootfs self-bind
+    and fails with EINVAL; pyrunc (like crun) binds first and makes the new / unbindable
+    after the pivot."""
+    def edit(config):
+        config["linux"]["rootfsPropagation"] = "unbindable"
+
+    script = "awk '$5 == \"/\" { print ($0 ~ / unbindable /) }' /proc/self/mountinfo"
+    b = bundle(edit, args=["sh", "-c", script])
+    reference = runc_cmd("run", "-b", b, container_id + "-runc")
+    assert reference.returncode == 1 and "invalid argument" in reference.stderr, reference.stderr
+    ours = pyrunc_cmd("run", "-b", b, container_id)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == "1\n"
+
+
+# The four axes on which the integration suites broke pyrunc (issue 13, "Method"): the
+# same mounts (a read-only bind of a source only the host's root can reach, a tmpfs with
+# a mode, a read-only /dev) in a user namespace, under a strict allow-list seccomp
+# profile (no close_range, nothing the workload does not need), as a non-root user and
+# with a terminal; each compared with runc on the same bundle.
+AXIS_SCRIPT = (
+    "cat /opt/f;"
+    " awk '{ for (i = 7; $i != \"-\"; i++) {} print $5, $6, $(i + 1) }' /proc/self/mountinfo"
+    " | grep -E '^/(opt|tmp|dev)' | grep -v '^/dev/console' | sort;"
+    " stat -c '%n %a' /tmp /opt /dev;"
+    " for p in /opt/x /tmp/x /dev/x /dev/shm/x; do touch $p 2>/dev/null; echo $p $?; done"
+)
+
+ALLOWED_SYSCALLS = [
+    "access", "arch_prctl", "brk", "chdir", "clock_gettime", "clone", "clone3", "close", "dup", "dup2",
+    "dup3", "execve", "exit", "exit_group", "faccessat", "faccessat2", "fcntl", "fork", "fstat",
+    "fstatfs", "futex", "getcwd", "getdents64", "getegid", "geteuid", "getgid", "getpgrp", "getpid",
+    "getppid", "getrandom", "getuid", "ioctl", "lseek", "lstat", "mmap", "mprotect", "munmap",
+    "newfstatat", "open", "openat", "pipe", "pipe2", "poll", "prlimit64", "read", "readlink",
+    "readlinkat", "rseq", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "set_robust_list",
+    "set_tid_address", "setpgid", "stat", "statfs", "statx", "sysinfo", "uname", "utimensat", "vfork",
+    "wait4", "write", "writev",
+]
+
+
+def strict_allow_list(config: dict) -> None:
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ALLOWED_SYSCALLS, "action": "SCMP_ACT_ALLOW"}],
+    }
+
+
+def non_root_user(config: dict) -> None:
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+
+
+@pytest.mark.parametrize("axis", ["plain", "userns", "seccomp", "non-root", "terminal"])
+def test_mounts_on_every_axis(pyrunc_cmd, runc_cmd, bundle, container_id, userns_rootfs, tmp_path, axis):
+    source = private_source(tmp_path)
+
+    def edit(config):
+        if axis == "userns":
+            in_user_namespace(config, userns_rootfs)
+        elif axis == "seccomp":
+            strict_allow_list(config)
+        elif axis == "non-root":
+            non_root_user(config)
+        readonly_dev(config)
+        config["mounts"] += [
+            {"destination": "/opt", "type": "bind", "source": str(source), "options": ["rbind", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=1m"]},
+        ]
+
+    b = bundle(edit, args=["sh", "-c", AXIS_SCRIPT])
+    if axis != "terminal":
+        reference, ours = run_both(pyrunc_cmd, runc_cmd, b, container_id)
+        assert reference.stdout.startswith("SECRET\n") and "/tmp/x 0" in reference.stdout, reference.stdout
+        assert ours.stdout == reference.stdout
+        return
+    # runc's foreground run needs a terminal on stdin for process.terminal: its output is
+    # taken without one; pyrunc's with, through the pty (CRLF), /dev/console aside
+    reference = runc_cmd("run", "-b", b, container_id + "-runc")
+    assert reference.returncode == 0, reference.stderr
+    config = json.loads((b / "config.json").read_text())
+    config["process"]["terminal"] = True
+    ours = pyrunc_cmd("run", "-b", bundle.write(config, "with-terminal"), container_id)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.replace("\r\n", "\n") == reference.stdout

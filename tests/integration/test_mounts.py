@@ -129,6 +129,32 @@ def test_missing_destinations_are_created_as_directories(bundle, pyrunc_cmd, con
     assert (b / "rootfs/mnt/a/b/c").is_dir() and (b / "rootfs/brand/new").is_dir()
 
 
+def _entries(top: Path) -> set[str]:
+    return {os.path.relpath(os.path.join(d, n), top) for d, dirs, files in os.walk(top) for n in dirs + files}
+
+
+@pytest.mark.parametrize("destination, created", [
+    ("/made/by/the/mount", "made"),
+    ("/etc/made", "etc/made"),
+])
+def test_a_failed_mount_removes_the_mount_point_it_created(
+        bundle, pyrunc_cmd, container_id, state_root, assert_no_residue, destination, created):
+    """Beyond runc (which leaves them): the directories a mount created for its missing
+    destination are removed again when that mount fails, so a failed create leaves the
+    image as it was; what existed before (/etc) stays."""
+    b = bundle(add_mounts({"destination": destination, "type": "tmpfs", "source": "tmpfs",
+                           "options": ["mode=not-a-mode"]}),
+               args=["true"], private_rootfs=True)
+    before = _entries(b / "rootfs")
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert result.returncode == 1
+    assert f"mount tmpfs on {b / 'rootfs'}{destination}: invalid argument" in result.stderr, result.stderr
+    assert not os.path.lexists(b / "rootfs" / created)
+    # the default devices etc. of the image's /dev are not made: /dev is a tmpfs here
+    assert _entries(b / "rootfs") == before
+    assert_no_residue(state_root, [container_id])
+
+
 # ---------------------------------------------------------------------------------------
 # flags, order, tmpfs options
 

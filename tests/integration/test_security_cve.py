@@ -492,7 +492,8 @@ def test_without_a_dev_mount_the_default_devices_are_created_and_masks_work(bund
 def test_symlinked_dev_console_is_not_bound_through(target, bundle, pyrunc_cmd, container_id, tmp_path):
     """CVE-2025-52565: the pty is bound over /dev/console; a symlinked /dev/console must
     not turn that into a bind over the link's target."""
-    host_file = tmp_path / "host-console-target"
+    (tmp_path / "host").mkdir()
+    host_file = tmp_path / "host" / "host-console-target"
     host_file.write_text("HOST-CONSOLE\n")
     link = str(host_file) if target == "host-file" else target
 
@@ -510,16 +511,74 @@ def test_symlinked_dev_console_is_not_bound_through(target, bundle, pyrunc_cmd, 
     if console.exists() or console.is_symlink():
         console.unlink()
     os.symlink(link, console)
-    passwd_before = (rootfs / "etc" / "passwd").read_bytes()
+    etc_before, host_before = tree_snapshot(rootfs / "etc"), tree_snapshot(tmp_path / "host")
     result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert_console_refused(result)
     assert host_file.read_text() == "HOST-CONSOLE\n"
-    assert (rootfs / "etc" / "passwd").read_bytes() == passwd_before
-    if result.returncode != 0:
-        assert "console" in result.stderr, result.stderr
-        return
-    out = result.stdout.replace("\r", "")
-    assert "root:x:0:0" in out and "regular file" in out, out
+    assert tree_snapshot(rootfs / "etc") == etc_before
+    assert tree_snapshot(tmp_path / "host") == host_before
     assert os.readlink(console) == link
+    # nothing was created where a dangling link points (inside the rootfs)
+    assert not os.path.lexists(rootfs / str(host_file).lstrip("/"))
+
+
+def assert_console_refused(result) -> None:
+    """runc 1.4's answer to CVE-2025-52565: the console is never bound through a symlink
+    (runc 1.1.5 binds it onto the link's target); one error line naming the reason."""
+    assert result.returncode == 1, result.stdout
+    assert "/dev/console is a symlink in the rootfs" in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+# runs `sh -c SCRIPT` in the mount namespace of the container being created (a hook of
+# the runtime's namespaces, so whatever a hook there may do during create): the attacker
+# racing the runtime between the mounts and the console or sysctl set-up
+IN_CONTAINER_MOUNT_NS = (
+    "import json, subprocess, sys; pid = json.load(sys.stdin)['pid'];"
+    " subprocess.run(['/usr/bin/nsenter', '-t', str(pid), *sys.argv[1].split(), '--', '/bin/sh', '-c', sys.argv[2]],"
+    " check=True)"
+)
+
+
+def hook_in_container_mount_ns(script: str, userns: bool = False) -> dict:
+    """(with userns: as the container's root, which alone may create files in its /dev)"""
+    if not os.path.exists("/usr/bin/nsenter"):
+        pytest.skip("/usr/bin/nsenter (util-linux) is missing")
+    return {"path": "/usr/bin/python3",
+            "args": ["python3", "-c", IN_CONTAINER_MOUNT_NS, "-m -U" if userns else "-m", script]}
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("target", ["/etc/passwd", "host-file"])
+def test_dev_console_symlink_planted_during_create_is_refused(target, userns, bundle, pyrunc_cmd, container_id,
+                                                              tmp_path, userns_rootfs):
+    """CVE-2025-52565, the race: a createRuntime hook plants /dev/console as a symlink in
+    the container's /dev tmpfs after the mounts; the console bind must not follow it."""
+    (tmp_path / "host").mkdir()
+    host_file = tmp_path / "host" / "host-console-target"
+    host_file.write_text("HOST-CONSOLE\n")
+    link = str(host_file) if target == "host-file" else target
+
+    def edit(config):
+        config["process"]["terminal"] = True
+        rootfs = os.path.join(bundle.directory, "planted", "rootfs")
+        if userns:
+            rootfs = userns_rootfs
+            config["root"] = {"path": rootfs, "readonly": True}
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = ID_MAPPING
+            config["linux"]["gidMappings"] = ID_MAPPING
+        config["hooks"] = {"createRuntime": [hook_in_container_mount_ns(f"ln -s {link} {rootfs}/dev/console",
+                                                                        userns)]}
+
+    b = bundle(edit, args=["cat", "/etc/passwd"], private_rootfs=not userns, name="planted")
+    rootfs = Path(userns_rootfs) if userns else b / "rootfs"
+    etc_before, host_before = tree_snapshot(rootfs / "etc"), tree_snapshot(tmp_path / "host")
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert_console_refused(result)
+    assert host_file.read_text() == "HOST-CONSOLE\n"
+    assert tree_snapshot(rootfs / "etc") == etc_before
+    assert tree_snapshot(tmp_path / "host") == host_before
 
 
 @pytest.mark.parametrize("kind", ["plain-dir", "symlink-abs", "symlink-dotdot"])
@@ -555,6 +614,43 @@ def test_sysctl_refuses_a_proc_that_is_not_procfs(kind, bundle, pyrunc_cmd, cont
     if kind == "plain-dir":
         assert (rootfs / "proc" / "sys" / "kernel" / "domainname").read_text() == "untouched\n"
     assert Path("/proc/sys/kernel/domainname").read_text() == host_domainname
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("how", ["config", "hook"])
+def test_sysctl_never_writes_a_file_mounted_over_proc_sys(how, userns, bundle, pyrunc_cmd, container_id, tmp_path,
+                                                          userns_rootfs):
+    """CVE-2025-52881: a host file bind-mounted over /proc/sys/kernel/domainname, by the
+    config or by a hook racing the runtime, must not receive the sysctl's value: the
+    write is refused because the file is not procfs's own (runc 1.4 checks the same;
+    runc 1.1.5 writes into the host file)."""
+    planted = tmp_path / "planted-domainname"
+    planted.write_text("HOST-FILE\n")
+    host_domainname = Path("/proc/sys/kernel/domainname").read_text()
+
+    def edit(config):
+        config["linux"]["sysctl"] = {"kernel.domainname": "attacker"}
+        if userns:
+            config["root"] = {"path": userns_rootfs, "readonly": True}
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = ID_MAPPING
+            config["linux"]["gidMappings"] = ID_MAPPING
+        if how == "config":
+            config["mounts"].append({"destination": "/proc/sys/kernel/domainname", "type": "bind",
+                                     "source": str(planted), "options": ["bind"]})
+        else:
+            rootfs = config["root"]["path"]
+            config["hooks"] = {"createRuntime": [hook_in_container_mount_ns(
+                f"mount --bind {planted} {rootfs}/proc/sys/kernel/domainname")]}
+
+    b = bundle(edit, args=["true"])
+    result = pyrunc_cmd("run", "-b", str(b), container_id)
+    assert planted.read_text() == "HOST-FILE\n"
+    assert Path("/proc/sys/kernel/domainname").read_text() == host_domainname
+    assert result.returncode == 1, "the sysctl went into a file mounted over procfs"
+    assert ("write sysctl kernel.domainname: /proc/sys/kernel/domainname is not the kernel's procfs file"
+            in result.stderr), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_sysctl_still_works_on_a_real_proc(bundle, pyrunc_cmd, container_id):

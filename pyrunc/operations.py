@@ -65,6 +65,9 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     from pyrunc import lsm
     lsm.check(apparmor_profile=s.process.apparmor_profile, selinux_label=s.process.selinux_label,
               mount_label=s.linux.mount_label)
+    if s.linux.intel_rdt is not None:
+        from pyrunc import intelrdt
+        intelrdt.check(s.linux.intel_rdt)
 
     c = Container.reserve(g.root, container_id)
     _fault("create.reserved")

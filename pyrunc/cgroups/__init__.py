@@ -258,16 +258,17 @@ class Manager:
         made: list[str] = []
         try:
             for key, path in self._dirs.items():
-                new = _mkdirs(self._mounts[key], path)
-                made.extend(new)
-                if new and key and "cpuset" in key.split(","):
+                made.extend(_mkdirs(self._mounts[key], path))
+                if key and "cpuset" in key.split(","):
                     from pyrunc.cgroups import _v1
-                    _v1.copy_cpuset_down(new)
+                    _v1.fill_cpusets(self._mounts[key], path)
             unified = self._dirs.get(UNIFIED_KEY)
             if controllers and unified is not None:
                 from pyrunc.cgroups import _v2
                 _v2.enable_controllers(self._mounts[UNIFIED_KEY], unified, controllers,
                                        strict=self.mode == "unified")
+            if not set(self._dirs.values()) <= set(made):
+                self._check_preexisting()
         except BaseException:
             for path in reversed(made):
                 try:
@@ -278,6 +279,19 @@ class Manager:
         for path in made:
             if path not in self.created:
                 self.created.append(path)
+
+    def _check_preexisting(self) -> None:
+        """runc 1.1.5's checks of a container cgroup that already existed (factory
+        Create; a directory create() made itself is empty and thawed): processes in it
+        are only warned about, a frozen one is refused (the init would hang in it)."""
+        pids = self.pids()
+        if pids:
+            from pyrunc import log
+            log.warning(f"container's cgroup is not empty: {len(pids)} process(es) found")
+            log.warning("DEPRECATED: running container in a non-empty cgroup won't be supported "
+                        "in runc 1.2; https://github.com/opencontainers/runc/issues/3132")
+        if self.frozen():
+            raise CgroupError("container's cgroup unexpectedly frozen")
 
     def join(self, pid: int, *, unified_done: bool = False) -> None:
         """Move `pid` into every hierarchy's directory; unified_done: it was born in the
@@ -626,6 +640,11 @@ def _apply(self: Manager, resources: dict | None, *, devices=(), update: bool = 
                 log.warning("no devices cgroup: device access of the container is not restricted")
                 rules = None
         if r["unified"]:
+            if any(w.controller not in ("", "devices") for w in writes):
+                # runc refuses unified on v1 outright; pyrunc writes it on a hybrid host
+                # only where nothing goes to the v1 hierarchies (see _hybrid_unified_writes)
+                raise CgroupError("linux.resources.unified: invalid configuration: cannot use unified "
+                                  "on cgroup v1 (together with limits for the v1 hierarchies)")
             writes += _hybrid_unified_writes(self, r)
         needed = [w.name.split(".", 1)[0] for w in writes if w.controller == ""]
     needed = [c for c in needed if c != "cgroup"]

@@ -226,9 +226,17 @@ def normalize(raw: dict | None) -> dict:
         dtype = _str(d.get("type"), dp + ".type") or "a"
         if dtype not in ("a", "b", "c"):
             _fail(dp + ".type", f"invalid device type {dtype!r} (expected a, b or c)")
-        access = _str(d.get("access"), dp + ".access") or "rwm"
-        if not access or set(access) - set("rwm"):
-            _fail(dp + ".access", f"invalid access {access!r} (expected a combination of r, w, m)")
+        access = _str(d.get("access"), dp + ".access")
+        # runc 1.1.5: an empty access is refused; otherwise only the letters r, w and m
+        # count, in any order, repeated or not, other characters are ignored ("rwa" = rw);
+        # a device rule left with none of them fails there ("resulting devices cgroup
+        # doesn't precisely match target"), a type "a" rule ignores its access
+        if not access:
+            _fail(dp + ".access", f"device access at {i} field cannot be empty")
+        if not set(access) & set("rwm"):
+            if dtype != "a":
+                _fail(dp + ".access", f"invalid access {access!r}: none of r, w, m")
+            access = "rwm"
         out["devices"].append(rule(_bool(d.get("allow"), dp + ".allow"), dtype,
                                    _device_number(d.get("major"), dp + ".major"),
                                    _device_number(d.get("minor"), dp + ".minor"), access))
@@ -257,23 +265,24 @@ DEFAULT_ALLOWED_DEVICES = (
     rule(True, "c", 5, 2, "rwm"),    # /dev/ptmx
     rule(True, "c", 10, 200, "rwm"),  # /dev/net/tun
 )
+# The defaults runc knows by path: a linux.devices entry with that path drops the rule.
+_DEFAULT_DEVICE_PATHS = {"/dev/null": (1, 3), "/dev/random": (1, 8), "/dev/full": (1, 7),
+                         "/dev/tty": (5, 0), "/dev/zero": (1, 5), "/dev/urandom": (1, 9)}
 
 
 def device_rules(spec_rules: list[dict], spec_devices=()) -> list[dict]:
-    """The full ordered rule list runc derives: linux.resources.devices, then the default
-    allowed devices, then rwm for every device in linux.devices (runc allows what it
-    creates). Evaluated on a deny-all base; a later rule overrides an earlier one."""
-    rules = list(spec_rules) + list(DEFAULT_ALLOWED_DEVICES)
+    """The full ordered rule list runc 1.1.5 derives (specconv createDevices and
+    CreateCgroupConfig): linux.resources.devices, then the default allowed devices
+    except those whose path linux.devices redefines. linux.devices themselves get no
+    rule: they are created in the container, but only the rules decide whether they can
+    be used. Evaluated on a deny-all base; a later rule overrides an earlier one."""
+    dropped = set()
     for dev in spec_devices:
-        dtype = getattr(dev, "type", None) or dev.get("type")
-        if dtype == "u":
-            dtype = "c"
-        if dtype not in ("b", "c"):
-            continue  # fifos have no device cgroup entry
-        major = getattr(dev, "major", None) if not isinstance(dev, dict) else dev.get("major")
-        minor = getattr(dev, "minor", None) if not isinstance(dev, dict) else dev.get("minor")
-        rules.append(rule(True, dtype, int(major or 0), int(minor or 0), "rwm"))
-    return rules
+        path = dev.get("path") if isinstance(dev, dict) else getattr(dev, "path", None)
+        if path in _DEFAULT_DEVICE_PATHS:
+            dropped.add(_DEFAULT_DEVICE_PATHS[path])
+    return list(spec_rules) + [r for r in DEFAULT_ALLOWED_DEVICES
+                               if r["type"] != "c" or (r["major"], r["minor"]) not in dropped]
 
 
 def v1_rule_text(r: dict) -> str:
@@ -287,6 +296,12 @@ def v1_rule_text(r: dict) -> str:
 def merge(old: dict, new: dict) -> dict:
     """runc update: a field of `new` that is set (non-zero, non-empty) replaces the one in
     `old`; both are normalize()d dicts."""
+    new_memory = new.get("memory") or {}
+    if new_memory.get("limit") == -1 and not new_memory.get("swap") and (old.get("memory") or {}).get("swap"):
+        # runc update sends only the flags given, and an unlimited memory without a swap
+        # value lifts memory+swap too (fs/memory.go setMemoryAndSwap): keeping the old
+        # memsw below an unlimited memory is what the kernel refuses
+        new = dict(new, memory=dict(new_memory, swap=-1))
     out = {}
     for key in set(old) | set(new):
         a, b = old.get(key), new.get(key)

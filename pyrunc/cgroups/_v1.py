@@ -13,20 +13,23 @@ def _cpuset_file(directory: str, name: str) -> str:
     return prefixed if os.path.exists(prefixed) else f"{directory}/{name}"
 
 
-def copy_cpuset_down(created: list[str]) -> None:
-    """A new v1 cpuset cgroup starts with empty cpus/mems, and joining it fails with
-    ENOSPC; copy each parent's values into every level create() made, top-down (runc
-    does the same)."""
-    for directory in created:
-        parent = os.path.dirname(directory)
+def fill_cpusets(mountpoint: str, directory: str) -> None:
+    """Joining a v1 cpuset cgroup whose cpus or mems are empty fails with ENOSPC, and a
+    new one starts empty; like runc (fs/cpuset.go ensureParent), fill every level from
+    below the hierarchy root down to `directory` that is empty with its parent's values,
+    whether create() made it or found it."""
+    root = mountpoint.rstrip("/")
+    parent = root
+    for part in directory[len(root) + 1:].split("/"):
+        current = f"{parent}/{part}"
         for name in ("cpus", "mems"):
-            target = _cpuset_file(directory, name)
+            target = _cpuset_file(current, name)
             try:
-                if _read(target).strip():
-                    continue
-                _write(target, _read(_cpuset_file(parent, name)).strip() or "\n")
+                if not _read(target).strip():
+                    _write(target, _read(_cpuset_file(parent, name)).strip() or "\n")
             except OSError as e:
                 raise CgroupError(f"copy {parent} cpuset {name} into {target}: {_describe(e)}") from None
+        parent = current
 
 
 def _state(directory: str) -> str:

@@ -128,12 +128,21 @@ class Linux:
     seccomp: dict | None = None  # validated raw LinuxSeccomp
     mount_label: str = ""
     personality: dict | None = None
+    intel_rdt: IntelRdt | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
             if ns.type == ns_type:
                 return ns
         return None
+
+
+@dataclass
+class IntelRdt:
+    """linux.intelRdt; pyrunc has no resctrl support: pyrunc.intelrdt refuses schemata."""
+    clos_id: str = ""
+    l3_cache_schema: str = ""
+    mem_bw_schema: str = ""
 
 
 @dataclass

@@ -29,6 +29,7 @@ from pyrunc.spec.model import (
     Hook,
     Hooks,
     IDMapping,
+    IntelRdt,
     Linux,
     Mount,
     Namespace,
@@ -449,7 +450,21 @@ class _Parser:
         personality = raw.get("personality")
         if personality is not None:
             linux.personality = self.obj(personality, _at(path, "personality"))
+        rdt = raw.get("intelRdt")
+        if rdt is not None:
+            linux.intel_rdt = self.intel_rdt(rdt, _at(path, "intelRdt"))
         return linux
+
+    def intel_rdt(self, raw: Any, path: str) -> IntelRdt:
+        raw = self.obj(raw, path)
+        clos_id = self.string(raw.get("closID"), _at(path, "closID"))
+        if clos_id in (".", "..") or "/" in clos_id:
+            self.fail(_at(path, "closID"), f'invalid intelRdt.ClosID "{clos_id}"')
+        for flag in ("enableCMT", "enableMBM"):
+            self.boolean(raw.get(flag), _at(path, flag))
+        return IntelRdt(clos_id=clos_id,
+                        l3_cache_schema=self.string(raw.get("l3CacheSchema"), _at(path, "l3CacheSchema")),
+                        mem_bw_schema=self.string(raw.get("memBwSchema"), _at(path, "memBwSchema")))
 
     def id_mappings(self, raw: Any, path: str) -> list[IDMapping]:
         mappings = []

@@ -44,18 +44,69 @@ def _block_device() -> tuple[int, int]:
     return int(major), int(minor)
 
 
+def _own_v1_dir(controller: str) -> str:
+    for line in read_stripped("/proc/self/cgroup").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return f"/sys/fs/cgroup/{controller}{path.rstrip('/')}"
+    return ""
+
+
+def _v1_child_files(controller: str) -> set[str]:
+    """The files a new cgroup gets in the v1 `controller` hierarchy (what a container's
+    cgroup would have), from a throw-away child of our own cgroup there."""
+    parent = _own_v1_dir(controller)
+    if not _v1(controller) or not os.path.isdir(parent):
+        return set()
+    probe = f"{parent}/pyrunc-probe-{uuid.uuid4().hex[:10]}"
+    os.mkdir(probe)
+    try:
+        return set(os.listdir(probe))
+    finally:
+        os.rmdir(probe)
+
+
+def _missing_facility(v1: tuple[str, tuple[str, ...]], v2: tuple[str, tuple[str, ...]]) -> str:
+    """Why this host cannot take a limit (skip reason), or "" when it can. v1/v2:
+    (controller, files any of which the kernel offers for it)."""
+    if UNIFIED:
+        controller, names = v2
+        root = "/sys/fs/cgroup"
+        if controller not in read_stripped(root + "/cgroup.controllers").split():
+            return f"no {controller} controller in cgroup v2"
+        # interface files exist in non-root cgroups only: judge by the kernel features
+        # that provide them
+        have = {"io.weight": os.path.exists(root + "/io.cost.qos"),
+                "io.bfq.weight": any("bfq" in read_stripped(f"/sys/block/{d}/queue/scheduler")
+                                     for d in os.listdir("/sys/block")
+                                     if os.path.exists(f"/sys/block/{d}/queue/scheduler")),
+                "cpu.max.burst": _kernel_at_least(5, 14), "cpu.idle": _kernel_at_least(5, 15)}
+        if not any(have.get(n, True) for n in names):
+            return f"this kernel offers none of {', '.join(names)}"
+        return ""
+    controller, names = v1
+    files = _v1_child_files(controller)
+    if not files:
+        return f"no cgroup v1 {controller} hierarchy"
+    if not files & set(names):
+        return f"this kernel's v1 {controller} cgroups have none of {', '.join(names)}"
+    return ""
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    numbers = os.uname().release.split("-")[0].split(".")
+    return (int(numbers[0]), int(numbers[1])) >= (major, minor)
+
+
 def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, pyrunc_cmd, state_root):
-    major, minor = _block_device()
+    """The limits every kernel with these controllers takes; those that depend on kernel
+    options or the I/O scheduler are in test_optional_limit_applied."""
     resources = {
         "memory": {"limit": 96 * MiB, "reservation": 32 * MiB, "swappiness": 10,
                    "kernel": 64 * MiB},  # kernel (and swappiness on v2): ignored as runc 1.1 does
-        "cpu": {"shares": 512, "quota": 25000, "period": 100000, "cpus": "0", "mems": "0",
-                "burst": 1000, "idle": 0},
+        "cpu": {"shares": 512, "quota": 25000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 33},
-        "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]},
     }
-    if not UNIFIED:  # no realtime group scheduling on cgroup v2
-        resources["cpu"].update(realtimePeriod=1000000, realtimeRuntime=10000)
     b = _bundle(bundle, resources, ["sleep", "30"])
     r = pyrunc_cmd("run", "-d", "--bundle", b, container_id)
     assert r.returncode == 0, r.stderr
@@ -66,14 +117,8 @@ def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, 
         assert read_stripped(u + "/memory.low") == str(32 * MiB)
         assert read_stripped(u + "/cpu.weight") == "20"          # runc's shares → weight
         assert read_stripped(u + "/cpu.max") == "25000 100000"
-        assert read_stripped(u + "/cpu.max.burst") == "1000"
         assert read_stripped(u + "/cpuset.cpus") == "0"
         assert read_stripped(u + "/pids.max") == "33"
-        assert f"{major}:{minor} rbps=1048576" in read_stripped(u + "/io.max")
-        weight = read_stripped(u + "/io.bfq.weight") if os.path.exists(u + "/io.bfq.weight") else read_stripped(u + "/io.weight")
-        from pyrunc.cgroups._resources import blkio_weight_to_io_weight
-        # bfq takes the blkio weight as is, io.weight gets runc's conversion
-        assert weight.split()[-1] in ("300", str(blkio_weight_to_io_weight(300)))
         procs = u + "/cgroup.procs"
         inside = ["memory.max", "pids.max", "cpu.max", "cpuset.cpus"]
         expected = [str(96 * MiB), "33", "25000", "100000", "0"]
@@ -85,12 +130,7 @@ def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, 
         assert read_stripped(d["cpu"] + "/cpu.cfs_quota_us") == "25000"
         assert read_stripped(d["cpu"] + "/cpu.cfs_period_us") == "100000"
         assert read_stripped(d["cpuset"] + "/cpuset.cpus") == "0"
-        assert read_stripped(d["cpu"] + "/cpu.cfs_burst_us") == "1000"
-        assert read_stripped(d["cpu"] + "/cpu.rt_runtime_us") == "10000"
         assert read_stripped(d["pids"] + "/pids.max") == "33"
-        weight_file = "blkio.weight" if os.path.exists(d["blkio"] + "/blkio.weight") else "blkio.bfq.weight"
-        assert read_stripped(f"{d['blkio']}/{weight_file}").split()[-1] == "300"
-        assert f"{major}:{minor} 1048576" in read_stripped(d["blkio"] + "/blkio.throttle.read_bps_device")
         procs = d["memory"] + "/cgroup.procs"
         inside = ["memory/memory.limit_in_bytes", "pids/pids.max", "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus"]
         expected = [str(96 * MiB), "33", "25000", "0"]
@@ -102,6 +142,73 @@ def test_limits_applied_at_create_seen_on_host_and_inside(bundle, container_id, 
     r = pyrunc_cmd("exec", container_id, "cat", *(f"/sys/fs/cgroup/{f}" for f in inside))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == expected
+
+
+def _weight_applied(d: dict[str, str]) -> None:
+    if UNIFIED:
+        u = d["unified"]
+        weight = read_stripped(u + "/io.bfq.weight") if os.path.exists(u + "/io.bfq.weight") else read_stripped(u + "/io.weight")
+        from pyrunc.cgroups._resources import blkio_weight_to_io_weight
+        # bfq takes the blkio weight as is, io.weight gets runc's conversion
+        assert weight.split()[-1] in ("300", str(blkio_weight_to_io_weight(300)))
+    else:
+        weight_file = "blkio.weight" if os.path.exists(d["blkio"] + "/blkio.weight") else "blkio.bfq.weight"
+        assert read_stripped(f"{d['blkio']}/{weight_file}").split()[-1] == "300"
+
+
+def _throttle_applied(d: dict[str, str]) -> None:
+    major, minor = _block_device()
+    if UNIFIED:
+        assert f"{major}:{minor} rbps=1048576" in read_stripped(d["unified"] + "/io.max")
+    else:
+        assert f"{major}:{minor} 1048576" in read_stripped(d["blkio"] + "/blkio.throttle.read_bps_device")
+
+
+def _burst_applied(d: dict[str, str]) -> None:
+    name = "unified" if UNIFIED else "cpu"
+    assert read_stripped(d[name] + ("/cpu.max.burst" if UNIFIED else "/cpu.cfs_burst_us")) == "1000"
+
+
+def _idle_applied(d: dict[str, str]) -> None:
+    assert read_stripped(d["unified" if UNIFIED else "cpu"] + "/cpu.idle") == "0"
+
+
+def _realtime_applied(d: dict[str, str]) -> None:
+    assert read_stripped(d["cpu"] + "/cpu.rt_runtime_us") == "10000"
+    assert read_stripped(d["cpu"] + "/cpu.rt_period_us") == "1000000"
+
+
+# facility -> (resources, (v1 controller, files), (v2 controller, files) or None when
+# cgroup v2 has no such limit, check)
+_OPTIONAL_LIMITS = {
+    # CFQ (blkio.weight) or BFQ (blkio.bfq.weight) must be the disk's scheduler on v1
+    "blkio-weight": (lambda: {"blockIO": {"weight": 300}},
+                     ("blkio", ("blkio.weight", "blkio.bfq.weight")), ("io", ("io.weight", "io.bfq.weight")),
+                     _weight_applied),
+    "blkio-throttle": (lambda: {"blockIO": {"throttleReadBpsDevice": [
+                           dict(zip(("major", "minor"), _block_device()), rate=1048576)]}},
+                       ("blkio", ("blkio.throttle.read_bps_device",)), ("io", ("io.max",)), _throttle_applied),
+    "cpu-burst": (lambda: {"cpu": {"quota": 25000, "period": 100000, "burst": 1000}},
+                  ("cpu", ("cpu.cfs_burst_us",)), ("cpu", ("cpu.max.burst",)), _burst_applied),
+    "cpu-idle": (lambda: {"cpu": {"idle": 0}}, ("cpu", ("cpu.idle",)), ("cpu", ("cpu.idle",)), _idle_applied),
+    # CONFIG_RT_GROUP_SCHED; cgroup v2 has no realtime group scheduling at all
+    "cpu-realtime": (lambda: {"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000}},
+                     ("cpu", ("cpu.rt_runtime_us",)), None, _realtime_applied),
+}
+
+
+@pytest.mark.parametrize("facility", sorted(_OPTIONAL_LIMITS))
+def test_optional_limit_applied(bundle, container_id, pyrunc_cmd, state_root, facility):
+    resources, v1, v2, check = _OPTIONAL_LIMITS[facility]
+    if UNIFIED and v2 is None:
+        pytest.skip(f"{facility}: cgroup v2 has no such limit")
+    missing = _missing_facility(v1, v2)
+    if missing:
+        pytest.skip(f"{facility}: {missing}")
+    r = pyrunc_cmd("run", "-d", "--bundle", _bundle(bundle, resources(), ["sleep", "30"]), container_id)
+    assert r.returncode == 0, r.stderr
+    check(cgroup_dirs(state_root, container_id))
+
 
 def test_pids_limit_enforced(bundle, container_id, pyrunc_cmd):
     # sh is one pid, so three sleeps fit in pids.max 4 and the fourth fork fails
@@ -173,7 +280,9 @@ def _open_in_cgroup(cgroup: str, *paths: str) -> str:
     def enter():
         with open(cgroup + "/cgroup.procs", "w") as f:
             f.write(str(os.getpid()))
-    script = "; ".join(f"head -c1 {p} >/dev/null && echo {os.path.basename(p)}-ok" for p in paths)
+    # opening for reading is what the device cgroup judges (a read of /dev/kmsg would also
+    # need a buffer as large as a record)
+    script = "; ".join(f"true < {p} && echo {os.path.basename(p)}-ok" for p in paths)
     return subprocess.run(["sh", "-c", script], preexec_fn=enter, capture_output=True,
                           text=True, timeout=10).stdout
 
@@ -200,6 +309,15 @@ def test_v2_ebpf_device_program_attach_and_replace(unified_cgroup):
     _bpf.apply(unified_cgroup, [_resources.rule(True, "a", -1, -1, "rwm"),
                                 _resources.rule(False, "c", 1, 5, "r")])
     assert _open_in_cgroup(unified_cgroup, "/dev/zero", "/dev/full").split() == ["full-ok"]
+
+
+def test_v2_ebpf_program_denies_spec_devices_the_rules_do_not_allow(unified_cgroup):
+    """runc 1.1.5: linux.devices entries get no device rule of their own (issue 13 item 10)."""
+    from pyrunc.cgroups import _bpf, _resources
+
+    kmsg = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
+    _bpf.apply(unified_cgroup, _resources.device_rules([_resources.rule(False, "a", -1, -1, "rwm")], [kmsg]))
+    assert _open_in_cgroup(unified_cgroup, "/dev/kmsg", "/dev/zero").split() == ["zero-ok"]
 
 
 def _hugepage_size() -> tuple[str, int] | None:

@@ -76,7 +76,10 @@ def test_swap_to_v2_errors_name_the_field():
     ({"unified": {"nodot": "1"}}, "linux.resources.unified['nodot']"),
     ({"unified": {"memory.max": 5}}, "linux.resources.unified['memory.max']"),
     ({"devices": [{"type": "c"}]}, "linux.resources.devices[0].allow"),
-    ({"devices": [{"allow": True, "access": "rwx"}]}, "linux.resources.devices[0].access"),
+    # runc 1.1.5: no access at all, or none of the letters r, w, m (other letters are ignored)
+    ({"devices": [{"allow": True, "type": "c", "access": "x"}]}, "linux.resources.devices[0].access"),
+    ({"devices": [{"allow": True, "type": "c", "access": ""}]}, "linux.resources.devices[0].access"),
+    ({"devices": [{"allow": True, "type": "c"}]}, "linux.resources.devices[0].access"),
     ({"network": {"priorities": [{"name": "eth 0", "priority": 1}]}},
      "linux.resources.network.priorities[0].name"),
     ([], "linux.resources"),
@@ -109,6 +112,14 @@ def test_merge_keeps_unset_fields():
     assert merged["memory"]["limit"] == 32 * MiB and merged["memory"]["swap"] == 128 * MiB
     assert merged["pids"]["limit"] == 10 and merged["cpu"]["shares"] == 300
     assert merged["unified"] == {"a.b": "1", "c.d": "2"}
+
+
+def test_merge_unlimited_memory_lifts_swap_as_runc_update_does():
+    old = R.normalize({"memory": {"limit": 100 * MiB, "swap": 200 * MiB}})
+    merged = R.merge(old, R.normalize({"memory": {"limit": -1}}))
+    assert (merged["memory"]["limit"], merged["memory"]["swap"]) == (-1, -1)
+    merged = R.merge(old, R.normalize({"memory": {"limit": -1, "swap": 300 * MiB}}))
+    assert merged["memory"]["swap"] == 300 * MiB
 
 
 def test_merge_rdma_per_device_and_limit():
@@ -196,7 +207,7 @@ def test_v1_devices_deny_all_then_rules_in_order():
                                 ("devices", "devices.allow", "c *:* m"), ("devices", "devices.allow", "b *:* m")]
     texts = [w.value for w in plan]
     assert "c 1:3 rwm" in texts and "c 136:* rwm" in texts and "c 10:200 rwm" in texts
-    assert texts[-1] == "b 7:0 rwm"   # linux.devices come last; fifos have no rule
+    assert texts[-1] == "c 10:200 rwm"   # linux.devices get no rule: only the rules allow
     assert R.v1_plan(R.normalize({}), FakeProbe(), devices=None) == []
 
 
@@ -304,6 +315,18 @@ def test_bpf_last_rule_wins_and_unconditional_rule_ends_program():
 def test_device_rules_order_and_tty_defaults():
     rules = R.device_rules([], [])
     assert rules == list(R.DEFAULT_ALLOWED_DEVICES)
+    # runc drops a default whose path linux.devices redefines, and allows nothing for them
+    kmsg = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
+    zero = {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5}
+    assert R.device_rules([], [kmsg]) == rules
+    assert R.device_rules([], [zero, kmsg]) == [r for r in rules if (r["major"], r["minor"]) != (1, 5)]
+
+
+def test_device_access_letters_as_runc_reads_them():
+    for access, canonical in (("rwa", "rw"), ("wrr", "rw"), ("m w", "wm"), ("rwmrwm", "rwm")):
+        rule = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": access}
+        assert R.normalize({"devices": [rule]})["devices"][0]["access"] == canonical
+    assert R.normalize({"devices": [{"allow": False, "access": "x"}]})["devices"][0]["access"] == "rwm"
     assert R.v1_rule_text(R.rule(True, "c", 136, -1, "rwm")) == "c 136:* rwm"
     assert R.v1_rule_text(R.rule(True, "a", -1, -1, "rwm")) == "a"
 

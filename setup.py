@@ -37,17 +37,32 @@ LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
 
 class build_launcher(build_scripts):
     """Install bin/pyrunc.in as `pyrunc`, naming the interpreter that builds it (the one
-    pip installs for) so the launcher can start it with -I -S."""
+    pip installs for) so the launcher can start it with -I -S, and the directories that
+    interpreter imports from, as `site` computes them in the installing environment (a
+    venv's own, Debian's dist-packages...): under -S the launcher cannot ask `site`."""
 
     def run(self) -> None:
         import sys
         self.mkpath(self.build_dir)
         with open(LAUNCHER_TEMPLATE) as f:
-            text = f.read().replace("@PYTHON@", sys.executable)
+            text = (f.read().replace("@PYTHON@", sys.executable)
+                    .replace("@SITE_DIRS@", repr(_import_dirs())))
         target = os.path.join(self.build_dir, "pyrunc")
         with open(target, "w") as f:
             f.write(text)
         os.chmod(target, 0o755)
+
+
+def _import_dirs() -> list[str]:
+    """Where this interpreter installs packages (pip's purelib/platlib: pyrunc itself goes
+    there, perhaps for the first time), then its other existing site directories
+    (dependencies from the distribution's packages, a venv's system site)."""
+    import site
+    import sysconfig
+    paths = sysconfig.get_paths()
+    dirs = [paths["purelib"], paths["platlib"],
+            *(d for d in site.getsitepackages() if os.path.isdir(d))]
+    return list(dict.fromkeys(os.path.normpath(d) for d in dirs))
 
 
 class build_ext_with_init(build_ext):

@@ -16,6 +16,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$REPO"
 
 APT_PACKAGES=(busybox-static runc crun libseccomp-dev libcap-dev gcc libc6-dev)
+# tests/unit/test_launcher.py installs pyrunc into a venv made from Debian's python3.
+APT_PACKAGES+=(python3-venv)
 # The engines tests/engines starts with pyrunc as their runtime (runc stays their default):
 # containerd (ctr + containerd-shim-runc-v2), docker, podman with conmon.
 APT_PACKAGES+=(containerd docker.io podman conmon)

@@ -494,7 +494,9 @@ def _configure_logging(gopts: dict) -> str:
             # runc opens the file before running the command: a bad path fails the call.
             log.open_now()
         except OSError as err:
-            log.setup("", fmt, debug)
+            # reported on stderr as one plain text line, whatever --log-format says: the
+            # JSON was meant for the file (runc prints it raw)
+            log.setup("", "text", debug)
             return f"open {path}: {strerror(err)}"
     return ""
 
@@ -591,23 +593,31 @@ def _do_run(g, opts: dict, args: list[str]) -> int:
                           keep=opts["keep"])
 
 
+# runc exec ends every failure after its arguments are read with "exec failed: ..." and
+# this exit code (fatalWithCode), so that callers can tell it from the process's own codes.
+EXEC_FAILED = 255
+
+
 def _do_exec(g, opts: dict, args: list[str]) -> int:
     from pyrunc import operations
     from pyrunc.errors import PyruncError
-    if not opts["process"] and len(args) < 2:
-        raise PyruncError("exec: no command given (args must not be empty)")
     try:
+        # a flag's value, read before runc's exec starts (its IntSlice flag): exit 1
         gids = tuple(int(x) for x in opts["additional_gids"])
     except ValueError:
         raise PyruncError("invalid additional-gids: must be numbers") from None
-    return operations.exec_process(
-        g, args[0], process_file=_abs_or_empty(opts["process"]), args=tuple(args[1:]),
-        cwd=opts["cwd"], env=opts["env"], user=opts["user"], additional_gids=gids,
-        caps=opts["cap"], no_new_privs=opts["no_new_privs"], tty=opts["tty"],
-        detach=opts["detach"], pid_file=_abs_or_empty(opts["pid_file"]),
-        console_socket=opts["console_socket"], preserve_fds=opts["preserve_fds"],
-        ignore_paused=opts["ignore_paused"], cgroup=opts["cgroup"], apparmor=opts["apparmor"],
-        process_label=opts["process_label"])
+    try:
+        return operations.exec_process(
+            g, args[0], process_file=_abs_or_empty(opts["process"]), args=tuple(args[1:]),
+            cwd=opts["cwd"], env=opts["env"], user=opts["user"], additional_gids=gids,
+            caps=opts["cap"], no_new_privs=opts["no_new_privs"], tty=opts["tty"],
+            detach=opts["detach"], pid_file=_abs_or_empty(opts["pid_file"]),
+            console_socket=opts["console_socket"], preserve_fds=opts["preserve_fds"],
+            ignore_paused=opts["ignore_paused"], cgroup=opts["cgroup"],
+            apparmor=opts["apparmor"], process_label=opts["process_label"])
+    except Exception as err:  # noqa: BLE001 - every failure must become one log line
+        _fail(f"exec failed: {describe_error(err)}", g.debug, err)
+        return EXEC_FAILED
 
 
 def _do_pause(g, opts: dict, args: list[str]) -> int:
@@ -630,7 +640,8 @@ def _do_ps(g, opts: dict, args: list[str]) -> int:
     pids = operations.ps_pids(g, args[0])
     fmt = opts["format"]
     if fmt == "json":
-        _write_stdout(go_json(pids) + "\n")
+        # json.Encoder.Encode of a nil slice (no process): "null"
+        _write_stdout((go_json(pids) if pids else "null") + "\n")
         return 0
     if fmt != "table":
         raise PyruncError("invalid format option")

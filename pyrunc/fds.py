@@ -26,7 +26,23 @@ def snapshot() -> None:
     _snapshot = {fd for fd in range(3, _SNAPSHOT_LIMIT) if _is_open(fd)}
 
 
+def _was_open(fd: int) -> bool:
+    return fd in _snapshot if _snapshot is not None and fd < _SNAPSHOT_LIMIT else _is_open(fd)
+
+
 def inherited(count: int) -> list[int]:
     """The caller's open fds among 3..3+count-1."""
-    return [fd for fd in range(3, 3 + max(count, 0))
-            if (fd in _snapshot if _snapshot is not None and fd < _SNAPSHOT_LIMIT else _is_open(fd))]
+    return [fd for fd in range(3, 3 + max(count, 0)) if _was_open(fd)]
+
+
+def preserved(listen: int, count: int) -> list[int]:
+    """The fds a container gets: the caller's open ones among the `listen` socket-activation
+    fds from 3 on, then the `count` of --preserve-fds after them, each of which must be
+    open: runc stats them before it creates anything, and so does this."""
+    base = 3 + max(listen, 0)
+    for fd in range(base, base + count):
+        if not _was_open(fd):
+            from pyrunc.errors import PyruncError
+            raise PyruncError(f"unable to stat preserved-fd {fd - base} (of {count}): "
+                              f"stat /proc/self/fd/{fd}: no such file or directory")
+    return inherited(base + max(count, 0) - 3)

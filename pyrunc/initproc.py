@@ -49,6 +49,11 @@ class InitProcess:
         self.pid = pid           # the process that goes on (differs once the plan forks)
         self._pidfds = [pidfd]
         self._sock = sock
+        # --debug: the init's steps are logged from the plan as its messages show them
+        # done (the init itself writes nothing: its stderr is the container's)
+        from pyrunc import log
+        self._debug = log.debugging()
+        self._logged = 0         # ops before this index are logged
 
     @classmethod
     def spawn(cls, plan: P.Plan, *, clone_flags: int = 0, floor: int = 3, keep: list[int] = (),
@@ -75,7 +80,24 @@ class InitProcess:
             theirs.close()
             for fd in fds:
                 os.close(fd)
-        return cls(plan, pid, pidfd, ours, placed)
+        init = cls(plan, pid, pidfd, ours, placed)
+        if init._debug:
+            from pyrunc import log, ns
+            log.debug(f"init[{pid}]: started pyrunc-init with {len(plan)} steps, new namespaces "
+                      f"at clone: {ns.describe(clone_flags)}"
+                      + (", in its cgroup from birth" if placed else ""))
+        return init
+
+    def _log_steps(self, upto: int, note: str = "") -> None:
+        """Log the plan's ops before index `upto` not logged yet (the init has done them),
+        then `note` about op `upto`."""
+        from pyrunc import log
+        end = min(upto, len(self.plan))
+        for index in range(self._logged, end):
+            log.debug(f"init[{self.pid}]: {self.plan.step(index)}")
+        self._logged = max(self._logged, end)
+        if note:
+            log.debug(f"init[{self.pid}]: {note}")
 
     def follow(self, on_sync=None, *, until_ready: bool = False, on_listener=None) -> None:
         """Answer sync points until READY (until_ready) or until the program runs (EOF).
@@ -87,8 +109,12 @@ class InitProcess:
             if not data:
                 if until_ready:
                     raise SpawnError(self._died_message())
+                if self._debug:
+                    self._log_steps(len(self.plan), "the program runs: the init's steps are done")
                 return
             kind, op, err, value = struct.unpack("<iiii", data)
+            if self._debug:
+                self._log_message(kind, op)
             if kind == P.MSG_SYNC:
                 try:
                     if on_sync is not None:
@@ -111,6 +137,18 @@ class InitProcess:
                 raise SpawnError(self.plan.describe(op, err))
             elif kind == P.MSG_READY and until_ready:
                 return
+
+    def _log_message(self, kind: int, op: int) -> None:
+        if kind == P.MSG_SYNC:
+            self._log_steps(op, f"{self.plan.step(op)} (sync point)")
+            self._logged = op + 1
+        elif kind == P.MSG_PID:
+            self._log_steps(op + 1, "forked: the process in the pid namespace goes on")
+        elif kind == P.MSG_READY:
+            self._log_steps(op + 1, "created: waits for start")
+        elif kind == P.MSG_ERROR:
+            self._log_steps(op, f"failed: {self.plan.step(op)}" if 0 <= op < len(self.plan)
+                            else "failed")
 
     def _adopt(self, pid: int) -> None:
         """The plan forked: `pid` goes on; reap the intermediate, which exits."""

@@ -56,6 +56,11 @@ def log_fd() -> int:
         return -1
 
 
+def debugging() -> bool:
+    """True with --debug: callers skip building debug lines otherwise."""
+    return _debug
+
+
 def has_file() -> bool:
     """True when lines go to a --log file rather than stderr."""
     return bool(_path)
@@ -111,16 +116,18 @@ def _emit(level: str, msg: str) -> bool:
     threshold = LEVELS["debug"] if _debug else LEVELS["info"]
     if LEVELS[level] < threshold:
         return False
-    line = format_line(level, msg, _format).encode("utf-8", "replace")
+    fmt = _format
     if _path:
         try:
             # One write(2) per line: O_APPEND keeps concurrent writers' lines whole.
-            os.write(_open(), line)
+            os.write(_open(), format_line(level, msg, _format).encode("utf-8", "replace"))
             return True
         except OSError:
-            pass  # fall through: an error must still reach someone
+            # an error must still reach someone: a person reads stderr now, so one plain
+            # text line (runc prints its JSON there)
+            fmt = "text"
     if level == "error" or _debug:
-        _write_stderr(line)
+        _write_stderr(format_line(level, msg, fmt).encode("utf-8", "replace"))
     return False
 
 

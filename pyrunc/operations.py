@@ -45,7 +45,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     from pyrunc import fds
     from pyrunc.launch import listen_fds
     if inherited is None:
-        inherited = fds.inherited(preserve_fds + listen_fds())
+        inherited = fds.preserved(listen_fds(), preserve_fds)
     from pyrunc import spec as specmod
     from pyrunc.state import now_rfc3339, proc_stat
 
@@ -158,9 +158,10 @@ def _hooks_state(s) -> dict:
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    # engines parse it with strconv.Atoi: no trailing newline; written atomically
+    # engines parse it with strconv.Atoi: no trailing newline; written atomically, through
+    # runc's temporary name (its errors name that file)
     path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}")
     try:
         with open(tmp, "w") as f:
             f.write(str(pid))
@@ -227,6 +228,8 @@ def start(g: Globals, container_id: str) -> None:
             os.write(conn, b"\0")
             _fault("start.sent")
             _follow_start(c, conn)
+            from pyrunc import log
+            log.debug(f"init[{c.pid}]: released by start: exec {c.data.get('args0', '')}")
         except OSError as e:
             raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
         finally:
@@ -297,7 +300,7 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     container's exit code (128+N when killed by signal N); detached: return 0."""
     from pyrunc import fds
     from pyrunc.launch import listen_fds
-    inherited = fds.inherited(preserve_fds + listen_fds())
+    inherited = fds.preserved(listen_fds(), preserve_fds)
     console = None
     console_fd = -1
     loaded = None
@@ -548,7 +551,7 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     """runc exec: run a new process in a container; foreground returns its exit code."""
     from pyrunc import fds
     from pyrunc.launch import exec_in
-    inherited = fds.inherited(preserve_fds)
+    inherited = fds.preserved(0, preserve_fds)
 
     c = Container.load(g.root, container_id, lock=False)
     status = c.status()
@@ -584,7 +587,7 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         from pyrunc.cgroups import Manager
         mgr = Manager.from_state(c.data["cgroup"])
         if cgroup:
-            mgr = mgr.sub_cgroup(cgroup)
+            mgr = _exec_sub_cgroup(mgr, cgroup)
     console = None
     console_fd = -1
     if process.terminal and not console_socket:
@@ -606,12 +609,42 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         raise
     _fault("exec.started")
     if pid_file:
-        _write_pid_file(pid_file, proc.pid)
+        try:
+            _write_pid_file(pid_file, proc.pid)
+        except BaseException:
+            # as runc: no process outlives a failed exec
+            proc.kill()
+            if console:
+                console.close()
+            raise
     pid = proc.pid
     proc.close()
     if detach:
         return 0
     return _wait_foreground(pid, console)
+
+
+def _exec_sub_cgroup(mgr, spec: str):
+    """runc exec --cgroup [<controller>[,<controller>...]:]<path>: runc's checks and
+    messages, then a manager that joins the existing sub-cgroup."""
+    parts = spec.split(":", 2)
+    if len(parts) > 2:
+        raise PyruncError(f"invalid --cgroup argument: {spec}")
+    sub = parts[-1]
+    # runc joins with path.Join: an absolute <path> is still below the container's cgroup
+    relative = os.path.normpath("./" + sub)
+    if relative == ".." or relative.startswith("../"):
+        raise PyruncError(f"unable to create new parent process: {sub} is not a sub cgroup path")
+    if len(parts) == 1:
+        return mgr if relative == "." else mgr.sub_cgroup(relative)
+    known = mgr.runc_cgroup_paths()  # runc's names: controllers, "name=systemd", "" (cgroup2)
+    for controller in parts[0].split(","):
+        if controller not in known:
+            raise PyruncError("unable to create new parent process: unknown controller "
+                              f"{controller} in SubCgroupPaths")
+        if relative != ".":
+            mgr = mgr.sub_cgroup(f"{controller or 'unified'}:{relative}")
+    return mgr
 
 
 def _exec_process_spec(base: dict, process_file: str, args, cwd, env, user, additional_gids, caps,
@@ -632,7 +665,7 @@ def _exec_process_spec(base: dict, process_file: str, args, cwd, env, user, addi
             raise PyruncError(f"{process_file}: invalid JSON: {e}") from None
         return specmod.parse_process(raw, where="", source=process_file)
     if not args:
-        raise PyruncError("exec: args must not be empty")
+        raise PyruncError("process args cannot be empty")
     raw = copy.deepcopy(base)
     raw["args"] = list(args)
     raw["terminal"] = bool(tty)
@@ -689,10 +722,9 @@ def resume(g: Globals, container_id: str) -> None:
 
 
 def ps_pids(g: Globals, container_id: str) -> list[int]:
-    """Host pids of every process in the container's cgroup (runc ps --format json)."""
+    """Host pids of every process in the container's cgroup (runc ps --format json); a
+    stopped container's cgroup may still hold some, or none (runc lists them too)."""
     c = Container.load(g.root, container_id, lock=False)
-    if c.status() == "stopped":
-        raise WrongState("container not running")
     return sorted(_manager(c).pids())
 
 

@@ -110,6 +110,10 @@ class Plan:
             view = view[os.write(fd, view):]
         return fd
 
+    def step(self, index: int) -> str:
+        """What op `index` does, for debug lines."""
+        return self._descriptions[index] or f"op {self.codes[index]}"
+
     def describe(self, index: int, errno_value: int) -> str:
         """The one-line error for op `index` failing with `errno_value`."""
         reason = os.strerror(errno_value).lower() if errno_value else "failed"
@@ -187,7 +191,7 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
         if t != "user" and t not in ("cgroup", "time") and not (cp.clone_flags & ns.flag(t)) and t != "pid":
             rest |= ns.flag(t)
     if rest:
-        plan.add(OP_UNSHARE, (rest,), what="create namespaces")
+        plan.add(OP_UNSHARE, (rest,), what=f"create namespaces: {ns.describe(rest)}")
     if "cgroup" in new:
         cp.wait_placed()  # the namespace's root is the cgroup the init is in now
         plan.add(OP_UNSHARE, (ns.CLONE_NEWCGROUP,), what="create cgroup namespace")

@@ -37,6 +37,11 @@ def proc_name(ns_type: str) -> str:
     return KINDS[ns_type][1]
 
 
+def describe(clone_flags: int) -> str:
+    """The namespace types in `clone_flags`, for log lines: "mount, uts, ipc"."""
+    return ", ".join(t for t, (bit, _) in KINDS.items() if clone_flags & bit) or "none"
+
+
 def supported() -> list[str]:
     """The namespace types this kernel offers (per /proc/self/ns)."""
     present = set(os.listdir("/proc/self/ns"))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from support import init_pid, pyrunc_binary, run_ok
+from support import init_pid, pyrunc_binary, run_ok, run_with_files
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -333,10 +333,21 @@ def test_preserve_fds_never_hands_over_the_runtimes_own_fds(bundle, pyrunc_cmd, 
     """`--preserve-fds 2` from a caller that has nothing open at 3 and 4: whatever the
     runtime itself opened there (its state directory lock, say) must not become the
     container's.  Leaking it hands the container a host directory fd (the CVE-2024-21626
-    primitive) and, for the lock, makes start and delete wait forever."""
+    primitive) and, for the lock, makes start and delete wait forever.  Such a call is
+    refused (runc's check, issue 13 item 29), before the runtime opens anything; with
+    the caller's own fds at 3 and 4, those are what the container gets."""
     b = bundle(args=["true"])
     result = pyrunc_cmd("create", "--preserve-fds", "2", "-b", str(b), container_id, timeout=20)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1
+    assert "unable to stat preserved-fd 0 (of 2): stat /proc/self/fd/3" in result.stderr
+    assert not [e for e in os.listdir(state_root) if not e.startswith(".")]
+    command = [pyrunc_binary(), "--root", str(state_root), "create", "--preserve-fds", "2",
+               "-b", str(b), container_id]
+    # the shell opens the caller's fds 3 and 4
+    # (through files: the init keeps the caller's stdio until start)
+    created = run_with_files(["sh", "-c", 'exec "$@" 3</dev/null 4</dev/zero', "sh", *command],
+                             timeout=20)
+    assert created.returncode == 0, created.stderr
     pid = init_pid(pyrunc_cmd, container_id)
     try:
         targets = {}
@@ -350,6 +361,7 @@ def test_preserve_fds_never_hands_over_the_runtimes_own_fds(bundle, pyrunc_cmd, 
         os.kill(pid, 9)
     leaked = {fd: t for fd, t in targets.items() if t.startswith(str(state_root))}
     assert not leaked, f"runtime fds passed to the container as preserved fds: {leaked}"
+    assert (targets.get(3), targets.get(4)) == ("/dev/null", "/dev/zero"), targets
 
 
 def _writable_root(config: dict) -> None:
@@ -737,6 +749,6 @@ def test_exec_lsm_flags_are_refused_where_the_lsm_is_off(flag, message, bundle, 
         pytest.skip(f"{lsm_name} is enabled on this host: the refusal under test is for hosts without it")
     pyrunc_cmd("run", "-d", "-b", str(bundle(args=["sleep", "30"])), container_id, check=True)
     result = pyrunc_cmd("exec", flag, "pyrunc-test", container_id, "true")
-    assert result.returncode == 1
+    assert result.returncode == 255  # runc exec's failures (issue 13, item 24)
     # the log line is logfmt: quotes inside msg="..." are escaped
     assert message.replace('"', '\\"') in result.stderr, result.stderr

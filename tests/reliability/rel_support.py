@@ -300,17 +300,24 @@ KNOWN_ERRORS = [
 _LINE = re.compile(r'^time="[^"]+" level=error msg="(.*)"$')
 
 
+EXEC_FAILED, EXEC_PREFIX = 255, "exec failed: "
+
+
 def assert_documented(result, what: str) -> str:
     """The message of a failed call ("" on success), asserting its shape."""
     assert "Traceback" not in result.stderr, f"{what}: traceback\n{result.stderr}"
     if result.returncode == 0:
         return ""
-    assert result.returncode == 1, f"{what}: exit {result.returncode}: {result.stderr}"
+    assert result.returncode in (1, EXEC_FAILED), f"{what}: exit {result.returncode}: {result.stderr}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"{what}: expected one error line, got {lines}"
     match = _LINE.match(lines[0])
     assert match, f"{what}: not a runc-shaped log line: {lines[0]}"
     message = match.group(1)
+    # runc exec ends its failures with 255 and "exec failed: <the cause>"
+    assert (result.returncode == EXEC_FAILED) == message.startswith(EXEC_PREFIX), \
+        f"{what}: exit {result.returncode}: {message}"
+    message = message.removeprefix(EXEC_PREFIX)
     assert any(re.fullmatch(p, message) for p in KNOWN_ERRORS), f"{what}: undocumented error: {message}"
     return message
 

@@ -217,7 +217,10 @@ def test_unopenable_file_falls_back_to_stderr_for_errors(tmp_path, capfd):
     with pytest.raises(FileNotFoundError):
         log.open_now()
     assert log.error("still seen") is False
-    assert json.loads(capfd.readouterr().err)["msg"] == "still seen"
+    # one plain text line for the person reading stderr, not the file's JSON (issue 13,
+    # item 31)
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(' level=error msg="still seen"\n'), err
 
 
 def test_each_line_is_one_write(tmp_path):

@@ -157,7 +157,7 @@ static void note_created(const char *path)
 }
 
 /* Remove what mkdir_in_root created, innermost first, each relative to its parent
- * resolved inside the root; best effort (the error being reported is the mount's). */
+ * resolved inside the root; best effort (the error reported is the failing op's). */
 static void remove_created(void)
 {
 	for (int i = ncreated - 1; i >= 0; i--) {

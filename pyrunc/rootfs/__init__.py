@@ -53,7 +53,7 @@ class RootfsContext:
     cgroups: list[CgroupHierarchy]
     mount_label: str = ""  # linux.mountLabel: the SELinux context of the filesystems mounted
     # bind sources opened by the init before it enters its user namespace (runc's mount
-    # fds): {index in spec.mounts: OP_OPEN_TREE slot}, from plan_bind_trees
+    # fds): {index in spec.mounts: OP_OPEN_TREE slot}, set by add_bind_tree_ops
     bind_trees: dict = None
 
 
@@ -288,12 +288,10 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
 
 def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str,
           tree_slot: int | None = None, reasons: dict[int, str] | None = None) -> None:
-    if tree_slot is None:
-        plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_HOST),
-                 (source, dest, "", data), what=what, reasons=reasons)
-    else:
-        plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_TREE, tree_slot),
-                 (source, dest, "", data), what=what, reasons=reasons)
+    # tree_slot: the source's copy opened before the user namespace (add_bind_tree_ops)
+    how = (P.SOURCE_HOST,) if tree_slot is None else (P.SOURCE_TREE, tree_slot)
+    plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, *how),
+             (source, dest, "", data), what=what, reasons=reasons)
     extra = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
     if extra:
         plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | extra, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL),

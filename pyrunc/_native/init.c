@@ -782,6 +782,7 @@ static void bind_console(const char *slave_path)
 		if (f < 0)
 			fail(errno);
 		close(f);
+		note_created("/dev/console");
 		cfd = openat(dfd, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (cfd < 0)

@@ -342,6 +342,14 @@ static void op_mount(const struct op *op)
 		}
 		if (tfd < 0)
 			fail(errno);
+		if (get_int(op, 5)) {
+			/* where the destination resolved, not how it was written: an image's
+			 * symlink may lead a bind into /proc too */
+			struct statfs sfs;
+			CHECK(fstatfs(tfd, &sfs));
+			if (sfs.f_type == PROC_SUPER_MAGIC)
+				fail(EXDEV);
+		}
 		proc_fd_path(target_path, sizeof(target_path), tfd);
 		target = target_path;
 	}

@@ -440,6 +440,27 @@ def test_proc_or_sys_symlink_in_the_rootfs_is_refused(pyrunc_cmd, runc_cmd, bund
     assert os.readlink(rootfs / directory) == "/symlink"
 
 
+@pytest.mark.parametrize("destination, refused", [
+    ("/proc/sys/kernel/domainname", True),
+    ("/proc/bus", True),
+    ("/proc/cpuinfo", False),        # lxcfs's files may be covered
+    ("/proc/sys/kernel/ns_last_pid", False),
+])
+def test_bind_inside_proc(pyrunc_cmd, runc_cmd, bundle, container_id, tmp_path, destination, refused):
+    """runc's checkProcMount: a bind mount may not cover anything in /proc but the few
+    files lxcfs emulates; same exit code and phrase."""
+    source = tmp_path / ("dir" if destination == "/proc/bus" else "file")
+    source.mkdir() if destination == "/proc/bus" else source.write_text("from the host\n")
+    b = bundle(lambda c: c["mounts"].append({"destination": destination, "type": "bind", "source": str(source),
+                                             "options": ["rbind"]}), args=["true"])
+    reference = runc_cmd("run", "-b", b, container_id + "-runc")
+    ours = pyrunc_cmd("run", "-b", b, container_id)
+    assert ours.returncode == reference.returncode == (1 if refused else 0), (reference.stderr, ours.stderr)
+    if refused:
+        phrase = "cannot be mounted because it is inside /proc"
+        assert phrase in reference.stderr and phrase in ours.stderr, (reference.stderr, ours.stderr)
+
+
 DEV_SCRIPT = (
     "stat -c '%n %F %a %u %g %t:%T' /dev/* /dev/pts/ptmx | sort;"
     " awk '$5 ~ \"^/dev\" { print $5, $6 }' /proc/self/mountinfo | sort;"

@@ -157,7 +157,7 @@ static void note_created(const char *path)
 }
 
 /* Remove what mkdir_in_root created, innermost first, each relative to its parent
- * resolved inside the root; best effort (the error being reported is the mount's). */
+ * resolved inside the root; best effort (the error reported is the failing op's). */
 static void remove_created(void)
 {
 	for (int i = ncreated - 1; i >= 0; i--) {
@@ -342,6 +342,14 @@ static void op_mount(const struct op *op)
 		}
 		if (tfd < 0)
 			fail(errno);
+		if (get_int(op, 5)) {
+			/* where the destination resolved, not how it was written: an image's
+			 * symlink may lead a bind into /proc too */
+			struct statfs sfs;
+			CHECK(fstatfs(tfd, &sfs));
+			if (sfs.f_type == PROC_SUPER_MAGIC)
+				fail(EXDEV);
+		}
 		proc_fd_path(target_path, sizeof(target_path), tfd);
 		target = target_path;
 	}
@@ -782,6 +790,7 @@ static void bind_console(const char *slave_path)
 		if (f < 0)
 			fail(errno);
 		close(f);
+		note_created("/dev/console");
 		cfd = openat(dfd, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (cfd < 0)

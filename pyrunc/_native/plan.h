@@ -80,7 +80,9 @@ enum mount_target { TARGET_HOST = 0, TARGET_IN_ROOT = 1 };
  * included) fails with ENOTDIR (runc: "must be mounted on ordinary directory") */
 enum mount_mkdir { MKDIR_NONE = 0, MKDIR_DIR = 1, MKDIR_FILE = 2, MKDIR_ORDINARY_DIR = 3 };
 /* OP_MOUNT ints[3]: what the source string is; SOURCE_TREE: the detached mount of the
- * OP_OPEN_TREE slot ints[4], moved onto the target (the source string is only shown) */
+ * OP_OPEN_TREE slot ints[4], moved onto the target (the source string is only shown).
+ * OP_MOUNT ints[5]: 1 = a target that resolves onto procfs is refused with EXDEV (runc's
+ * checkProcMount for bind mounts) */
 enum mount_source { SOURCE_LITERAL = 0, SOURCE_HOST = 1, SOURCE_IN_ROOT = 2, SOURCE_TREE = 3 };
 
 enum msg_type {

@@ -53,7 +53,7 @@ class RootfsContext:
     cgroups: list[CgroupHierarchy]
     mount_label: str = ""  # linux.mountLabel: the SELinux context of the filesystems mounted
     # bind sources opened by the init before it enters its user namespace (runc's mount
-    # fds): {index in spec.mounts: OP_OPEN_TREE slot}, from plan_bind_trees
+    # fds): {index in spec.mounts: OP_OPEN_TREE slot}, set by add_bind_tree_ops
     bind_trees: dict = None
 
 
@@ -225,6 +225,13 @@ def _labelled(data: str, mount_label: str) -> str:
     return format_mount_label(data, mount_label)
 
 
+# the files under /proc a bind may cover (lxcfs emulates them); runc's checkProcMount
+PROC_BIND_DESTINATIONS = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+    "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+})
+
+
 def _is_dev(m) -> bool:
     return os.path.normpath(_dest(m)) == "/dev"
 
@@ -263,8 +270,11 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
             is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except OSError as e:
             raise ConfigError(f"config.json: mounts: bind source {source}: {os.strerror(e.errno).lower()}")
+        # runc refuses a bind that resolves inside /proc but for the lxcfs files
+        guard = os.path.normpath(dest) not in PROC_BIND_DESTINATIONS
         _bind(plan, source, dest, flags, data, P.MKDIR_DIR if is_dir else P.MKDIR_FILE,
-              f"mount {source} on {shown}", tree_slot=tree_slot)
+              f"mount {source} on {shown}", tree_slot=tree_slot, not_on_procfs=guard,
+              reasons={errno.EXDEV: f'"{shown}" cannot be mounted because it is inside /proc'} if guard else None)
     elif m.type == "sysfs" and ctx.userns and not ctx.netns_new:
         # in a user namespace, sysfs can't be mounted for a network namespace it doesn't
         # own: bind the host's (runc's rootless rule); otherwise always a fresh sysfs
@@ -287,13 +297,12 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
 
 
 def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str,
-          tree_slot: int | None = None, reasons: dict[int, str] | None = None) -> None:
-    if tree_slot is None:
-        plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_HOST),
-                 (source, dest, "", data), what=what, reasons=reasons)
-    else:
-        plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, P.SOURCE_TREE, tree_slot),
-                 (source, dest, "", data), what=what, reasons=reasons)
+          tree_slot: int | None = None, not_on_procfs: bool = False, reasons: dict[int, str] | None = None) -> None:
+    # tree_slot: the source's copy opened before the user namespace (add_bind_tree_ops)
+    source_kind, slot = (P.SOURCE_HOST, 0) if tree_slot is None else (P.SOURCE_TREE, tree_slot)
+    plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, source_kind, slot,
+                          int(not_on_procfs)),
+             (source, dest, "", data), what=what, reasons=reasons)
     extra = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
     if extra:
         plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | extra, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL),

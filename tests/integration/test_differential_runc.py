@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -399,13 +402,32 @@ def test_userns_bind_source_only_the_hosts_root_can_reach(pyrunc_cmd, runc_cmd, 
     assert ours.stderr == reference.stderr  # touch: /opt/x: Read-only file system
 
 
+@pytest.fixture
+def traversable_rootfs(rootfs_builder):
+    """A private busybox rootfs host uid 100000 can reach (for a test to change)."""
+    top = tempfile.mkdtemp(prefix="pyrunc-rootfs-")
+    try:
+        os.chmod(top, 0o755)
+        rootfs_builder.build_rootfs(os.path.join(top, "rootfs"))
+        yield Path(top) / "rootfs"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
 @pytest.mark.parametrize("directory, fstype", [("proc", "proc"), ("sys", "sysfs")])
 def test_proc_or_sys_symlink_in_the_rootfs_is_refused(pyrunc_cmd, runc_cmd, bundle, container_id,
-                                                      directory, fstype):
+                                                      directory, fstype, userns, traversable_rootfs):
     """Item 13: runc refuses a rootfs whose proc or sys is a symlink rather than mount
     through it; same exit code, same phrase, nothing created at the link's target."""
-    b = bundle(args=["true"], private_rootfs=True)
-    rootfs = b / "rootfs"
+    rootfs = traversable_rootfs
+
+    def edit(config):
+        if userns:
+            in_user_namespace(config, str(rootfs))
+        config["root"] = {"path": str(rootfs), "readonly": True}
+
+    b = bundle(edit, args=["true"])
     os.rmdir(rootfs / directory)
     os.symlink("/symlink", rootfs / directory)
     reference = runc_cmd("run", "-b", b, container_id + "-runc")
@@ -416,6 +438,27 @@ def test_proc_or_sys_symlink_in_the_rootfs_is_refused(pyrunc_cmd, runc_cmd, bund
     assert len(ours.stderr.splitlines()) == 1, ours.stderr
     assert not os.path.lexists(rootfs / "symlink")
     assert os.readlink(rootfs / directory) == "/symlink"
+
+
+@pytest.mark.parametrize("destination, refused", [
+    ("/proc/sys/kernel/domainname", True),
+    ("/proc/bus", True),
+    ("/proc/cpuinfo", False),        # lxcfs's files may be covered
+    ("/proc/sys/kernel/ns_last_pid", False),
+])
+def test_bind_inside_proc(pyrunc_cmd, runc_cmd, bundle, container_id, tmp_path, destination, refused):
+    """runc's checkProcMount: a bind mount may not cover anything in /proc but the few
+    files lxcfs emulates; same exit code and phrase."""
+    source = tmp_path / ("dir" if destination == "/proc/bus" else "file")
+    source.mkdir() if destination == "/proc/bus" else source.write_text("from the host\n")
+    b = bundle(lambda c: c["mounts"].append({"destination": destination, "type": "bind", "source": str(source),
+                                             "options": ["rbind"]}), args=["true"])
+    reference = runc_cmd("run", "-b", b, container_id + "-runc")
+    ours = pyrunc_cmd("run", "-b", b, container_id)
+    assert ours.returncode == reference.returncode == (1 if refused else 0), (reference.stderr, ours.stderr)
+    if refused:
+        phrase = "cannot be mounted because it is inside /proc"
+        assert phrase in reference.stderr and phrase in ours.stderr, (reference.stderr, ours.stderr)
 
 
 DEV_SCRIPT = (
@@ -473,11 +516,14 @@ def test_no_nested_proc_mount_in_a_no_pivot_container(pyrunc_cmd, runc_cmd, bund
     assert ours.stderr == reference.stderr  # can't mount proc on /proc ...: Operation not permitted
 
 
-def test_rootfs_propagation_unbindable(pyrunc_cmd, runc_cmd, bundle, container_id):
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_rootfs_propagation_unbindable(pyrunc_cmd, runc_cmd, bundle, container_id, userns, userns_rootfs):
     """Item 16, beyond runc: runc 1.1.5 makes / unbindable before the rootfs self-bind
     and fails with EINVAL; pyrunc (like crun) binds first and makes the new / unbindable
     after the pivot."""
     def edit(config):
+        if userns:
+            in_user_namespace(config, userns_rootfs)
         config["linux"]["rootfsPropagation"] = "unbindable"
 
     script = "awk '$5 == \"/\" { print ($0 ~ / unbindable /) }' /proc/self/mountinfo"

@@ -420,6 +420,41 @@ def test_propagation_from_the_host_reaches_an_rslave_mount(bundle, pyrunc_cmd, c
         umount(str(source / "later"))
 
 
+USERNS_MAPPING = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def test_userns_bind_of_a_shared_host_mount_is_a_slave(bundle, pyrunc_cmd, container_id, shared_host_mount,
+                                                       userns_rootfs):
+    """In a user namespace the bind source is a copy of the host's mount taken before the
+    init enters the namespace (tmp_path is only the host root's to traverse): that copy
+    must be a slave, as a bind in the container's rslave tree is, so a mount made in the
+    container under it never propagates back to the host, while the host's still reach
+    the container."""
+    source, group = shared_host_mount
+    (source / "sub").mkdir()
+
+    def edit(config):
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = USERNS_MAPPING
+        config["linux"]["gidMappings"] = USERNS_MAPPING
+        caps = config["process"]["capabilities"]
+        for kind in ("bounding", "effective", "permitted"):
+            caps[kind] = sorted(set(caps[kind]) | {"CAP_SYS_ADMIN"})
+        config["mounts"].append({"destination": "/opt", "type": "bind", "source": str(source),
+                                 "options": ["rbind"]})
+
+    script = ("awk '$5 == \"/opt\" { print $7 }' /proc/self/mountinfo; cat /opt/marker;"
+              " mount -t tmpfs none /opt/sub && echo mounted")
+    b = bundle(edit, args=["sh", "-c", script])
+    out = run_inside(pyrunc_cmd, b, container_id)
+    tag, marker, mounted = out.splitlines()
+    assert tag == f"master:{group}", out  # a slave of the host's peer group
+    assert (marker, mounted) == ("shared", "mounted")
+    host_mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    assert not [m for m in host_mounts if m.mountpoint == str(source / "sub")], "the container's mount reached the host"
+
+
 # ---------------------------------------------------------------------------------------
 # symlinks in the image must not redirect a mount out of the rootfs (CVE-2021-30465)
 

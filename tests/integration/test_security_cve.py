@@ -628,14 +628,19 @@ def test_sysctl_refuses_a_proc_that_is_not_procfs(kind, bundle, pyrunc_cmd, cont
     assert Path("/proc/sys/kernel/domainname").read_text() == host_domainname
 
 
-@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
-@pytest.mark.parametrize("how", ["config", "hook"])
+# (the image symlink needs a private rootfs: not with the user namespace's shared one)
+@pytest.mark.parametrize("how, userns", [("config", False), ("config", True), ("config-through-symlink", False),
+                                         ("hook", False), ("hook", True)],
+                         ids=["config-root", "config-userns", "config-through-symlink-root", "hook-root",
+                              "hook-userns"])
 def test_sysctl_never_writes_a_file_mounted_over_proc_sys(how, userns, bundle, pyrunc_cmd, container_id, tmp_path,
                                                           userns_rootfs):
-    """CVE-2025-52881: a host file bind-mounted over /proc/sys/kernel/domainname, by the
-    config or by a hook racing the runtime, must not receive the sysctl's value: the
-    write is refused because the file is not procfs's own (runc 1.4 checks the same;
-    runc 1.1.5 writes into the host file)."""
+    """CVE-2025-52881: a host file bind-mounted over /proc/sys/kernel/domainname must not
+    receive the sysctl's value.  Bound by the config (also through an image symlink
+    that leads the destination into /proc): the bind is refused, as runc's
+    checkProcMount does, on where the destination resolved.  Bound by a hook racing the
+    runtime: the write is refused because the file is not procfs's own (runc 1.4 checks
+    the same; runc 1.1.5 writes into the host file)."""
     planted = tmp_path / "planted-domainname"
     planted.write_text("HOST-FILE\n")
     host_domainname = Path("/proc/sys/kernel/domainname").read_text()
@@ -650,18 +655,26 @@ def test_sysctl_never_writes_a_file_mounted_over_proc_sys(how, userns, bundle, p
         if how == "config":
             config["mounts"].append({"destination": "/proc/sys/kernel/domainname", "type": "bind",
                                      "source": str(planted), "options": ["bind"]})
+        elif how == "config-through-symlink":
+            config["mounts"].append({"destination": "/etc/domainname", "type": "bind",
+                                     "source": str(planted), "options": ["bind"]})
         else:
             rootfs = config["root"]["path"]
             config["hooks"] = {"createRuntime": [hook_in_container_mount_ns(
                 f"mount --bind {planted} {rootfs}/proc/sys/kernel/domainname")]}
 
-    b = bundle(edit, args=["true"])
+    b = bundle(edit, args=["true"], private_rootfs=how == "config-through-symlink")
+    if how == "config-through-symlink":
+        os.symlink("../proc/sys/kernel/domainname", b / "rootfs" / "etc" / "domainname")
     result = pyrunc_cmd("run", "-b", str(b), container_id)
     assert planted.read_text() == "HOST-FILE\n"
     assert Path("/proc/sys/kernel/domainname").read_text() == host_domainname
     assert result.returncode == 1, "the sysctl went into a file mounted over procfs"
-    assert ("write sysctl kernel.domainname: /proc/sys/kernel/domainname is not the kernel's procfs file"
-            in result.stderr), result.stderr
+    if how == "hook":
+        assert ("write sysctl kernel.domainname: /proc/sys/kernel/domainname is not the kernel's procfs file"
+                in result.stderr), result.stderr
+    else:
+        assert "cannot be mounted because it is inside /proc" in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 

@@ -16,16 +16,6 @@ from __future__ import annotations
 
 import os
 
-# linux.resources key -> the cgroup controllers that can enforce it (any one will do)
-_RESOURCE_CONTROLLERS: dict[str, tuple[str, ...]] = {
-    "memory": ("memory",),
-    "cpu": ("cpu", "cpuset"),
-    "pids": ("pids",),
-    "blockIO": ("blkio", "io"),
-    "hugepageLimits": ("hugetlb",),
-    "network": ("net_cls", "net_prio"),
-    "rdma": ("rdma",),
-}
 _CAP_SYS_RESOURCE = 24
 _RLIM_INFINITY_JSON = (1 << 64) - 1
 
@@ -264,11 +254,13 @@ def _check_cgroups(raw: dict, bundle: str, host: _Host) -> list[str]:
     except PyruncError as e:
         out.append(str(e))
     available = host.controllers()
-    for key, controllers in _RESOURCE_CONTROLLERS.items():
-        value = resources.get(key)
-        if not value or (key == "network" and mode == "unified"):
-            continue  # cgroup v2 has no net_cls/net_prio: ignored there, as by runc
-        if not any(c in available for c in controllers):
+    from pyrunc.cgroups import controllers as modules
+    needs: dict[str, list[str]] = {}   # section -> the controllers that can enforce it (any one will do)
+    for m in modules.ALL:
+        if m.CONTROLLERS and (m.ON_V2 or mode != "unified"):  # e.g. network: ignored on v2, as by runc
+            needs.setdefault(m.SECTION, []).extend(m.CONTROLLERS)
+    for key, controllers in needs.items():
+        if resources.get(key) and not any(c in available for c in controllers):
             out.append(f"linux.resources.{key}: needs the {' or '.join(controllers)} cgroup controller, "
                        f"which this host ({mode} cgroups) does not offer")
     if resources.get("unified") and mode == "legacy":

@@ -89,7 +89,7 @@ def test_update_up_and_down_and_persisted(bundle, container_id, pyrunc_cmd, stat
     r = pyrunc_cmd("update", "--cpu-share", "300", container_id)
     assert r.returncode == 0, r.stderr
     if UNIFIED:
-        from pyrunc.cgroups._resources import shares_to_weight
+        from pyrunc.cgroups.controllers.cpu import shares_to_weight
         assert read_stripped(d["unified"] + "/cpu.weight") == str(shares_to_weight(300))
     else:
         assert read_stripped(d["cpu"] + "/cpu.shares") == "300"

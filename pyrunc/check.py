@@ -256,7 +256,7 @@ def _check_cgroups(raw: dict, bundle: str, host: _Host) -> list[str]:
     available = host.controllers()
     from pyrunc.cgroups import controllers as modules
     needs: dict[str, list[str]] = {}   # section -> the controllers that can enforce it (any one will do)
-    for m in modules.ALL:
+    for m in modules.all_modules():
         if m.CONTROLLERS and (m.ON_V2 or mode != "unified"):  # e.g. network: ignored on v2, as by runc
             needs.setdefault(m.SECTION, []).extend(m.CONTROLLERS)
     for key, controllers in needs.items():

@@ -18,14 +18,29 @@ from pyrunc.cgroups._paths import CgroupError
 from pyrunc.cgroups.controllers import devices as _devices
 from pyrunc.cgroups.controllers.common import FIELD, Probe, Write, obj
 
-__all__ = ["FIELD", "Probe", "Write", "apply", "ignored_fields", "merge", "normalize",
+__all__ = ["FIELD", "Probe", "Resources", "Write", "apply", "ignored_fields", "merge", "normalize",
            "v1_plan", "v2_controllers", "v2_plan"]
 
 
-def _combine(values) -> dict:
-    """{section: value} from (module, value) pairs; modules sharing a section (cpu and
-    cpuset share "cpu") each contribute their own fields."""
-    out: dict = {}
+class Resources(dict):
+    """Normalized linux.resources: {section: value} for the sections given. A section
+    that was not given reads as its defaults (nothing set), computed on first access:
+    its controller module is imported only then, so that create loads only the
+    controllers its config uses."""
+
+    __slots__ = ()
+
+    def __missing__(self, section: str):
+        if section not in controllers.SECTIONS:
+            raise KeyError(section)
+        self.update(normalize({section: None}))
+        return self[section]
+
+
+def _combine(values) -> Resources:
+    """Resources from (module, value) pairs; modules sharing a section (cpu and cpuset
+    share "cpu") each contribute their own fields."""
+    out = Resources()
     for module, value in values:
         if module.SECTION in out:
             out[module.SECTION].update(value)
@@ -34,30 +49,32 @@ def _combine(values) -> dict:
     return out
 
 
-def normalize(raw: dict | None) -> dict:
-    """Validate LinuxResources `raw` (as in config.json) and return a dict with every
-    field present and typed (0/""/[]/None = not set). Raises CgroupError naming the
-    field. Idempotent: normalized input passes through."""
+def normalize(raw: dict | None) -> Resources:
+    """Validate LinuxResources `raw` (as in config.json) and return its sections with
+    every field present and typed (0/""/[]/None = not set; absent sections read as
+    such). Raises CgroupError naming the field. Idempotent: normalized input passes
+    through."""
     r = obj(raw, FIELD)
-    return _combine((m, m.validate(r.get(m.SECTION), f"{FIELD}.{m.SECTION}")) for m in controllers.ALL)
+    return _combine((m, m.validate(r.get(m.SECTION), f"{FIELD}.{m.SECTION}")) for m in controllers.of(r))
 
 
-def merge(old: dict, new: dict) -> dict:
+def merge(old: dict, new: dict) -> Resources:
     """runc update: a field of `new` that is set (non-zero, non-empty) replaces the one in
-    `old`; both are normalize()d dicts."""
-    return _combine((m, m.merge(old[m.SECTION], new[m.SECTION])) for m in controllers.ALL)
+    `old`; both are normalize()d."""
+    old, new = Resources(old), Resources(new)
+    return _combine((m, m.merge(old[m.SECTION], new[m.SECTION])) for m in controllers.of(set(old) | set(new)))
 
 
 def ignored_fields(r: dict, version: int) -> list[str]:
     """Fields set in `r` that runc 1.1 accepts and ignores (debug-logged by apply)."""
-    return [field for m in controllers.ALL for field in m.ignored(r, version)]
+    return [field for m in controllers.of(r) for field in m.ignored(r, version)]
 
 
 def v1_plan(r: dict, probe: Probe, *, devices: list[dict] | None = None) -> list[Write]:
     """Writes for cgroup v1, in runc's order. `devices`: the full device rule list
     (controllers.devices.device_rules()), or None to leave the devices cgroup alone
     (update)."""
-    w = [write for m in controllers.ALL for write in m.v1(r, probe)]
+    w = [write for m in controllers.of(r) for write in m.v1(r, probe)]
     if devices is not None:
         w += _devices.v1_device_writes(devices)
     return w
@@ -65,12 +82,12 @@ def v1_plan(r: dict, probe: Probe, *, devices: list[dict] | None = None) -> list
 
 def v2_plan(r: dict, probe: Probe) -> list[Write]:
     """Writes for the cgroup2 directory (fs2), the unified map last so it overrides."""
-    return [write for m in controllers.ALL for write in m.v2(r, probe)]
+    return [write for m in controllers.of(r) for write in m.v2(r, probe)]
 
 
 def v2_controllers(r: dict) -> list[str]:
     """cgroup2 controllers the resources need enabled in the ancestors' subtree_control."""
-    return list(dict.fromkeys(c for m in controllers.ALL for c in m.v2_controllers(r)))
+    return list(dict.fromkeys(c for m in controllers.of(r) for c in m.v2_controllers(r)))
 
 
 # ------------------------------------------------------------------------- applying
@@ -129,7 +146,7 @@ def apply(mgr, resources: dict | None, *, devices=(), update: bool = False) -> d
             if unified is None:
                 log.warning("no devices cgroup: device access of the container is not restricted")
                 rules = None
-        if r["unified"]:
+        if r.get("unified"):
             if any(w.controller not in ("", "devices") for w in writes):
                 # runc refuses unified on v1 outright; pyrunc writes it on a hybrid host
                 # only where nothing goes to the v1 hierarchies (see _hybrid_unified_writes)

@@ -75,11 +75,11 @@ def collect(mgr) -> dict:
     unified = mgr.unified_path
     if mgr.mode == "unified":
         if unified is not None:
-            for m in controllers.ALL:
+            for m in controllers.all_modules():
                 m.stats_v2(s, unified)
         return s
     v1 = {name: path for key, path in mgr.paths.items() if key != UNIFIED_KEY for name in key.split(",")}
-    for m in controllers.ALL:
+    for m in controllers.all_modules():
         m.stats_v1(s, v1, unified)
     return s
 

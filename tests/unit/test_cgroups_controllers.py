@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc.cgroups import controllers as C
 from pyrunc.cgroups import _resources as R
+from pyrunc.cgroups import controllers
+from pyrunc.cgroups.controllers import blkio, cpu, cpuset, devices, hugetlb, memory, network, pids, rdma, unified
 from pyrunc.cgroups._paths import CgroupError
 from pyrunc.cgroups.controllers.common import FIELD, Probe
 
@@ -30,7 +31,7 @@ def writes(plan):
     return [(w.controller, w.name, w.value) for w in plan]
 
 
-@pytest.mark.parametrize("module", C.ALL, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("module", controllers.all_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_every_controller_offers_the_whole_interface(module):
     assert isinstance(module.SECTION, str) and isinstance(module.CONTROLLERS, tuple)
     assert isinstance(module.ON_V2, bool)
@@ -43,36 +44,49 @@ def test_every_controller_offers_the_whole_interface(module):
 
 
 def test_registry_covers_every_section_once_in_runc_order():
-    sections = [m.SECTION for m in C.ALL]
+    sections = [m.SECTION for m in controllers.all_modules()]
     assert sections == ["memory", "cpu", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma",
                         "devices", "unified"]
-    assert set(R.normalize({})) == set(sections)
+    assert list(controllers.SECTIONS) == list(dict.fromkeys(sections))
+    for section, names in controllers.SECTIONS.items():
+        assert [m.SECTION for m in controllers.of([section])] == [section] * len(names)
+
+
+def test_normalize_loads_only_the_sections_given():
+    r = R.normalize({"pids": {"limit": 3}})
+    assert list(r) == ["pids"]
+    # a section not given reads as nothing set
+    assert r["memory"]["limit"] == 0 and r["unified"] == {} and r["hugepageLimits"] == []
+    with pytest.raises(KeyError):
+        r["nosuchsection"]
+    merged = R.merge(R.normalize({"pids": {"limit": 3}}), R.normalize({"cpu": {"cpus": "0"}}))
+    assert merged["pids"]["limit"] == 3 and merged["cpu"]["cpus"] == "0"
 
 
 # (module, raw section, v1 writes, v2 writes, v2 controllers)
 CASES = [
-    (C.memory, {"limit": 64 * MiB, "reservation": 32 * MiB, "swappiness": 5},
+    (memory, {"limit": 64 * MiB, "reservation": 32 * MiB, "swappiness": 5},
      [("memory", "memory.limit_in_bytes", str(64 * MiB)), ("memory", "memory.soft_limit_in_bytes", str(32 * MiB)),
       ("memory", "memory.swappiness", "5")],
      [("", "memory.max", str(64 * MiB)), ("", "memory.low", str(32 * MiB))], ["memory"]),
-    (C.cpu, {"shares": 1024, "quota": 50000, "period": 100000},
+    (cpu, {"shares": 1024, "quota": 50000, "period": 100000},
      [("cpu", "cpu.shares", "1024"), ("cpu", "cpu.cfs_period_us", "100000"), ("cpu", "cpu.cfs_quota_us", "50000")],
      [("", "cpu.weight", "39"), ("", "cpu.max", "50000 100000")], ["cpu"]),
-    (C.cpuset, {"cpus": "0-1", "mems": "0"},
+    (cpuset, {"cpus": "0-1", "mems": "0"},
      [("cpuset", "cpuset.cpus", "0-1"), ("cpuset", "cpuset.mems", "0")],
      [("", "cpuset.cpus", "0-1"), ("", "cpuset.mems", "0")], ["cpuset"]),
-    (C.pids, {"limit": -1}, [("pids", "pids.max", "max")], [("", "pids.max", "max")], ["pids"]),
-    (C.blkio, {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 7}]},
+    (pids, {"limit": -1}, [("pids", "pids.max", "max")], [("", "pids.max", "max")], ["pids"]),
+    (blkio, {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 7}]},
      [("blkio", "blkio.throttle.write_iops_device", "8:0 7")], [("", "io.max", "8:0 wiops=7")], ["io"]),
-    (C.hugetlb, [{"pageSize": "2MB", "limit": 4 * MiB}],
+    (hugetlb, [{"pageSize": "2MB", "limit": 4 * MiB}],
      [("", "hugetlb.2MB.max", str(4 * MiB))],   # no v1 hugetlb hierarchy in FakeProbe
      [("", "hugetlb.2MB.max", str(4 * MiB))], ["hugetlb"]),
-    (C.network, {"classID": 16, "priorities": [{"name": "lo", "priority": 3}]},
+    (network, {"classID": 16, "priorities": [{"name": "lo", "priority": 3}]},
      [("net_cls", "net_cls.classid", "16"), ("net_prio", "net_prio.ifpriomap", "lo 3")], [], []),
-    (C.rdma, {"mlx5_0": {"hcaObjects": 9}},
+    (rdma, {"mlx5_0": {"hcaObjects": 9}},
      [("rdma", "rdma.max", "mlx5_0 hca_object=9")], [("", "rdma.max", "mlx5_0 hca_object=9")], ["rdma"]),
-    (C.devices, [{"allow": False, "access": "rwm"}], [], [], []),
-    (C.unified, {"memory.high": "1000", "cgroup.max.depth": "2"},
+    (devices, [{"allow": False, "access": "rwm"}], [], [], []),
+    (unified, {"memory.high": "1000", "cgroup.max.depth": "2"},
      [], [("", "memory.high", "1000"), ("", "cgroup.max.depth", "2")], ["memory"]),
 ]
 
@@ -89,16 +103,16 @@ def test_controller_translation(module, raw, v1, v2, needs):
 
 
 @pytest.mark.parametrize("module, raw, field", [
-    (C.memory, {"reservation": "1"}, "linux.resources.memory.reservation"),
-    (C.cpu, {"idle": 2}, "linux.resources.cpu.idle"),
-    (C.cpuset, {"mems": "1-0"}, "linux.resources.cpu.mems"),
-    (C.pids, [], "linux.resources.pids"),
-    (C.blkio, {"weightDevice": [{"major": -1}]}, "linux.resources.blockIO.weightDevice[0].major"),
-    (C.hugetlb, [{"pageSize": "2mb"}], "linux.resources.hugepageLimits[0].pageSize"),
-    (C.network, {"priorities": [{"name": "a/b"}]}, "linux.resources.network.priorities[0].name"),
-    (C.rdma, {"mlx": {"hcaHandles": -1}}, "linux.resources.rdma.mlx.hcaHandles"),
-    (C.devices, [{"allow": True, "type": "u"}], "linux.resources.devices[0].type"),
-    (C.unified, {"../x": "1"}, "linux.resources.unified['../x']"),
+    (memory, {"reservation": "1"}, "linux.resources.memory.reservation"),
+    (cpu, {"idle": 2}, "linux.resources.cpu.idle"),
+    (cpuset, {"mems": "1-0"}, "linux.resources.cpu.mems"),
+    (pids, [], "linux.resources.pids"),
+    (blkio, {"weightDevice": [{"major": -1}]}, "linux.resources.blockIO.weightDevice[0].major"),
+    (hugetlb, [{"pageSize": "2mb"}], "linux.resources.hugepageLimits[0].pageSize"),
+    (network, {"priorities": [{"name": "a/b"}]}, "linux.resources.network.priorities[0].name"),
+    (rdma, {"mlx": {"hcaHandles": -1}}, "linux.resources.rdma.mlx.hcaHandles"),
+    (devices, [{"allow": True, "type": "u"}], "linux.resources.devices[0].type"),
+    (unified, {"../x": "1"}, "linux.resources.unified['../x']"),
 ])
 def test_controller_validate_names_the_field(module, raw, field):
     with pytest.raises(CgroupError) as info:
@@ -109,12 +123,12 @@ def test_controller_validate_names_the_field(module, raw, field):
 def test_controller_merge_and_ignored():
     old = R.normalize({"cpu": {"shares": 100, "cpus": "0"}, "unified": {"a.b": "1"}})
     new = R.normalize({"cpu": {"cpus": "1"}, "unified": {"c.d": "2"}})
-    assert C.cpu.merge(old["cpu"], new["cpu"])["shares"] == 100
-    assert C.cpuset.merge(old["cpu"], new["cpu"])["cpus"] == "1"
-    assert C.unified.merge(old["unified"], new["unified"]) == {"a.b": "1", "c.d": "2"}
+    assert cpu.merge(old["cpu"], new["cpu"])["shares"] == 100
+    assert cpuset.merge(old["cpu"], new["cpu"])["cpus"] == "1"
+    assert unified.merge(old["unified"], new["unified"]) == {"a.b": "1", "c.d": "2"}
     r = R.normalize({"network": {"classID": 1}, "blockIO": {"leafWeight": 10}})
-    assert C.network.ignored(r, 1) == [] and C.network.ignored(r, 2) == ["linux.resources.network.classID"]
-    assert C.blkio.ignored(r, 2) == ["linux.resources.blockIO.leafWeight"]
+    assert network.ignored(r, 1) == [] and network.ignored(r, 2) == ["linux.resources.network.classID"]
+    assert blkio.ignored(r, 2) == ["linux.resources.blockIO.leafWeight"]
 
 
 def test_memory_v2_check_before_update_refuses_a_limit_below_usage():
@@ -124,5 +138,5 @@ def test_memory_v2_check_before_update_refuses_a_limit_below_usage():
 
     r = R.normalize({"memory": {"limit": MiB, "checkBeforeUpdate": True}})
     with pytest.raises(CgroupError, match=r"^linux\.resources\.memory\.limit: rejecting memory limit"):
-        C.memory.v2(r, Busy())
-    assert writes(C.memory.v2(r, FakeProbe())) == [("", "memory.max", str(MiB))]
+        memory.v2(r, Busy())
+    assert writes(memory.v2(r, FakeProbe())) == [("", "memory.max", str(MiB))]

@@ -11,12 +11,28 @@ model). Each module exposes:
     v2_controllers(r) -> cgroup2 controllers to enable in the ancestors
     stats_v1(s, v1_dirs, unified) / stats_v2(s, dir)   fill runc's events stats
 
-A new controller is one new module here plus its place in ALL (imported only by what
-applies, checks or reports resources, never by placement)."""
+A new controller is one new module here plus its name in SECTIONS. Modules are imported
+on first use, only those of the sections asked for: `create` loads the controllers its
+config uses, placement none."""
 
 from __future__ import annotations
 
-from pyrunc.cgroups.controllers import blkio, cpu, cpuset, devices, hugetlb, memory, network, pids, rdma, unified
+# linux.resources section -> its controller modules, in runc's order (the order of the
+# writes and of the statistics)
+SECTIONS = {"memory": ("memory",), "cpu": ("cpu", "cpuset"), "pids": ("pids",), "blockIO": ("blkio",),
+            "hugepageLimits": ("hugetlb",), "network": ("network",), "rdma": ("rdma",),
+            "devices": ("devices",), "unified": ("unified",)}
 
-# runc's order: the order of the writes and of the stats
-ALL = (memory, cpu, cpuset, pids, blkio, hugetlb, network, rdma, devices, unified)
+
+def of(sections) -> list:
+    """The controller modules of `sections` (section names, e.g. a resources dict's
+    keys), in runc's order; unknown names are ignored."""
+    wanted = set(sections)
+    # __import__ with a fromlist returns the submodule; importlib itself is not loaded
+    # under the launcher's -S
+    return [__import__(f"{__name__}.{name}", fromlist=("SECTION",))
+            for section, names in SECTIONS.items() if section in wanted for name in names]
+
+
+def all_modules() -> list:
+    return of(SECTIONS)

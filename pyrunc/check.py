@@ -54,8 +54,8 @@ def check_bundle(bundle: str) -> list[str]:
 
     host = _Host()
     for check in (_check_root, _check_process, _check_namespaces, _check_cgroups,
-                  _check_seccomp, _check_lsm, _check_mounts, _check_hooks, _check_sysctl,
-                  _check_overlay):
+                  _check_intel_rdt, _check_seccomp, _check_lsm, _check_mounts, _check_hooks,
+                  _check_sysctl, _check_overlay):
         try:
             problems.extend(check(raw, bundle, host))
         except (TypeError, AttributeError, ValueError, KeyError):
@@ -268,6 +268,22 @@ def _check_cgroups(raw: dict, bundle: str, host: _Host) -> list[str]:
     if resources.get("devices") and mode != "unified" and "devices" not in available:
         out.append("linux.resources.devices: the cgroup v1 devices controller is not mounted")
     return out
+
+
+def _check_intel_rdt(raw: dict, bundle: str, host: _Host) -> list[str]:
+    rdt = _linux(raw).get("intelRdt")
+    if not isinstance(rdt, dict):
+        return []
+    from pyrunc import intelrdt
+    from pyrunc.errors import PyruncError
+    from pyrunc.spec.model import IntelRdt
+    schemata = {key: rdt.get(field) for key, field in (("l3_cache_schema", "l3CacheSchema"),
+                                                         ("mem_bw_schema", "memBwSchema"))}
+    try:
+        intelrdt.check(IntelRdt(**{k: v for k, v in schemata.items() if isinstance(v, str)}))
+    except PyruncError as e:
+        return [str(e)]
+    return []
 
 
 def _check_seccomp(raw: dict, bundle: str, host: _Host) -> list[str]:

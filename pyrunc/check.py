@@ -16,16 +16,6 @@ from __future__ import annotations
 
 import os
 
-# linux.resources key -> the cgroup controllers that can enforce it (any one will do)
-_RESOURCE_CONTROLLERS: dict[str, tuple[str, ...]] = {
-    "memory": ("memory",),
-    "cpu": ("cpu", "cpuset"),
-    "pids": ("pids",),
-    "blockIO": ("blkio", "io"),
-    "hugepageLimits": ("hugetlb",),
-    "network": ("net_cls", "net_prio"),
-    "rdma": ("rdma",),
-}
 _CAP_SYS_RESOURCE = 24
 _RLIM_INFINITY_JSON = (1 << 64) - 1
 
@@ -64,8 +54,8 @@ def check_bundle(bundle: str) -> list[str]:
 
     host = _Host()
     for check in (_check_root, _check_process, _check_namespaces, _check_cgroups,
-                  _check_seccomp, _check_lsm, _check_mounts, _check_hooks, _check_sysctl,
-                  _check_overlay):
+                  _check_intel_rdt, _check_seccomp, _check_lsm, _check_mounts, _check_hooks,
+                  _check_sysctl, _check_overlay):
         try:
             problems.extend(check(raw, bundle, host))
         except (TypeError, AttributeError, ValueError, KeyError):
@@ -264,11 +254,13 @@ def _check_cgroups(raw: dict, bundle: str, host: _Host) -> list[str]:
     except PyruncError as e:
         out.append(str(e))
     available = host.controllers()
-    for key, controllers in _RESOURCE_CONTROLLERS.items():
-        value = resources.get(key)
-        if not value or (key == "network" and mode == "unified"):
-            continue  # cgroup v2 has no net_cls/net_prio: ignored there, as by runc
-        if not any(c in available for c in controllers):
+    from pyrunc.cgroups import controllers as modules
+    needs: dict[str, list[str]] = {}   # section -> the controllers that can enforce it (any one will do)
+    for m in modules.all_modules():
+        if m.CONTROLLERS and (m.ON_V2 or mode != "unified"):  # e.g. network: ignored on v2, as by runc
+            needs.setdefault(m.SECTION, []).extend(m.CONTROLLERS)
+    for key, controllers in needs.items():
+        if resources.get(key) and not any(c in available for c in controllers):
             out.append(f"linux.resources.{key}: needs the {' or '.join(controllers)} cgroup controller, "
                        f"which this host ({mode} cgroups) does not offer")
     if resources.get("unified") and mode == "legacy":
@@ -276,6 +268,22 @@ def _check_cgroups(raw: dict, bundle: str, host: _Host) -> list[str]:
     if resources.get("devices") and mode != "unified" and "devices" not in available:
         out.append("linux.resources.devices: the cgroup v1 devices controller is not mounted")
     return out
+
+
+def _check_intel_rdt(raw: dict, bundle: str, host: _Host) -> list[str]:
+    rdt = _linux(raw).get("intelRdt")
+    if not isinstance(rdt, dict):
+        return []
+    from pyrunc import intelrdt
+    from pyrunc.errors import PyruncError
+    from pyrunc.spec.model import IntelRdt
+    schemata = {key: rdt.get(field) for key, field in (("l3_cache_schema", "l3CacheSchema"),
+                                                         ("mem_bw_schema", "memBwSchema"))}
+    try:
+        intelrdt.check(IntelRdt(**{k: v for k, v in schemata.items() if isinstance(v, str)}))
+    except PyruncError as e:
+        return [str(e)]
+    return []
 
 
 def _check_seccomp(raw: dict, bundle: str, host: _Host) -> list[str]:

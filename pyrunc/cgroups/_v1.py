@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pyrunc.cgroups import CgroupError, _describe, _read, _write
+from pyrunc.cgroups._paths import CgroupError
+from pyrunc.cgroups.fs import describe, read, write
 
 
 def _cpuset_file(directory: str, name: str) -> str:
@@ -25,15 +26,15 @@ def fill_cpusets(mountpoint: str, directory: str) -> None:
         for name in ("cpus", "mems"):
             target = _cpuset_file(current, name)
             try:
-                if not _read(target).strip():
-                    _write(target, _read(_cpuset_file(parent, name)).strip() or "\n")
+                if not read(target).strip():
+                    write(target, read(_cpuset_file(parent, name)).strip() or "\n")
             except OSError as e:
-                raise CgroupError(f"copy {parent} cpuset {name} into {target}: {_describe(e)}") from None
+                raise CgroupError(f"copy {parent} cpuset {name} into {target}: {describe(e)}") from None
         parent = current
 
 
 def _state(directory: str) -> str:
-    return _read(directory + "/freezer.state").strip()
+    return read(directory + "/freezer.state").strip()
 
 
 def freeze(directory: str, timeout: float) -> None:
@@ -49,7 +50,7 @@ def freeze(directory: str, timeout: float) -> None:
     attempt = 0
     try:
         while True:
-            _write(state_file, "FROZEN")
+            write(state_file, "FROZEN")
             state = _state(directory)
             if state == "FROZEN":
                 return
@@ -59,14 +60,14 @@ def freeze(directory: str, timeout: float) -> None:
                 raise CgroupError(f"freeze cgroup {directory}: still FREEZING after {timeout:g}s")
             attempt += 1
             if attempt % 50 == 0:
-                _write(state_file, "THAWED")
+                write(state_file, "THAWED")
                 time.sleep(0.01)
             else:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
     except OSError as e:
         _thaw_quietly(state_file)
-        raise CgroupError(f"freeze cgroup {directory}: {_describe(e)}") from None
+        raise CgroupError(f"freeze cgroup {directory}: {describe(e)}") from None
     except BaseException:
         _thaw_quietly(state_file)
         raise
@@ -74,7 +75,7 @@ def freeze(directory: str, timeout: float) -> None:
 
 def _thaw_quietly(state_file: str) -> None:
     try:
-        _write(state_file, "THAWED")
+        write(state_file, "THAWED")
     except OSError:
         pass
 
@@ -85,7 +86,7 @@ def thaw(directory: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.0005
     try:
-        _write(directory + "/freezer.state", "THAWED")
+        write(directory + "/freezer.state", "THAWED")
         while _state(directory) != "THAWED":
             if time.monotonic() >= deadline:
                 raise CgroupError(f"thaw cgroup {directory}: freezer.state is still "
@@ -95,7 +96,7 @@ def thaw(directory: str, timeout: float) -> None:
     except FileNotFoundError:
         return  # the cgroup is gone: nothing left to thaw
     except OSError as e:
-        raise CgroupError(f"thaw cgroup {directory}: {_describe(e)}") from None
+        raise CgroupError(f"thaw cgroup {directory}: {describe(e)}") from None
 
 
 def frozen(directory: str) -> bool:
@@ -106,10 +107,10 @@ def frozen(directory: str) -> bool:
         if state == "THAWED":
             return False
         try:
-            return _read(directory + "/freezer.self_freezing").strip() == "1"
+            return read(directory + "/freezer.self_freezing").strip() == "1"
         except FileNotFoundError:
             return state == "FROZEN"
     except FileNotFoundError:
         return False
     except OSError as e:
-        raise CgroupError(f"read {directory}/freezer.state: {_describe(e)}") from None
+        raise CgroupError(f"read {directory}/freezer.state: {describe(e)}") from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pyrunc.cgroups import CgroupError, _describe, _read, _write
+from pyrunc.cgroups._paths import CgroupError
+from pyrunc.cgroups.fs import describe, read, write
 
 
 def enable_controllers(mountpoint: str, directory: str, controllers, strict: bool) -> None:
@@ -18,9 +19,9 @@ def enable_controllers(mountpoint: str, directory: str, controllers, strict: boo
     root = mountpoint.rstrip("/")
     wanted = [c for c in dict.fromkeys(controllers) if c]
     try:
-        available = set(_read(root + "/cgroup.controllers").split())
+        available = set(read(root + "/cgroup.controllers").split())
     except OSError as e:
-        raise CgroupError(f"read {root}/cgroup.controllers: {_describe(e)}") from None
+        raise CgroupError(f"read {root}/cgroup.controllers: {describe(e)}") from None
     if not strict:
         wanted = [c for c in wanted if c in available]
     missing = [c for c in wanted if c not in available]
@@ -35,11 +36,11 @@ def enable_controllers(mountpoint: str, directory: str, controllers, strict: boo
         control = ancestor + "/cgroup.subtree_control"
         todo = wanted
         try:
-            enabled = set(_read(control).split())
+            enabled = set(read(control).split())
             todo = [c for c in wanted if c not in enabled]
             if not todo:
                 continue
-            if ancestor != root and _read(ancestor + "/cgroup.procs").split():
+            if ancestor != root and read(ancestor + "/cgroup.procs").split():
                 # Domain controllers would fail with EBUSY here, but threaded ones (cpu,
                 # cpuset, pids, perf_event) are accepted and silently turn the populated
                 # cgroup into a thread root whose new children are "domain invalid" and
@@ -47,22 +48,22 @@ def enable_controllers(mountpoint: str, directory: str, controllers, strict: boo
                 raise CgroupError(f"enable {' '.join(todo)} in {control}: the cgroup has member "
                                   "processes (cgroup v2 allows controllers only for cgroups without "
                                   "them; use an absolute linux.cgroupsPath or run pyrunc from a leaf cgroup)")
-            offered = set(_read(ancestor + "/cgroup.controllers").split())
+            offered = set(read(ancestor + "/cgroup.controllers").split())
             for c in todo:
                 if c not in offered:
                     raise CgroupError(f"cgroup controller {c} is not delegated to {ancestor} "
                                       "(missing from its cgroup.controllers)")
-            _write(control, " ".join("+" + c for c in todo))
+            write(control, " ".join("+" + c for c in todo))
         except OSError as e:
             hint = ""
             if e.errno == 16:  # EBUSY
                 hint = (" (the cgroup has processes; cgroup v2 allows controllers only for "
                         "cgroups without member processes)")
-            raise CgroupError(f"enable {' '.join(todo)} in {control}: {_describe(e)}{hint}") from None
+            raise CgroupError(f"enable {' '.join(todo)} in {control}: {describe(e)}{hint}") from None
 
 
 def _events_frozen(directory: str) -> bool:
-    for line in _read(directory + "/cgroup.events").splitlines():
+    for line in read(directory + "/cgroup.events").splitlines():
         if line.startswith("frozen "):
             return line.split()[1] == "1"
     return False
@@ -72,7 +73,7 @@ def _set(directory: str, value: str, timeout: float) -> None:
     import time
 
     want = value == "1"
-    _write(directory + "/cgroup.freeze", value)
+    write(directory + "/cgroup.freeze", value)
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while _events_frozen(directory) != want:
@@ -89,11 +90,11 @@ def freeze(directory: str, timeout: float) -> None:
         _set(directory, "1", timeout)
     except BaseException as e:
         try:
-            _write(directory + "/cgroup.freeze", "0")
+            write(directory + "/cgroup.freeze", "0")
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise CgroupError(f"freeze cgroup {directory}: {_describe(e)}") from None
+            raise CgroupError(f"freeze cgroup {directory}: {describe(e)}") from None
         raise
 
 
@@ -103,15 +104,15 @@ def thaw(directory: str, timeout: float) -> None:
     except FileNotFoundError:
         return  # the cgroup is gone: nothing left to thaw
     except OSError as e:
-        raise CgroupError(f"thaw cgroup {directory}: {_describe(e)}") from None
+        raise CgroupError(f"thaw cgroup {directory}: {describe(e)}") from None
 
 
 def frozen(directory: str) -> bool:
     try:
-        return _read(directory + "/cgroup.freeze").strip() == "1"
+        return read(directory + "/cgroup.freeze").strip() == "1"
     except FileNotFoundError:
         return False
     except OSError as e:
         if e.errno == 19:  # ENODEV
             return False
-        raise CgroupError(f"read {directory}/cgroup.freeze: {_describe(e)}") from None
+        raise CgroupError(f"read {directory}/cgroup.freeze: {describe(e)}") from None

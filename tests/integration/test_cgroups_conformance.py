@@ -121,8 +121,12 @@ def test_device_access_without_r_w_or_m_is_refused(pyrunc_cmd, runc_cmd, bundle,
 # ---- item 19: update --memory -1 lifts memory+swap too ---------------------------------------
 
 def _memory_dir(cgroup: str) -> str:
+    """Where both runtimes put a relative cgroupsPath: below our own cgroup, on a pure
+    cgroup2 host below its parent (runc's fs2 rule)."""
     for mountpoint, own in cgroup_hierarchies().items():
-        if mode() == "unified" or os.path.exists(f"{mountpoint}/memory.limit_in_bytes"):
+        if mode() == "unified":
+            return f"{mountpoint}{os.path.dirname(own.rstrip('/')).rstrip('/')}/{cgroup}"
+        if os.path.exists(f"{mountpoint}/memory.limit_in_bytes"):
             return f"{mountpoint}{own.rstrip('/')}/{cgroup}"
     pytest.skip("no memory cgroup")
 
@@ -157,6 +161,9 @@ def premade():
     """premade(name) makes <own cgroup>/<name> in every hierarchy (as another tool would
     have), returns {mountpoint: directory}; all of it is removed afterwards. A v1 cpuset
     starts empty (nothing can join it): fill_cpuset copies the parent's cpus and mems."""
+    if mode() == "unified":
+        pytest.skip("on a pure cgroup2 host a relative cgroupsPath lands beside our own cgroup, "
+                    "where tests may not make cgroups")
     made: list[str] = []
 
     def make(name: str, fill_cpuset: bool = True) -> dict[str, str]:

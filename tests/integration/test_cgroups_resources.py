@@ -148,7 +148,7 @@ def _weight_applied(d: dict[str, str]) -> None:
     if UNIFIED:
         u = d["unified"]
         weight = read_stripped(u + "/io.bfq.weight") if os.path.exists(u + "/io.bfq.weight") else read_stripped(u + "/io.weight")
-        from pyrunc.cgroups._resources import blkio_weight_to_io_weight
+        from pyrunc.cgroups.controllers.blkio import blkio_weight_to_io_weight
         # bfq takes the blkio weight as is, io.weight gets runc's conversion
         assert weight.split()[-1] in ("300", str(blkio_weight_to_io_weight(300)))
     else:
@@ -288,9 +288,10 @@ def _open_in_cgroup(cgroup: str, *paths: str) -> str:
 
 
 def test_v2_ebpf_device_program_attach_and_replace(unified_cgroup):
-    from pyrunc.cgroups import _bpf, _resources
+    from pyrunc.cgroups import _bpf
+    from pyrunc.cgroups.controllers import devices
 
-    rules = _resources.device_rules([_resources.rule(False, "a", -1, -1, "rwm")])
+    rules = devices.device_rules([devices.rule(False, "a", -1, -1, "rwm")])
     without_full = [r for r in rules if (r["major"], r["minor"]) != (1, 7)]
     _bpf.apply(unified_cgroup, without_full)
     assert _open_in_cgroup(unified_cgroup, "/dev/zero", "/dev/full").split() == ["zero-ok"]
@@ -299,24 +300,25 @@ def test_v2_ebpf_device_program_attach_and_replace(unified_cgroup):
         first = _bpf.attached(fd)
         assert len(first) == 1
         # replace atomically: still exactly one program, a new one
-        _bpf.apply(unified_cgroup, without_full + [_resources.rule(True, "c", 1, 7, "rw")])
+        _bpf.apply(unified_cgroup, without_full + [devices.rule(True, "c", 1, 7, "rw")])
         second = _bpf.attached(fd)
         assert len(second) == 1 and second != first
     finally:
         os.close(fd)
     assert _open_in_cgroup(unified_cgroup, "/dev/zero", "/dev/full").split() == ["zero-ok", "full-ok"]
     # allow-all then one read deny: the last matching rule wins
-    _bpf.apply(unified_cgroup, [_resources.rule(True, "a", -1, -1, "rwm"),
-                                _resources.rule(False, "c", 1, 5, "r")])
+    _bpf.apply(unified_cgroup, [devices.rule(True, "a", -1, -1, "rwm"),
+                                devices.rule(False, "c", 1, 5, "r")])
     assert _open_in_cgroup(unified_cgroup, "/dev/zero", "/dev/full").split() == ["full-ok"]
 
 
 def test_v2_ebpf_program_denies_spec_devices_the_rules_do_not_allow(unified_cgroup):
     """runc 1.1.5: linux.devices entries get no device rule of their own (issue 13 item 10)."""
-    from pyrunc.cgroups import _bpf, _resources
+    from pyrunc.cgroups import _bpf
+    from pyrunc.cgroups.controllers import devices
 
     kmsg = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
-    _bpf.apply(unified_cgroup, _resources.device_rules([_resources.rule(False, "a", -1, -1, "rwm")], [kmsg]))
+    _bpf.apply(unified_cgroup, devices.device_rules([devices.rule(False, "a", -1, -1, "rwm")], [kmsg]))
     assert _open_in_cgroup(unified_cgroup, "/dev/kmsg", "/dev/zero").split() == ["zero-ok"]
 
 

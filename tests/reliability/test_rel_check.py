@@ -84,6 +84,8 @@ CASES = {
     "missing overlay lower": (lambda c, d: (c.setdefault("annotations", {}).update(
         {"run.pyrunc.overlay": "true", "run.pyrunc.overlay.lowerdirs": str(d / "nolower")}),
         c["root"].update(readonly=False)), "annotations.run.pyrunc.overlay.lowerdirs"),
+    "intelRdt schema without resctrl": (lambda c, d: c["linux"].update(intelRdt={"l3CacheSchema": "L3:0=f"}),
+                                        "intelRdt.l3CacheSchema"),
     "net_cls resources without the controller": (lambda c, d: c["linux"].update(
         resources={"network": {"classID": 1048577}}), "linux.resources.network"),
 }
@@ -96,6 +98,8 @@ def test_check_reports_problem_before_create(pyrunc_bin, state_root, bundle, tmp
         pytest.skip("this process has CAP_SYS_RESOURCE: raising a hard limit is allowed")
     if case == "net_cls resources without the controller" and {"net_cls", "net_prio"} & _controllers():
         pytest.skip("this host has the net_cls controller")
+    if case == "intelRdt schema without resctrl" and os.path.isdir("/sys/fs/resctrl/info"):
+        pytest.skip("this host has resctrl")
     b = bundle(lambda c: edit(c, tmp_path), args=["sleep", "10"])
     code, lines = _check(pyrunc_bin, state_root, b)
     assert code == 1, lines

@@ -9,6 +9,8 @@ import pytest
 
 from pyrunc.cgroups import _bpf
 from pyrunc.cgroups import _resources as R
+from pyrunc.cgroups.controllers import blkio as blkio_controller
+from pyrunc.cgroups.controllers import cpu, devices, memory
 from pyrunc.cgroups._paths import CgroupError
 
 MiB = 1 << 20
@@ -34,25 +36,25 @@ def writes(plan):
 
 @pytest.mark.parametrize("shares, weight", [(0, 0), (2, 1), (1024, 39), (262144, 10000), (512, 20)])
 def test_shares_to_weight_as_runc(shares, weight):
-    assert R.shares_to_weight(shares) == weight
+    assert cpu.shares_to_weight(shares) == weight
 
 
 @pytest.mark.parametrize("blkio, io", [(0, 0), (10, 1), (1000, 10000), (500, 4950)])
 def test_blkio_weight_to_io_weight(blkio, io):
-    assert R.blkio_weight_to_io_weight(blkio) == io
+    assert blkio_controller.blkio_weight_to_io_weight(blkio) == io
 
 
 @pytest.mark.parametrize("swap, limit, expected", [
     (0, -1, -1), (-1, 100, -1), (0, 100, 0), (300, 100, 200), (100, 100, 0)])
 def test_swap_to_v2(swap, limit, expected):
-    assert R.swap_to_v2(swap, limit) == expected
+    assert memory.swap_to_v2(swap, limit) == expected
 
 
 def test_swap_to_v2_errors_name_the_field():
     with pytest.raises(CgroupError, match=r"memory\.swap: unable to set swap limit without memory limit"):
-        R.swap_to_v2(100, 0)
+        memory.swap_to_v2(100, 0)
     with pytest.raises(CgroupError, match=r"memory\.swap: memory\+swap limit \(50\) should be >= memory limit"):
-        R.swap_to_v2(50, 100)
+        memory.swap_to_v2(50, 100)
 
 
 # ---- validation ----------------------------------------------------------------------------
@@ -200,9 +202,9 @@ def test_v1_blkio_without_cfq_uses_bfq_names_and_hugetlb_falls_back_to_cgroup2()
 
 
 def test_v1_devices_deny_all_then_rules_in_order():
-    rules = R.device_rules(R.normalize({"devices": [{"allow": False, "access": "rwm"}]})["devices"],
+    rules = devices.device_rules(R.normalize({"devices": [{"allow": False, "access": "rwm"}]})["devices"],
                            [{"type": "b", "major": 7, "minor": 0}, {"type": "p", "major": 0, "minor": 0}])
-    plan = R.v1_device_writes(rules)
+    plan = devices.v1_device_writes(rules)
     assert writes(plan)[:4] == [("devices", "devices.deny", "a"), ("devices", "devices.deny", "a"),
                                 ("devices", "devices.allow", "c *:* m"), ("devices", "devices.allow", "b *:* m")]
     texts = [w.value for w in plan]
@@ -288,7 +290,7 @@ def _decode(code: bytes):
 
 
 def test_bpf_program_shape():
-    prog = _decode(_bpf.assemble([R.rule(True, "c", 1, 3, "rwm")]))
+    prog = _decode(_bpf.assemble([devices.rule(True, "c", 1, 3, "rwm")]))
     # prologue (6), one rule (type, major, minor checks, r0 = 1, exit), default deny (2)
     assert len(prog) == 6 + 5 + 2
     assert prog[-2] == (0xB4, 0, 0, 0) and prog[-1][0] == 0x95   # default: r0 = 0; exit
@@ -303,7 +305,7 @@ def test_bpf_program_shape():
 
 
 def test_bpf_last_rule_wins_and_unconditional_rule_ends_program():
-    prog = _decode(_bpf.assemble([R.rule(True, "a", -1, -1, "rwm"), R.rule(False, "c", 1, 5, "r")]))
+    prog = _decode(_bpf.assemble([devices.rule(True, "a", -1, -1, "rwm"), devices.rule(False, "c", 1, 5, "r")]))
     # checked last-first: the deny for c 1:5 r comes before the allow-all, which ends the
     # program (the verifier rejects unreachable instructions)
     assert prog[-1][0] == 0x95 and prog[-2] == (0xB4, 0, 0, 1)
@@ -313,13 +315,13 @@ def test_bpf_last_rule_wins_and_unconditional_rule_ends_program():
 
 
 def test_device_rules_order_and_tty_defaults():
-    rules = R.device_rules([], [])
-    assert rules == list(R.DEFAULT_ALLOWED_DEVICES)
+    rules = devices.device_rules([], [])
+    assert rules == list(devices.DEFAULT_ALLOWED_DEVICES)
     # runc drops a default whose path linux.devices redefines, and allows nothing for them
     kmsg = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
     zero = {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5}
-    assert R.device_rules([], [kmsg]) == rules
-    assert R.device_rules([], [zero, kmsg]) == [r for r in rules if (r["major"], r["minor"]) != (1, 5)]
+    assert devices.device_rules([], [kmsg]) == rules
+    assert devices.device_rules([], [zero, kmsg]) == [r for r in rules if (r["major"], r["minor"]) != (1, 5)]
 
 
 def test_device_access_letters_as_runc_reads_them():
@@ -327,8 +329,8 @@ def test_device_access_letters_as_runc_reads_them():
         rule = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": access}
         assert R.normalize({"devices": [rule]})["devices"][0]["access"] == canonical
     assert R.normalize({"devices": [{"allow": False, "access": "x"}]})["devices"][0]["access"] == "rwm"
-    assert R.v1_rule_text(R.rule(True, "c", 136, -1, "rwm")) == "c 136:* rwm"
-    assert R.v1_rule_text(R.rule(True, "a", -1, -1, "rwm")) == "a"
+    assert devices.v1_rule_text(devices.rule(True, "c", 136, -1, "rwm")) == "c 136:* rwm"
+    assert devices.v1_rule_text(devices.rule(True, "a", -1, -1, "rwm")) == "a"
 
 
 # ---- update flags ------------------------------------------------------------------------------

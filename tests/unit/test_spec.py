@@ -329,6 +329,11 @@ ERROR_CASES = [
     ("hooks-array", mutate(["hooks"], []), "hooks: expected an object, got an array"),
     ("annotations-int", mutate(["annotations"], {"a": 1}), 'annotations["a"]: expected a string, got a number'),
     ("annotations-array", mutate(["annotations"], ["a"]), "annotations: expected an object, got an array"),
+    # runc 1.1.5's validator: a closID that is not one path component
+    ("intelrdt-closid", mutate(["linux", "intelRdt"], {"closID": "../x"}),
+     'linux.intelRdt.closID: invalid intelRdt.ClosID "../x"'),
+    ("intelrdt-schema-int", mutate(["linux", "intelRdt"], {"l3CacheSchema": 5}),
+     "linux.intelRdt.l3CacheSchema: expected a string, got a number"),
 ]
 
 

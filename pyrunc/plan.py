@@ -246,7 +246,9 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
         add_lsm_attr(plan, "apparmor", process.apparmor_profile)
     if process.selinux_label:
         add_lsm_attr(plan, "exec", process.selinux_label)
-    plan.add(OP_CLOSE_FDS, (first_closed_fd,), what="close inherited file descriptors")
+    # before the filter too: the user gets its stdio pipes (fstatfs, fchown)
+    plan.add(OP_CLOSE_FDS, (first_closed_fd, process.user.uid),
+             what="mark inherited file descriptors close-on-exec, give the user its stdio")
     if seccomp_bpf is not None and not process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     # no capabilities object means empty sets, as in runc

@@ -73,8 +73,7 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
         use_home = -1
     timeout = hook.get("timeout")
     plan = P.Plan()
-    if ns_pid:
-        P.join_namespaces_of(plan, ns_pid)
+    ns_fds = P.join_namespaces_of(plan, ns_pid) if ns_pid else []
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out = os.memfd_create("hook-output", os.MFD_CLOEXEC)
     plan.add(P.OP_DUP2, (stdin_r, 0), what="set up stdin")
@@ -94,7 +93,7 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
     plan.add(P.OP_EXEC, (len(args),), (*args, *env), what=f"exec {path}")
     proc = None
     try:
-        proc = InitProcess.spawn(plan, keep=[stdin_r, out])
+        proc = InitProcess.spawn(plan, keep=[stdin_r, out, *ns_fds])
         os.close(stdin_r)
         stdin_r = -1
         try:
@@ -117,7 +116,7 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
     finally:
         if proc is not None:  # a failure above: don't leave a hook running
             proc.kill()
-        for fd in (stdin_r, stdin_w, out):
+        for fd in (stdin_r, stdin_w, out, *ns_fds):
             if fd >= 0:
                 os.close(fd)
 

@@ -198,24 +198,42 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
         plan.add(OP_LOOPBACK_UP, what="bring up lo")
 
 
-def join_namespaces_of(plan: Plan, pid: int) -> bool:
-    """Join every namespace of `pid` that differs from ours (the user namespace first);
-    True when the plan forks (a pid or time namespace applies to children only)."""
+def join_namespaces_of(plan: Plan, pid: int, floor: int = 3) -> list[int]:
+    """Join every namespace of `pid` that differs from ours (the user namespace first).
+
+    Returns fds (>= floor, close-on-exec) of those namespaces, opened here: the spawned
+    process must keep them open and the caller close them after the spawn.  Opened by
+    the runtime because once the child is in a user namespace it may no longer open the
+    files of a process that is not dumpable, as pyrunc-init waiting for `start` is
+    (its createContainer and startContainer hooks join it)."""
+    import fcntl
+
     from pyrunc import ns
+    fds: list[int] = []
     forks = False
-    for t in ns.JOIN_ORDER:
-        name = ns.proc_name(t)
-        theirs = f"/proc/{pid}/ns/{name}"
-        try:
-            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+    try:
+        for t in ns.JOIN_ORDER:
+            name = ns.proc_name(t)
+            try:
+                fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
                 continue
-        except FileNotFoundError:
-            continue
-        plan.add(OP_SETNS, (ns.flag(t),), (theirs,), what=f"join {t} namespace of pid {pid}")
-        forks |= t in ("pid", "time")
+            try:
+                if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                fds.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor))
+            finally:
+                os.close(fd)
+            plan.add(OP_SETNS, (ns.flag(t),), (f"/proc/self/fd/{fds[-1]}",),
+                     what=f"join {t} namespace of pid {pid}")
+            forks |= t in ("pid", "time")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
     if forks:
         plan.add(OP_FORK, what="fork into the pid namespace")
-    return forks
+    return fds
 
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -444,8 +446,21 @@ def _inheriting_hook(directory: str, stage: str) -> dict:
                                  f" cat > {directory}/{stage}.json"]}
 
 
-def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd, runc_cmd, tmp_path,
-                                               rootfs_dir):
+@pytest.fixture
+def shared_tmp():
+    """A directory every uid may write, the mapped root of a user namespace included
+    (pytest's own tmp_path sits below a 0700 directory)."""
+    top = tempfile.mkdtemp(prefix="pyrunc-hooks-")
+    os.chmod(top, 0o777)
+    try:
+        yield Path(top)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["no-userns", "userns"])
+def test_hook_without_env_and_its_cwd_like_runc(userns, bundle, container_id, pyrunc_cmd, runc_cmd, shared_tmp,
+                                               userns_rootfs):
     """A hook without `env` inherits: the runtime's environment for the stages runc runs
     itself, the container's process environment for createContainer/startContainer
     (runc runs them from its init); createContainer's working directory is the rootfs
@@ -454,12 +469,19 @@ def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd
     runtime_env = {**os.environ, "PYRUNC_TEST_RUNTIME_VAR": "from-the-runtime"}
     seen = {}
     for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
-        recorder = HookRecorder(tmp_path / f"hooks-{name}")
+        recorder = HookRecorder(shared_tmp / f"hooks-{name}")
+        recorder.directory.chmod(0o777)
 
         def edit(config: dict) -> None:
             recorder.bind_mount(config)
+            config["root"] = {"path": userns_rootfs, "readonly": True}
             config["process"]["env"] = ["PATH=/bin:/usr/bin", "CONTAINER_VAR=from-the-container"]
             config["process"]["cwd"] = "/etc"
+            if userns:
+                mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+                config["linux"]["namespaces"].append({"type": "user"})
+                config["linux"]["uidMappings"] = mapping
+                config["linux"]["gidMappings"] = mapping
             config["hooks"] = {stage: [_inheriting_hook(CONTAINER_OUTPUT_DIR if stage == "startContainer"
                                                         else str(recorder.directory), stage)]
                                for stage in STAGES}
@@ -481,7 +503,7 @@ def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd
     for stage in ("createContainer", "startContainer"):
         assert ours[stage][0]["CONTAINER_VAR"] == "from-the-container", stage
         assert "PYRUNC_TEST_RUNTIME_VAR" not in ours[stage][0], stage
-    assert ours["createContainer"][1] == str(rootfs_dir)
+    assert ours["createContainer"][1] == userns_rootfs
     assert ours["startContainer"][1] == "/etc"
 
 

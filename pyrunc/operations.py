@@ -239,20 +239,17 @@ def start(g: Globals, container_id: str) -> None:
 
 
 def _start_container_hook_context(c: Container) -> dict:
-    """What runc's startContainer hooks inherit from its init, where they run: the
-    process's cwd and environment (HOME from its passwd entry) and the seccomp filter."""
-    from pyrunc.plan import dedupe_env
+    """runc runs startContainer hooks from its init right before the execve: as the
+    container's process (user, capabilities, cwd, environment, seccomp filter)."""
+    from pyrunc import spec as specmod
     defaults = c.data.get("exec") or {}
-    process = defaults.get("process") or {}
-    seccomp = None
+    process = specmod.parse_process(defaults.get("process") or {})
+    bpf, flags = None, 0
     if defaults.get("seccomp"):
         from pyrunc.seccomp import compile_filter
         from pyrunc.state import cache_dir
         bpf, flags = compile_filter(defaults["seccomp"], cache_dir(c.root, "seccomp"))
-        if bpf is not None:
-            seccomp = (bpf, flags, bool(process.get("noNewPrivileges")))
-    return {"cwd": process.get("cwd") or "/", "env": dedupe_env(process.get("env") or []),
-            "home_uid": (process.get("user") or {}).get("uid", 0), "seccomp": seccomp}
+    return {"as_process": (process, bpf, flags)}
 
 
 def _start_socket(c: Container) -> int:

@@ -237,7 +237,8 @@ def join_namespaces_of(plan: Plan, pid: int, floor: int = 3) -> list[int]:
 
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
-                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str]) -> None:
+                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str],
+                program: str = "", home: bool = True) -> None:
     """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.
 
     seccomp goes as late as possible: right before the wait for `start` when
@@ -248,6 +249,8 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     the lookup reads /etc/passwd before it too, and what follows it is only what runc's
     init does there (prctl, capset, set*id, stat, access, write, read, close, execve).
     start_fds: (the init's end of the start socket, its peer), for a container's init.
+    program: the file to execute with process.args (default: args[0] searched in PATH);
+    home: add HOME from the user's passwd entry when env has none.
     """
     from pyrunc import caps, rlimits
     from pyrunc.spec.model import Capabilities
@@ -285,7 +288,8 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     if process.no_new_privileges:
         plan.add(OP_NO_NEW_PRIVS, what="set no_new_privs")
     path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-    plan.add(OP_LOOKUP, (process.user.uid,), (process.args[0], path), what=f'exec: "{process.args[0]}"')
+    program = program or process.args[0]
+    plan.add(OP_LOOKUP, (process.user.uid if home else -1,), (program, path), what=f'exec: "{program}"')
     if seccomp_bpf is not None and process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     if start_fds is not None:

@@ -570,3 +570,39 @@ def test_poststart_state_says_running_with_the_pid_even_after_the_exit(bundle, c
     state = recorder.state("poststart")
     assert (state["status"], state["pid"]) == ("running", init_pid), state
     assert recorder.state("createRuntime")["pid"] == init_pid
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["no-userns", "userns"])
+def test_start_container_hook_runs_as_the_process_like_runc(userns, bundle, container_id, pyrunc_cmd, runc_cmd,
+                                                            shared_tmp, userns_rootfs):
+    """runc runs startContainer hooks from its init right before the execve: with the
+    process's user, capability sets, no_new_privs, umask and rlimits (pyrunc ran them as
+    root with every capability)."""
+    script = ("id; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; umask; ulimit -n;"
+              " cat /proc/self/attr/current 2>/dev/null; true")
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        recorder = HookRecorder(shared_tmp / f"hooks-{name}")
+        recorder.directory.chmod(0o777)
+
+        def edit(config: dict) -> None:
+            recorder.bind_mount(config)
+            config["root"] = {"path": userns_rootfs, "readonly": True}
+            config["process"]["user"] = {"uid": 1000, "gid": 1000, "umask": 0o027}
+            config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}]
+            config["process"]["noNewPrivileges"] = True
+            config["hooks"] = {"startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", f"({script}) > {CONTAINER_OUTPUT_DIR}/sc.out 2>&1"]}]}
+            if userns:
+                mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+                config["linux"]["namespaces"].append({"type": "user"})
+                config["linux"]["uidMappings"] = mapping
+                config["linux"]["gidMappings"] = mapping
+
+        bundle_dir = bundle(edit, args=["true"], name=f"bundle-{name}")
+        result = command("run", "-b", str(bundle_dir), container_id)
+        assert result.returncode == 0, (name, result.stderr)
+        seen[name] = (recorder.directory / "sc.out").read_text()
+    assert seen["pyrunc"] == seen["runc"]
+    assert seen["pyrunc"].startswith("uid=1000("), seen
+    assert "NoNewPrivs:\t1" in seen["pyrunc"] and "\n0027\n512\n" in seen["pyrunc"], seen

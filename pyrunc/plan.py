@@ -245,9 +245,10 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     no_new_privileges lets an unprivileged process load it, else before the capabilities
     are dropped (runc); either way at create, so that a bad filter or a missing notify
     agent fails create.  Nothing after the filter may need a call the workload's profile
-    might not allow: the inherited fds are marked close-on-exec before it (close_range),
-    the lookup reads /etc/passwd before it too, and what follows it is only what runc's
-    init does there (prctl, capset, set*id, stat, access, write, read, close, execve).
+    might not allow: the inherited fds are marked close-on-exec and the stdio given to
+    the user before it (close_range, fstatfs, fchown), and what follows it is only what
+    runc's init does there (prctl, capset, set*id, stat, access, reading /etc/passwd,
+    write, read, close, execve).
     start_fds: (the init's end of the start socket, its peer), for a container's init.
     program: the file to execute with process.args (default: args[0] searched in PATH);
     home: add HOME from the user's passwd entry when env has none.

@@ -824,8 +824,8 @@ static char *home_for(long uid);
 static const char *exec_home; /* HOME=... for OP_EXEC when its env has none */
 
 /* execvp's search, with the container's PATH: done before `start` so that create fails
- * on a missing program, as runc's does.  The HOME default is read here too, so that
- * nothing after the seccomp filter opens files. */
+ * on a missing program, as runc's does.  The HOME default is read here too, before the
+ * wait for `start` (and, with no_new_privs, before the seccomp filter). */
 static void op_lookup(const struct op *op)
 {
 	const char *file = op->strs[0];

@@ -80,8 +80,6 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         }
         from pyrunc import cgroups
         c.data["exec"] = _exec_defaults(bundle)
-        from pyrunc.seccomp.notify import listener_of
-        c.data["seccomp_listener"] = listener_of(s.linux.seccomp)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
         # recorded before they exist: a create killed half-way through mkdir still leaves
         # `delete --force` the container's own directories to remove
@@ -265,7 +263,8 @@ def _start_socket(c: Container) -> int:
         # the pidfd pins the process: re-check it is still the container's waiting init
         if not c.init_alive():
             raise WrongState("cannot start a container that has stopped")
-        fd = lib.pyrunc_pidfd_getfd(pidfd, c.data[START_FD])
+        # absent: a container created by a pyrunc that waited on a socket file
+        fd = lib.pyrunc_pidfd_getfd(pidfd, c.data.get(START_FD, -1))
     finally:
         os.close(pidfd)
     if fd < 0:

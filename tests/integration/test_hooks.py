@@ -572,12 +572,15 @@ def test_poststart_state_says_running_with_the_pid_even_after_the_exit(bundle, c
     assert recorder.state("createRuntime")["pid"] == init_pid
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["no-seccomp", "strict-seccomp"])
 @pytest.mark.parametrize("userns", [False, True], ids=["no-userns", "userns"])
-def test_start_container_hook_runs_as_the_process_like_runc(userns, bundle, container_id, pyrunc_cmd, runc_cmd,
-                                                            shared_tmp, userns_rootfs):
+def test_start_container_hook_runs_as_the_process_like_runc(userns, strict, bundle, container_id, pyrunc_cmd,
+                                                            runc_cmd, shared_tmp, userns_rootfs):
     """runc runs startContainer hooks from its init right before the execve: with the
-    process's user, capability sets, no_new_privs, umask and rlimits (pyrunc ran them as
-    root with every capability)."""
+    process's user, capability sets, no_new_privs, umask, rlimits and seccomp filter
+    (pyrunc ran them as root with every capability); under a strict allow-list profile
+    too."""
+    from test_seccomp_container import strict_profile
     script = ("id; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; umask; ulimit -n;"
               " cat /proc/self/attr/current 2>/dev/null; true")
     seen = {}
@@ -591,6 +594,8 @@ def test_start_container_hook_runs_as_the_process_like_runc(userns, bundle, cont
             config["process"]["user"] = {"uid": 1000, "gid": 1000, "umask": 0o027}
             config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}]
             config["process"]["noNewPrivileges"] = True
+            if strict:
+                config["linux"]["seccomp"] = strict_profile()
             config["hooks"] = {"startContainer": [
                 {"path": "/bin/sh", "args": ["sh", "-c", f"({script}) > {CONTAINER_OUTPUT_DIR}/sc.out 2>&1"]}]}
             if userns:

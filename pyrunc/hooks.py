@@ -16,16 +16,16 @@ from pyrunc.errors import PyruncError
 
 
 def run_all(hooks: list[dict], state: dict, stage: str, *, ns_pid: int = 0, warn_only: bool = False,
-            cwd: str = "", env: list[str] | None = None, home_uid: int = -1,
-            seccomp: tuple[bytes, int, bool] | None = None) -> None:
+            cwd: str = "", env: list[str] | None = None, as_process=None) -> None:
     """Run hooks in order; the first failure raises (or is logged when warn_only).
 
     As runc: the working directory is the bundle (`cwd` overrides it: the rootfs for
-    createContainer, / for startContainer); a hook without `env` gets `env`, the
-    container's process environment for the hooks runc runs from its init, else the
-    runtime's own; home_uid: whose passwd HOME is added when that environment has none;
-    seccomp: (BPF, filter flags, no_new_privs) of the container's filter, which runc's
-    startContainer hooks run under (they run in its init, after the filter is loaded).
+    createContainer); a hook without `env` gets `env`, the container's process
+    environment for createContainer (runc runs it from its init), else the runtime's own.
+    as_process: (the container's Process, seccomp BPF or None, filter flags): the hook
+    runs as that process would, in its cwd, as its user, with its capabilities, rlimits,
+    no_new_privs and seccomp filter, environment included when it has none of its own:
+    runc runs startContainer hooks from its init right before the execve.
     """
     if ns_pid:
         from pyrunc._native import set_subreaper
@@ -37,7 +37,7 @@ def run_all(hooks: list[dict], state: dict, stage: str, *, ns_pid: int = 0, warn
     default_env = [f"{k}={v}" for k, v in os.environ.items()] if env is None else env
     for i, hook in enumerate(hooks):
         try:
-            _run_one(hook, data, ns_pid, cwd, default_env, home_uid, seccomp)
+            _run_one(hook, data, ns_pid, cwd, default_env, as_process)
         except PyruncError as e:
             msg = f"error running {stage} hook #{i}: {e}"
             if not warn_only:
@@ -58,43 +58,41 @@ def _pid_in_namespace(pid: int) -> int:
     return pid
 
 
-def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: list[str], home_uid: int,
-             seccomp: tuple[bytes, int, bool] | None) -> None:
+def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: list[str], as_process) -> None:
     from pyrunc.initproc import InitProcess
 
     path = hook["path"]
     args = hook.get("args") or [path]
     # absent: inherited (runc passes its environ); an empty list is an empty environment
     env = hook.get("env")
-    if env is None:
-        env = default_env
-        use_home = home_uid
-    else:
-        use_home = -1
     timeout = hook.get("timeout")
-    plan = P.Plan()
-    if ns_pid:
-        P.join_namespaces_of(plan, ns_pid)
+    cp = P.ContainerPlan()
+    plan = cp.plan
+    ns_fds = P.join_namespaces_of(plan, ns_pid) if ns_pid else []
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out = os.memfd_create("hook-output", os.MFD_CLOEXEC)
     plan.add(P.OP_DUP2, (stdin_r, 0), what="set up stdin")
     plan.add(P.OP_DUP2, (out, 1), what="set up stdout")
     plan.add(P.OP_DUP2, (out, 2), what="set up stderr")
-    plan.add(P.OP_CLOSE_FDS, (3,), what="close file descriptors")
-    plan.add(P.OP_CHDIR, (), (cwd,), what=f"chdir to {cwd}")
-    plan.add(P.OP_LOOKUP, (use_home,), (path, ""), what=f"exec: {path!r}")
-    if seccomp is not None:
-        bpf, flags, no_new_privs = seccomp
-        if no_new_privs:
-            plan.add(P.OP_NO_NEW_PRIVS, what="set no_new_privs")
-        # no listener of its own: a notified call gets ENOSYS (the agent has the init's)
+    if as_process is not None:
+        import copy
+
         from pyrunc.seccomp import FLAG_NEW_LISTENER, FLAG_TSYNC_ESRCH
-        plan.add(P.OP_SECCOMP, (flags & ~(FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH),), (bpf,),
-                 what="load the container's seccomp filter")
-    plan.add(P.OP_EXEC, (len(args),), (*args, *env), what=f"exec {path}")
+        process, bpf, flags = as_process
+        process = copy.copy(process)
+        process.args = list(args)
+        # the filter without a listener of its own: a notified call gets ENOSYS
+        P.process_ops(cp, process, seccomp_bpf=bpf, seccomp_flags=flags & ~(FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH),
+                      first_closed_fd=3, start_fds=None, env=process.env if env is None else env,
+                      program=path, home=env is None)
+    else:
+        plan.add(P.OP_CLOSE_FDS, (3,), what="close file descriptors")
+        plan.add(P.OP_CHDIR, (), (cwd,), what=f"chdir to {cwd}")
+        plan.add(P.OP_LOOKUP, (), (path, ""), what=f"exec: {path!r}")
+        plan.add(P.OP_EXEC, (len(args),), (*args, *(default_env if env is None else env)), what=f"exec {path}")
     proc = None
     try:
-        proc = InitProcess.spawn(plan, keep=[stdin_r, out])
+        proc = InitProcess.spawn(plan, keep=[stdin_r, out, *ns_fds])
         os.close(stdin_r)
         stdin_r = -1
         try:
@@ -117,7 +115,7 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
     finally:
         if proc is not None:  # a failure above: don't leave a hook running
             proc.kill()
-        for fd in (stdin_r, stdin_w, out):
+        for fd in (stdin_r, stdin_w, out, *ns_fds):
             if fd >= 0:
                 os.close(fd)
 

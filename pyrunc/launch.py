@@ -280,9 +280,10 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     cp = P.ContainerPlan()
     plan = cp.plan
     plan.add(P.OP_SYNC, (P.SYNC_PLACED,), what="wait for the runtime to place the process")
-    P.join_namespaces_of(plan, c.pid)
     fds: dict[str, int] = {}
     try:
+        for i, fd in enumerate(P.join_namespaces_of(plan, c.pid, floor)):
+            fds[f"namespace{i}"] = fd
         if console_fd >= 0:
             fds["console"] = dup_above(console_fd, floor)
         elif console_socket:

@@ -83,8 +83,6 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         }
         from pyrunc import cgroups
         c.data["exec"] = _exec_defaults(bundle)
-        from pyrunc.seccomp.notify import listener_of
-        c.data["seccomp_listener"] = listener_of(s.linux.seccomp)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
         # recorded before they exist: a create killed half-way through mkdir still leaves
         # `delete --force` the container's own directories to remove
@@ -245,20 +243,17 @@ def start(g: Globals, container_id: str) -> None:
 
 
 def _start_container_hook_context(c: Container) -> dict:
-    """What runc's startContainer hooks inherit from its init, where they run: the
-    process's cwd and environment (HOME from its passwd entry) and the seccomp filter."""
-    from pyrunc.plan import dedupe_env
+    """runc runs startContainer hooks from its init right before the execve: as the
+    container's process (user, capabilities, cwd, environment, seccomp filter)."""
+    from pyrunc import spec as specmod
     defaults = c.data.get("exec") or {}
-    process = defaults.get("process") or {}
-    seccomp = None
+    process = specmod.parse_process(defaults.get("process") or {})
+    bpf, flags = None, 0
     if defaults.get("seccomp"):
         from pyrunc.seccomp import compile_filter
         from pyrunc.state import cache_dir
         bpf, flags = compile_filter(defaults["seccomp"], cache_dir(c.root, "seccomp"))
-        if bpf is not None:
-            seccomp = (bpf, flags, bool(process.get("noNewPrivileges")))
-    return {"cwd": process.get("cwd") or "/", "env": dedupe_env(process.get("env") or []),
-            "home_uid": (process.get("user") or {}).get("uid", 0), "seccomp": seccomp}
+    return {"as_process": (process, bpf, flags)}
 
 
 def _start_socket(c: Container) -> int:
@@ -274,7 +269,8 @@ def _start_socket(c: Container) -> int:
         # the pidfd pins the process: re-check it is still the container's waiting init
         if not c.init_alive():
             raise WrongState("cannot start a container that has stopped")
-        fd = lib.pyrunc_pidfd_getfd(pidfd, c.data[START_FD])
+        # absent: a container created by a pyrunc that waited on a socket file
+        fd = lib.pyrunc_pidfd_getfd(pidfd, c.data.get(START_FD, -1))
     finally:
         os.close(pidfd)
     if fd < 0:

@@ -211,38 +211,60 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
         plan.add(OP_LOOPBACK_UP, what="bring up lo")
 
 
-def join_namespaces_of(plan: Plan, pid: int) -> bool:
-    """Join every namespace of `pid` that differs from ours (the user namespace first);
-    True when the plan forks (a pid or time namespace applies to children only)."""
+def join_namespaces_of(plan: Plan, pid: int, floor: int = 3) -> list[int]:
+    """Join every namespace of `pid` that differs from ours (the user namespace first).
+
+    Returns fds (>= floor, close-on-exec) of those namespaces, opened here: the spawned
+    process must keep them open and the caller close them after the spawn.  Opened by
+    the runtime because once the child is in a user namespace it may no longer open the
+    files of a process that is not dumpable, as pyrunc-init waiting for `start` is
+    (its createContainer and startContainer hooks join it)."""
+    import fcntl
+
     from pyrunc import ns
+    fds: list[int] = []
     forks = False
-    for t in ns.JOIN_ORDER:
-        name = ns.proc_name(t)
-        theirs = f"/proc/{pid}/ns/{name}"
-        try:
-            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+    try:
+        for t in ns.JOIN_ORDER:
+            name = ns.proc_name(t)
+            try:
+                fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
                 continue
-        except FileNotFoundError:
-            continue
-        plan.add(OP_SETNS, (ns.flag(t),), (theirs,), what=f"join {t} namespace of pid {pid}")
-        forks |= t in ("pid", "time")
+            try:
+                if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                fds.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor))
+            finally:
+                os.close(fd)
+            plan.add(OP_SETNS, (ns.flag(t),), (f"/proc/self/fd/{fds[-1]}",),
+                     what=f"join {t} namespace of pid {pid}")
+            forks |= t in ("pid", "time")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
     if forks:
         plan.add(OP_FORK, what="fork into the pid namespace")
-    return forks
+    return fds
 
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
-                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str]) -> None:
+                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str],
+                program: str = "", home: bool = True) -> None:
     """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.
 
     seccomp goes as late as possible: right before the wait for `start` when
     no_new_privileges lets an unprivileged process load it, else before the capabilities
     are dropped (runc); either way at create, so that a bad filter or a missing notify
     agent fails create.  Nothing after the filter may need a call the workload's profile
-    might not allow: the inherited fds are marked close-on-exec before it (close_range),
-    the lookup reads /etc/passwd before it too, and what follows it is only what runc's
-    init does there (prctl, capset, set*id, stat, access, write, read, close, execve).
+    might not allow: the inherited fds are marked close-on-exec and the stdio given to
+    the user before it (close_range, fstatfs, fchown), and what follows it is only what
+    runc's init does there (prctl, capset, set*id, stat, access, reading /etc/passwd,
+    write, read, close, execve).
     start_fds: (the init's end of the start socket, its peer), for a container's init.
+    program: the file to execute with process.args (default: args[0] searched in PATH);
+    home: add HOME from the user's passwd entry when env has none.
     """
     from pyrunc import caps, rlimits
     from pyrunc.spec.model import Capabilities
@@ -259,7 +281,9 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
         add_lsm_attr(plan, "apparmor", process.apparmor_profile)
     if process.selinux_label:
         add_lsm_attr(plan, "exec", process.selinux_label)
-    plan.add(OP_CLOSE_FDS, (first_closed_fd,), what="close inherited file descriptors")
+    # before the filter too: the user gets its stdio pipes (fstatfs, fchown)
+    plan.add(OP_CLOSE_FDS, (first_closed_fd, process.user.uid),
+             what="mark inherited file descriptors close-on-exec, give the user its stdio")
     if seccomp_bpf is not None and not process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     # no capabilities object means empty sets, as in runc
@@ -278,7 +302,8 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     if process.no_new_privileges:
         plan.add(OP_NO_NEW_PRIVS, what="set no_new_privs")
     path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-    plan.add(OP_LOOKUP, (process.user.uid,), (process.args[0], path), what=f'exec: "{process.args[0]}"')
+    program = program or process.args[0]
+    plan.add(OP_LOOKUP, (process.user.uid if home else -1,), (program, path), what=f'exec: "{program}"')
     if seccomp_bpf is not None and process.no_new_privileges:
         plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
     if start_fds is not None:

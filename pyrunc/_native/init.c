@@ -897,6 +897,31 @@ static void op_bounding(const struct op *op)
 	}
 }
 
+#ifndef PIPEFS_MAGIC
+#define PIPEFS_MAGIC 0x50495045
+#endif
+#ifndef SOCKFS_MAGIC
+#define SOCKFS_MAGIC 0x534F434B
+#endif
+
+/* runc's fixStdioPermissions, for what is safe to hand over: stdio that is an anonymous
+ * pipe or socket (an engine's shim gives such) gets the process's uid, so that the
+ * process can reopen it (/dev/stdout); the caller's files and devices are never chowned.
+ * EINVAL/EPERM: an id not mapped in this user namespace, left as it is (runc). */
+static void give_stdio(uid_t uid)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		struct stat st;
+		struct statfs sfs;
+		if (fstat(fd, &st) < 0 || st.st_uid == uid || fstatfs(fd, &sfs) < 0)
+			continue;
+		if (sfs.f_type != PIPEFS_MAGIC && sfs.f_type != SOCKFS_MAGIC)
+			continue;
+		if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM)
+			fail(errno);
+	}
+}
+
 static void op_user(const struct op *op)
 {
 	uid_t uid = (uid_t)get_int(op, 0);
@@ -968,8 +993,8 @@ static char *home_for(long uid);
 static const char *exec_home; /* HOME=... for OP_EXEC when its env has none */
 
 /* execvp's search, with the container's PATH: done before `start` so that create fails
- * on a missing program, as runc's does.  The HOME default is read here too, so that
- * nothing after the seccomp filter opens files. */
+ * on a missing program, as runc's does.  The HOME default is read here too, before the
+ * wait for `start` (and, with no_new_privs, before the seccomp filter). */
 static void op_lookup(const struct op *op)
 {
 	const char *file = op->strs[0];
@@ -1267,6 +1292,8 @@ int main(int argc, char **argv)
 			break;
 		case OP_CLOSE_FDS:
 			CHECK(syscall(SYS_close_range, (unsigned)get_int(&op, 0), ~0U, CLOSE_RANGE_CLOEXEC));
+			if (op.nints > 1 && get_int(&op, 1) >= 0)
+				give_stdio((uid_t)get_int(&op, 1));
 			break;
 		case OP_WAIT_START:
 			op_wait_start(&op);

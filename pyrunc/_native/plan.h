@@ -44,7 +44,8 @@ enum op_code {
 	OP_USER = 23,        /* ints: uid, gid, set groups (0/1), gids... */
 	OP_CAPSET = 24,      /* ints: effective, permitted, inheritable, ambient */
 	OP_SECCOMP = 25,     /* ints: filter flags; strs: BPF program (struct sock_filter[]) */
-	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec */
+	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec, uid given the stdio that is a
+	                        pipe or socket (optional, -1: none; runc's fixStdioPermissions) */
 	OP_WAIT_START = 27,  /* ints: start socket fd, its peer's fd (`start` copies the peer with
 	                        pidfd_getfd and writes the go byte) */
 	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] resolved by OP_LOOKUP,

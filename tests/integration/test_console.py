@@ -422,3 +422,29 @@ def test_exec_terminal_belongs_to_a_non_root_user_like_runc(bundle, userns_rootf
         finally:
             command("delete", "--force", container_id)
     assert seen["pyrunc"] == seen["runc"] == ["1000 5 620"]
+
+
+def test_stdio_pipes_belong_to_a_non_root_user_like_runc(bundle, userns_rootfs, container_id, pyrunc_cmd,
+                                                         runc_cmd):
+    """Without a terminal, runc gives the process's uid its stdio too, so that a non-root
+    program can reopen /dev/stdout (nginx-like images log there; an engine's shim hands
+    pipes).  pyrunc does it for pipes and sockets only: the caller's files and devices
+    (here stdin, the host's /dev/null, which runc replaces with a pipe) are never
+    chowned."""
+    def edit(config: dict) -> None:
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+
+    script = "stat -L -c '%u %F' /proc/self/fd/1 /proc/self/fd/2; echo reopened > /dev/stdout"
+    bundle_dir = bundle(edit, args=["sh", "-c", script])
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        runtime = command.__self__
+        runtime.seen_ids.add(container_id)
+        # pipes (not the fixture's files): the foreground run ends with the container
+        result = subprocess.run([runtime.binary, "--root", str(runtime.root), "run", "-b", str(bundle_dir),
+                                 container_id], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, (name, result.stderr)
+        seen[name] = result.stdout
+    assert seen["pyrunc"] == seen["runc"] == "1000 fifo\n1000 fifo\nreopened\n"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -444,8 +446,21 @@ def _inheriting_hook(directory: str, stage: str) -> dict:
                                  f" cat > {directory}/{stage}.json"]}
 
 
-def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd, runc_cmd, tmp_path,
-                                               rootfs_dir):
+@pytest.fixture
+def shared_tmp():
+    """A directory every uid may write, the mapped root of a user namespace included
+    (pytest's own tmp_path sits below a 0700 directory)."""
+    top = tempfile.mkdtemp(prefix="pyrunc-hooks-")
+    os.chmod(top, 0o777)
+    try:
+        yield Path(top)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["no-userns", "userns"])
+def test_hook_without_env_and_its_cwd_like_runc(userns, bundle, container_id, pyrunc_cmd, runc_cmd, shared_tmp,
+                                               userns_rootfs):
     """A hook without `env` inherits: the runtime's environment for the stages runc runs
     itself, the container's process environment for createContainer/startContainer
     (runc runs them from its init); createContainer's working directory is the rootfs
@@ -454,12 +469,19 @@ def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd
     runtime_env = {**os.environ, "PYRUNC_TEST_RUNTIME_VAR": "from-the-runtime"}
     seen = {}
     for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
-        recorder = HookRecorder(tmp_path / f"hooks-{name}")
+        recorder = HookRecorder(shared_tmp / f"hooks-{name}")
+        recorder.directory.chmod(0o777)
 
         def edit(config: dict) -> None:
             recorder.bind_mount(config)
+            config["root"] = {"path": userns_rootfs, "readonly": True}
             config["process"]["env"] = ["PATH=/bin:/usr/bin", "CONTAINER_VAR=from-the-container"]
             config["process"]["cwd"] = "/etc"
+            if userns:
+                mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+                config["linux"]["namespaces"].append({"type": "user"})
+                config["linux"]["uidMappings"] = mapping
+                config["linux"]["gidMappings"] = mapping
             config["hooks"] = {stage: [_inheriting_hook(CONTAINER_OUTPUT_DIR if stage == "startContainer"
                                                         else str(recorder.directory), stage)]
                                for stage in STAGES}
@@ -481,7 +503,7 @@ def test_hook_without_env_and_its_cwd_like_runc(bundle, container_id, pyrunc_cmd
     for stage in ("createContainer", "startContainer"):
         assert ours[stage][0]["CONTAINER_VAR"] == "from-the-container", stage
         assert "PYRUNC_TEST_RUNTIME_VAR" not in ours[stage][0], stage
-    assert ours["createContainer"][1] == str(rootfs_dir)
+    assert ours["createContainer"][1] == userns_rootfs
     assert ours["startContainer"][1] == "/etc"
 
 
@@ -548,3 +570,44 @@ def test_poststart_state_says_running_with_the_pid_even_after_the_exit(bundle, c
     state = recorder.state("poststart")
     assert (state["status"], state["pid"]) == ("running", init_pid), state
     assert recorder.state("createRuntime")["pid"] == init_pid
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["no-seccomp", "strict-seccomp"])
+@pytest.mark.parametrize("userns", [False, True], ids=["no-userns", "userns"])
+def test_start_container_hook_runs_as_the_process_like_runc(userns, strict, bundle, container_id, pyrunc_cmd,
+                                                            runc_cmd, shared_tmp, userns_rootfs):
+    """runc runs startContainer hooks from its init right before the execve: with the
+    process's user, capability sets, no_new_privs, umask, rlimits and seccomp filter
+    (pyrunc ran them as root with every capability); under a strict allow-list profile
+    too."""
+    from test_seccomp_container import strict_profile
+    script = ("id; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; umask; ulimit -n;"
+              " cat /proc/self/attr/current 2>/dev/null; true")
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        recorder = HookRecorder(shared_tmp / f"hooks-{name}")
+        recorder.directory.chmod(0o777)
+
+        def edit(config: dict) -> None:
+            recorder.bind_mount(config)
+            config["root"] = {"path": userns_rootfs, "readonly": True}
+            config["process"]["user"] = {"uid": 1000, "gid": 1000, "umask": 0o027}
+            config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}]
+            config["process"]["noNewPrivileges"] = True
+            if strict:
+                config["linux"]["seccomp"] = strict_profile()
+            config["hooks"] = {"startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", f"({script}) > {CONTAINER_OUTPUT_DIR}/sc.out 2>&1"]}]}
+            if userns:
+                mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+                config["linux"]["namespaces"].append({"type": "user"})
+                config["linux"]["uidMappings"] = mapping
+                config["linux"]["gidMappings"] = mapping
+
+        bundle_dir = bundle(edit, args=["true"], name=f"bundle-{name}")
+        result = command("run", "-b", str(bundle_dir), container_id)
+        assert result.returncode == 0, (name, result.stderr)
+        seen[name] = (recorder.directory / "sc.out").read_text()
+    assert seen["pyrunc"] == seen["runc"]
+    assert seen["pyrunc"].startswith("uid=1000("), seen
+    assert "NoNewPrivs:\t1" in seen["pyrunc"] and "\n0027\n512\n" in seen["pyrunc"], seen

@@ -592,7 +592,7 @@ def test_strict_profile_create_start_and_exec(nnp, bundle, probe_rootfs, pyrunc_
 def test_strict_profile_with_a_terminal_like_runc(bundle, probe_rootfs, pyrunc_cmd, runc_cmd, container_id):
     """A foreground `run` on the caller's terminal: the pty is set up before the filter,
     and nothing after it needs more (no_new_privs off: the filter comes early)."""
-    from test_console import MasterReader, _no_output, _run_on_a_pty
+    from test_console import _no_output, _run_on_a_pty
     b = strict_bundle(bundle, probe_rootfs, nnp=False, uid=1000, terminal=True,
                       args=["sh", "-c", f"tty; {STRICT_SCRIPT}"])
     seen = {}
@@ -643,3 +643,26 @@ def test_notify_without_an_agent_fails_like_runc(nnp, command, bundle, probe_roo
     assert words in ours.stderr and len(ours.stderr.splitlines()) == 1, ours.stderr
     assert pyrunc_cmd("state", container_id).returncode != 0
     assert_no_residue(state_root, [container_id])
+
+
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_strict_profile_exec_with_a_terminal_like_runc(nnp, bundle, probe_rootfs, pyrunc_cmd, runc_cmd,
+                                                       container_id):
+    """`exec -t` as a non-root user into a container under the strict profile."""
+    from test_console import _no_output, _on_a_pty
+    b = strict_bundle(bundle, probe_rootfs, nnp=nnp, uid=0, args=["sleep", "30"])
+    seen = {}
+    for name, command in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        runtime = command.__self__
+        command("run", "-d", "-b", str(b), container_id, check=True)
+        try:
+            code, reader, _before, _after = _on_a_pty(
+                [runtime.binary, "--root", str(runtime.root), "exec", "-t", "-u", "1000:1000", container_id,
+                 "sh", "-c", f"tty; {STRICT_SCRIPT}"], _no_output)
+            assert code == 0, (name, reader.lines())
+            seen[name] = reader.lines()
+        finally:
+            command("delete", "--force", container_id)
+    assert seen["pyrunc"] == seen["runc"]
+    assert seen["pyrunc"][0] == "/dev/pts/0"
+    assert_strict_output("\n".join(seen["pyrunc"][1:]), 1000, nnp)

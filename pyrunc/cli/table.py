@@ -243,7 +243,7 @@ following will output a list of processes running in the container:
              Flag(("preserve-fds",), INT, "preserve_fds", 0,
                   "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N "
                   "in total)"),
-             Flag(("cgroup",), STR, "cgroup", "",
+             Flag(("cgroup",), LIST, "cgroup", (),
                   "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
              Flag(("ignore-paused",), BOOL, "ignore_paused", False,
                   "allow exec in a paused container")],

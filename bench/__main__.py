@@ -7,8 +7,8 @@ container, `kill` of a running one, `delete` of a stopped one, and 100 lifecycle
 a time (total wall, failures). Memory of a created container: its init's RSS and what
 its memory cgroup is charged. Runtimes alternate sample by sample (in a rotating order)
 after a warm-up. Prints markdown (targets, table) and writes it to docs/BENCHMARKS.md
-with the machine description and a PNG chart of the latency distributions. Installs
-nothing; runs in a private mount namespace; deletes every container it created, also
+with the machine description and a PNG chart of the latency distributions (drawn with
+matplotlib, the optional `bench` extra; skipped without it). Installs nothing; runs in a private mount namespace; deletes every container it created, also
 when interrupted.
 """
 from __future__ import annotations
@@ -344,11 +344,13 @@ def main(argv: list[str] | None = None) -> int:
                 "estimate and the chart alongside the medians")
         targets = _targets(rows, seccomp_added, paired, v2_run, report)
         chart_written = None
-        if not args.no_write:
-            from bench.chart import latency_chart
-
+        from bench import chart
+        if not args.no_write and not chart.available():
+            print('bench: no chart (matplotlib is missing: pip install "pyrunc[bench]")',
+                  file=sys.stderr)
+        elif not args.no_write:
             args.chart.parent.mkdir(parents=True, exist_ok=True)
-            args.chart.write_bytes(latency_chart(
+            args.chart.write_bytes(chart.latency_chart(
                 distributions, names,
                 f"wall time per command, {n} samples per runtime (log scale)"))
             chart_written = args.chart
@@ -358,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(document)
-            print(f"bench: wrote {args.output} and {args.chart}", file=sys.stderr)
+            print(f"bench: wrote {args.output}" + (f" and {chart_written}" if chart_written else ""),
+                  file=sys.stderr)
         if elapsed > TIME_BUDGET_S:
             print(f"bench: took {elapsed:.0f}s, over the {TIME_BUDGET_S}s budget: lower -n",
                   file=sys.stderr)

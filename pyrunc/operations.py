@@ -542,7 +542,7 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
                  cwd: str = "", env: tuple = (), user: str = "", additional_gids: tuple = (),
                  caps: tuple = (), no_new_privs: bool = False, tty: bool = False,
                  detach: bool = False, pid_file: str = "", console_socket: str = "",
-                 preserve_fds: int = 0, ignore_paused: bool = False, cgroup: str = "",
+                 preserve_fds: int = 0, ignore_paused: bool = False, cgroup: tuple = (),
                  apparmor: str = "", process_label: str = "") -> int:
     """runc exec: run a new process in a container; foreground returns its exit code."""
     from pyrunc import fds
@@ -620,27 +620,40 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     return _wait_foreground(pid, console)
 
 
-def _exec_sub_cgroup(mgr, spec: str):
-    """runc exec --cgroup [<controller>[,<controller>...]:]<path>: runc's checks and
-    messages, then a manager that joins the existing sub-cgroup."""
-    parts = spec.split(":", 2)
-    if len(parts) > 2:
-        raise PyruncError(f"invalid --cgroup argument: {spec}")
-    sub = parts[-1]
+def _exec_sub_cgroup(mgr, specs: tuple):
+    """runc exec --cgroup [<controller>[,<controller>...]:]<path> (repeatable): runc's
+    checks and messages, then a manager that joins the existing sub-cgroup(s)."""
+    paths: dict[str, str] = {}  # controller -> path; "" = every hierarchy
+    for spec in specs:
+        parts = spec.split(":", 2)
+        if len(parts) > 2:
+            raise PyruncError(f"invalid --cgroup argument: {spec}")
+        if len(parts) == 1:
+            if len(specs) != 1:
+                raise PyruncError(f"invalid --cgroup argument: {spec} (missing <controller>: prefix)")
+            paths[""] = spec
+            continue
+        for controller in parts[0].split(","):
+            paths[controller] = parts[1]  # runc 1.1.5: a repeated controller's last path
+    if "" in paths:
+        return _joined_sub_cgroup(mgr, "", paths[""])
+    known = mgr.runc_cgroup_paths()  # runc's names: controllers, "name=systemd", "" (cgroup2)
+    for controller, sub in paths.items():
+        if controller not in known:
+            raise PyruncError("unable to create new parent process: unknown controller "
+                              f"{controller} in SubCgroupPaths")
+        mgr = _joined_sub_cgroup(mgr, controller, sub)
+    return mgr
+
+
+def _joined_sub_cgroup(mgr, controller: str, sub: str):
     # runc joins with path.Join: an absolute <path> is still below the container's cgroup
     relative = os.path.normpath("./" + sub)
     if relative == ".." or relative.startswith("../"):
         raise PyruncError(f"unable to create new parent process: {sub} is not a sub cgroup path")
-    if len(parts) == 1:
-        return mgr if relative == "." else mgr.sub_cgroup(relative)
-    known = mgr.runc_cgroup_paths()  # runc's names: controllers, "name=systemd", "" (cgroup2)
-    for controller in parts[0].split(","):
-        if controller not in known:
-            raise PyruncError("unable to create new parent process: unknown controller "
-                              f"{controller} in SubCgroupPaths")
-        if relative != ".":
-            mgr = mgr.sub_cgroup(f"{controller or 'unified'}:{relative}")
-    return mgr
+    if relative == ".":
+        return mgr
+    return mgr.sub_cgroup(f"{controller}:{relative}" if controller else relative)
 
 
 def _exec_process_spec(base: dict, process_file: str, args, cwd, env, user, additional_gids, caps,

@@ -83,11 +83,12 @@ def test_exec_other_failures_exit_255(pyrunc_cmd, runc_cmd, sleepers, container_
 # --- item 25: exec --cgroup ---------------------------------------------------------
 
 @pytest.mark.parametrize("value", ["..", "a/../..", "/../x", "cpu:..", "pids,memory:x/../..",
-                                   "bogus:x", "systemd:.", "a:b:c", ".", "./x/..", "cpu:",
+                                   "bogus:x", "bogus:..", "systemd:.", "a:b:c", ".", "./x/..",
+                                   "cpu:", "cpu:.|memory:.", "cpu:.|cpu:.", "x|cpu:.",
                                    "no-such-sub-cgroup"])
 def test_exec_cgroup_values(pyrunc_cmd, runc_cmd, sleepers, value):
-    reference, ours = both(pyrunc_cmd, runc_cmd, sleepers, "exec", "--cgroup", value,
-                           after=("true",))
+    flags = [word for part in value.split("|") for word in ("--cgroup", part)]  # repeatable
+    reference, ours = both(pyrunc_cmd, runc_cmd, sleepers, "exec", *flags, after=("true",))
     assert ours.returncode == reference.returncode, (value, ours.stderr, reference.stderr)
     if reference.returncode == 0:
         return

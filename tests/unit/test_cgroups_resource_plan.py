@@ -338,19 +338,19 @@ def test_device_access_letters_as_runc_reads_them():
 @pytest.mark.parametrize("text, value", [("64m", 64 * MiB), ("1g", 1 << 30), ("1024", 1024),
                                          ("2KiB", 2048), ("1.5k", 1536), ("12x", None), ("", None)])
 def test_ram_in_bytes(text, value):
-    from pyrunc.cli import ram_in_bytes
+    from pyrunc.gocompat import ram_in_bytes
     assert ram_in_bytes(text) == value
 
 
 @pytest.mark.parametrize("text, seconds", [("5s", 5.0), ("100ms", 0.1), ("1m30s", 90.0), ("5", None),
                                            ("1.5h", 5400.0), ("s", None)])
 def test_go_duration(text, seconds):
-    from pyrunc.cli import go_duration
+    from pyrunc.gocompat import go_duration
     assert go_duration(text) == seconds
 
 
 def test_update_flags_to_resources():
-    from pyrunc.cli import update_flags_to_resources
+    from pyrunc.cli.commands import update_flags_to_resources
     from pyrunc.errors import PyruncError
     opts = {"memory": "64m", "memory_swap": "-1", "cpu_quota": "-1", "cpu_share": "512",
             "cpuset_cpus": "0", "pids_limit": 5, "blkio_weight": 0}

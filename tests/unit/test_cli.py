@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrunc import cli, errors, log, operations
+from pyrunc import cli, errors, gocompat, log, operations
+from pyrunc.cli import help as clihelp
 from pyrunc.signals import SIGNALS, SignalError, parse_signal, signal_name
 
 PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3"
@@ -399,7 +400,7 @@ def test_version_shape_parses_like_runcs():
     """docker's parseRuntimeVersion: the line containing "version" and "commit:"."""
     runc_lines = subprocess.run([RUNC, "--version"], capture_output=True,
                                 text=True).stdout.splitlines()
-    ours = cli.version_text().splitlines()
+    ours = clihelp.version_text().splitlines()
     assert runc_lines[0].split(" version ")[0] == "runc" and ours[0].split(" version ")[0] == \
         "pyrunc"
     assert [line.split(":")[0] for line in runc_lines[1:3]] == \
@@ -434,7 +435,7 @@ def test_command_help_matches_runc(name):
     description is our own)."""
     theirs = subprocess.run([RUNC, name, "--help"], capture_output=True,
                             text=True).stdout.replace("runc", "pyrunc")
-    ours = cli.command_help(cli.COMMANDS[name])
+    ours = clihelp.command_help(cli.COMMANDS[name])
     if name == "spec":
         for section in ("NAME:", "USAGE:", "OPTIONS:"):
             start = theirs.index(section)
@@ -696,7 +697,7 @@ def test_hot_path_does_not_import_click():
 ])
 def test_go_parse_int(text, value):
     """strconv.ParseInt(s, 0, 64), which the Go flag package applies to --preserve-fds."""
-    assert cli.go_parse_int(text) == value
+    assert gocompat.go_parse_int(text) == value
 
 
 def test_launcher_imports_the_pyrunc_installed_beside_its_interpreter():

@@ -4,9 +4,9 @@ import time than a `pyrunc state` call may spend.
 Where lines go, as runc 1.1.5 does it:
 - with `--log FILE`: every line at or above the level (info, or debug with --debug) is
   appended to FILE;
-- without it: errors are written to stderr, formatted. Warnings and info are dropped unless
-  --debug, because engines read stdout and stderr from one pipe outside create/exec and
-  in create/exec fds 0-2 belong to the container.
+- without it: the same lines go to stderr, formatted (logrus's default output). So a
+  warning (an ignored capability, a relative mount destination) reaches whoever runs
+  `pyrunc run` by hand, as runc's does.
 
 containerd's shim shows the last `"level":"error"` JSON line of the --log file, so the
 shape is fixed: `{"level":"error","msg":"...","time":"2026-11-23T08:58:29Z"}` (keys
@@ -126,8 +126,7 @@ def _emit(level: str, msg: str) -> bool:
             # an error must still reach someone: a person reads stderr now, so one plain
             # text line (runc prints its JSON there)
             fmt = "text"
-    if level == "error" or _debug:
-        _write_stderr(format_line(level, msg, fmt).encode("utf-8", "replace"))
+    _write_stderr(format_line(level, msg, fmt).encode("utf-8", "replace"))
     return False
 
 

@@ -197,3 +197,19 @@ def test_exec_cap_unknown_is_ignored_with_runcs_warning(bundle, userns_rootfs, p
     assert seen["pyrunc"][1] == seen["runc"][1] == ["ignoring unknown or unavailable capabilities: [CAP_BOGUS]"]
     assert show(seen["pyrunc"][0]) == show(seen["runc"][0])
     assert seen["pyrunc"][0]["effective"] & 1 << CAP["CAP_NET_RAW"]
+
+
+def test_warning_without_log_file_goes_to_stderr_like_runc(bundle, userns_rootfs, pyrunc_cmd, runc_cmd,
+                                                            container_id):
+    """Without --log, runc's logrus writes its warnings on stderr (engines always pass --log,
+    so their pipes never see one): a person running `run` by hand is told what was ignored."""
+    caps = {k: list(v) for k, v in RUNC_DEFAULT.items()}
+    caps["bounding"] = caps["bounding"] + ["CAP_UNKNOWN"]
+    b = caps_bundle(bundle, userns_rootfs, caps, 0, userns=False)
+    seen = {}
+    for name, cmd in (("pyrunc", pyrunc_cmd), ("runc", runc_cmd)):
+        result = cmd("run", "-b", str(b), container_id, timeout=30)
+        assert result.returncode == 0, (name, result.stderr)
+        seen[name] = [line.split(" ", 1)[1] for line in result.stderr.splitlines() if "level=warning" in line]
+    assert seen["pyrunc"] == seen["runc"] == [
+        'level=warning msg="ignoring unknown or unavailable capabilities: [CAP_UNKNOWN]"']

@@ -516,13 +516,20 @@ def test_unopenable_log_file(ops, capfd, tmp_path):
     assert ops.calls == []
 
 
-def test_warnings_never_reach_stderr(ops, capfd, monkeypatch):
+def test_warnings_go_to_the_log_file_and_else_to_stderr_as_runcs(ops, capfd, monkeypatch, tmp_path):
+    """Engines pass --log (containerd's shim reads `state` with stderr combined into
+    stdout): a warning then stays in the file. Without --log it is on stderr, as runc's."""
     def noisy_state(g, container_id):
         log.warning("something odd")
         return dict(STATE)
     monkeypatch.setattr(operations, "state", noisy_state)
-    code, out, err = run_cli(["state", "c1"], capfd)
+    path = tmp_path / "log.json"
+    code, out, err = run_cli(["--log", str(path), "--log-format", "json", "state", "c1"], capfd)
     assert (code, err) == (0, "")
+    assert json.loads(out)["id"] == "c1"
+    assert json.loads(path.read_text())["msg"] == "something odd"
+    code, out, err = run_cli(["state", "c1"], capfd)
+    assert code == 0 and err.endswith('level=warning msg="something odd"\n')
     assert json.loads(out)["id"] == "c1"
 
 

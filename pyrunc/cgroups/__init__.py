@@ -6,8 +6,10 @@ Interface used by `pyrunc.operations` (keep it stable):
     Manager.for_container(cgroups_path: str, container_id: str, systemd: bool = False) -> Manager
         runc's cgroupfs path semantics: absolute path → below each hierarchy's root;
         relative path → below the CALLER's own cgroup in that hierarchy (/proc/self/cgroup);
-        empty → relative path "<container_id>". systemd form ("slice:prefix:name") or
-        systemd=True → PyruncError("systemd cgroup driver is not supported ...").
+        empty → relative path "<container_id>". A systemd form ("slice:prefix:name")
+        without systemd=True → CgroupError. systemd=True → the systemd driver's
+        SystemdManager (pyrunc.cgroups.systemd; `annotations`: the spec's, for
+        org.systemd.property.*), which starts its unit in join().
     m.create() -> None          mkdir every missing directory (v1: each mounted controller
                                 hierarchy incl. name=systemd; v2/hybrid: the unified dir too),
                                 remembering which ones it created
@@ -154,12 +156,13 @@ class Manager:
     # ---- construction -------------------------------------------------------------
 
     @classmethod
-    def for_container(cls, cgroups_path: str, container_id: str, systemd: bool = False) -> Manager:
+    def for_container(cls, cgroups_path: str, container_id: str, systemd: bool = False,
+                      annotations: dict | None = None) -> Manager:
         from pyrunc.cgroups import _paths
 
         if systemd:
-            raise CgroupError("systemd cgroup driver is not supported "
-                              "(run without --systemd-cgroup and use a cgroupfs linux.cgroupsPath)")
+            from pyrunc.cgroups.systemd import SystemdManager
+            return SystemdManager.for_container(cgroups_path, container_id, annotations)
         cgroups_path = cgroups_path or ""
         # Validate the path first so a bad config fails the same way on every machine.
         _paths.clean_cgroups_path(cgroups_path, container_id)
@@ -179,6 +182,9 @@ class Manager:
 
     @classmethod
     def from_state(cls, d: dict) -> Manager:
+        if isinstance(d, dict) and d.get("systemd"):
+            from pyrunc.cgroups.systemd import SystemdManager
+            return SystemdManager.from_state(d)
         try:
             state_mode = d["mode"]
             dirs = d["dirs"]

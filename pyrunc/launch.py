@@ -72,6 +72,10 @@ class Launch:
                 cgroupns_new="cgroup" in types and not types["cgroup"],
                 no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr),
                 mount_label=linux.mount_label)
+            if not getattr(self.mgr, "dirs_before_join", True):
+                # the systemd driver's cgroups appear only when join() starts the unit,
+                # and the rootfs may bind-mount them
+                cp.wait_placed()
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
             # a missing cwd is created (runc), before the root may become read-only
             plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")

@@ -393,7 +393,6 @@ class Systemd:
         for path, hello in candidates:
             try:
                 self._conn = Connection(prep_socket(path, timeout=5.0), hello)
-                self._bus_name = _SYSTEMD if hello else None
                 break
             except (OSError, ValueError) as err:
                 errors.append(f"{path}: {err}")
@@ -410,14 +409,15 @@ class Systemd:
     def call(self, path: str, interface: str, method: str, signature: str | None = None, body=()):
         from jeepney import DBusAddress, new_method_call
         from jeepney.wrappers import DBusErrorResponse, unwrap_msg
-        address = DBusAddress(path, bus_name=self._bus_name, interface=interface)
+        # the destination is routed by the bus daemon, and ignored on the private socket
+        address = DBusAddress(path, bus_name=_SYSTEMD, interface=interface)
         try:
             reply = self._conn.send_and_get_reply(new_method_call(address, method, signature, body),
                                                   timeout=_TIMEOUT)
             return unwrap_msg(reply)
         except DBusErrorResponse as err:
             raise SystemdError(err.name or "", " ".join(str(x) for x in err.data)) from None
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:  # ValueError: a malformed message
             raise CgroupError(f"D-Bus call {method} to systemd: {err}") from None
 
     def manager(self, method: str, signature: str | None = None, body=()):
@@ -516,6 +516,10 @@ class SystemdManager(Manager):
     """A container's cgroups in a transient systemd unit; cgroupfs work is the base's."""
 
     __slots__ = ("unit", "slice", "properties", "_pending")
+
+    # the unit (and so its cgroup directories) is started in join(): the init must wait
+    # for that before it mounts anything that names them (pyrunc.launch reads this)
+    dirs_before_join = False
 
     def __init__(self, mode_: str, dirs: dict[str, str], mounts: dict[str, str], unit: str,
                  slice_: str, properties: list | None = None):

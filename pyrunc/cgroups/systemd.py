@@ -306,13 +306,33 @@ def device_properties(rules: list[dict] | None, version: int) -> list:
                 continue  # "*:n" cannot be said to systemd (runc warns and skips it too)
             path = group + "*"
         elif minor < 0:
-            if version < 240:
+            # runc 1.1 names the /proc/devices group ("char-pts"); {type}-{major} works
+            # from systemd 240 on
+            name = _device_group(dtype, major)
+            if name is None and version < 240:
                 continue
-            path = f"{group}{major}"
+            path = group + (name or str(major))
         else:
             path = f"/dev/{'block' if dtype == 'b' else 'char'}/{major}:{minor}"
         entries.append((path, access))
     return [("DevicePolicy", ("s", "strict")), empty, ("DeviceAllow", ("a(ss)", entries))]
+
+
+def _device_group(dtype: str, major: int) -> str | None:
+    """The group name of a device major in /proc/devices ("pts" for char 136)."""
+    header = "Block devices:" if dtype == "b" else "Character devices:"
+    try:
+        text = _read("/proc/devices")
+    except OSError:
+        return None
+    section = False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.endswith("devices:"):
+            section = line == header
+        elif section and line.split(" ", 1)[0] == str(major):
+            return line.split(" ", 1)[1]
+    return None
 
 
 def resource_properties(r: dict, device_rules: list[dict] | None, cgroup_version: int,

@@ -396,6 +396,9 @@ $BB mkdir -p /dev/pts /dev/shm /dev/mqueue /etc/systemd/system
 $BB mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts || fail "mount devpts"
 $BB mount -t tmpfs -o mode=1777 shm /dev/shm || fail "mount /dev/shm"
 $BB mount -t mqueue mqueue /dev/mqueue || fail "mount mqueue"
+# this host's / may be a container's: without this file systemd knows it is a VM's pid 1
+# (in a container it ignores the kernel command line, systemd.unified_cgroup_hierarchy=0)
+$BB rm -f /.dockerenv /run/.containerenv
 # a machine id of its own (systemd would otherwise make a transient one and say so)
 $BB cat /proc/sys/kernel/random/uuid | $BB tr -d '-' > /etc/machine-id
 $BB cat > /etc/systemd/system/pyrunc-vm.service <<'UNIT' || fail "write pyrunc-vm.service"

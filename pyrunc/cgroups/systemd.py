@@ -437,8 +437,10 @@ class Systemd:
             return unwrap_msg(reply)
         except DBusErrorResponse as err:
             raise SystemdError(err.name or "", " ".join(str(x) for x in err.data)) from None
-        except (OSError, TimeoutError, ValueError) as err:  # ValueError: a malformed message
-            raise CgroupError(f"D-Bus call {method} to systemd: {err}") from None
+        except TimeoutError:
+            raise CgroupError(f"D-Bus call {method} to systemd: no reply within {_TIMEOUT:.0f} s") from None
+        except (OSError, ValueError) as err:  # ValueError: a malformed message
+            raise CgroupError(f"D-Bus call {method} to systemd: {err or type(err).__name__}") from None
 
     def manager(self, method: str, signature: str | None = None, body=()):
         return self.call(_MANAGER_PATH, _MANAGER_IFACE, method, signature, body)

@@ -165,6 +165,9 @@ def test_lifecycle_limits_update_delete(pyrunc_cmd, bundle, container_id):
 
         pyrunc_cmd("start", container_id, check=True)
         assert _state(pyrunc_cmd, container_id)["status"] == "running"
+        # exec joins the same scope (through the state, no D-Bus)
+        seen = pyrunc_cmd("exec", container_id, "cat", "/proc/self/cgroup", check=True).stdout
+        assert all(line.endswith(":" + cgroup) for line in seen.split()), seen
         pyrunc_cmd("pause", container_id, check=True)
         assert _state(pyrunc_cmd, container_id)["status"] == "paused"
         pyrunc_cmd("resume", container_id, check=True)

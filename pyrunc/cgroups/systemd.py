@@ -362,7 +362,7 @@ def resource_properties(r: dict, device_rules: list[dict] | None, cgroup_version
             props.append(("CPUShares", ("t", cpu["shares"])))
         if r["blockIO"]["weight"]:
             props.append(("BlockIOWeight", ("t", r["blockIO"]["weight"])))
-    _cpu_quota(props, max(cpu["quota"], 0) if cpu["quota"] != -1 else 0, cpu["period"], version)
+    _cpu_quota(props, cpu["quota"], cpu["period"], version)
     limit = r["pids"]["limit"]
     if limit > 0 or limit == -1:
         props.append(("TasksMax", ("t", _uint64(limit))))

@@ -134,6 +134,11 @@ def test_cpu_quota_rounded_up_to_a_percent_and_old_systemd():
     assert old["CPUQuotaPerSecUSec"] == ("t", 1000000)
 
 
+def test_unlimited_cpu_quota_is_infinity():
+    assert _props({"cpu": {"quota": -1}})["CPUQuotaPerSecUSec"] == ("t", INFINITY)
+    assert "CPUQuotaPerSecUSec" not in _props({"cpu": {"shares": 2}})
+
+
 def test_unified_keys_with_a_systemd_property():
     props = _props({"unified": {"memory.high": "1048576", "pids.max": "max", "cpu.max": "max 20000",
                                 "cpu.weight": "50", "io.weight": "100"}})

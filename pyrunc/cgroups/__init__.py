@@ -3,7 +3,8 @@
 Interface used by `pyrunc.operations` (keep it stable):
 
     mode() -> "unified" | "hybrid" | "legacy"
-    Manager.for_container(cgroups_path: str, container_id: str, systemd: bool = False) -> Manager
+    Manager.for_container(cgroups_path: str, container_id: str, systemd: bool = False,
+                          annotations: dict | None = None) -> Manager
         runc's cgroupfs path semantics: absolute path → below each hierarchy's root;
         relative path → below the CALLER's own cgroup in that hierarchy (/proc/self/cgroup);
         empty → relative path "<container_id>". A systemd form ("slice:prefix:name")

@@ -34,6 +34,11 @@ APT_PACKAGES+=(qemu-system-x86 tiny-initramfs linux-image-amd64)
 # the policy package's postinst). On a host without either LSM their scripts only write
 # files: nothing is loaded, no service is started (policy-rc.d below denies it anyway).
 APT_PACKAGES+=(apparmor policycoreutils selinux-policy-default)
+# tests/vm/test_systemd_guest.py boots that kernel with systemd as pid 1 (the host's own
+# systemd, over the guest's read-only view of /) to test the systemd cgroup driver; no
+# service is started on this host (pyrunc talks to systemd's private socket in the guest,
+# so no dbus-daemon is needed).
+APT_PACKAGES+=(systemd)
 STAMP="$REPO/build/pyrunc-install.stamp"
 
 say() { printf '==> %s\n' "$*" >&2; }

@@ -21,7 +21,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(ns.supported()),
             "capabilities": caps.names_from_mask((1 << (caps.last_cap() + 1)) - 1),
-            "cgroup": {"v1": mode != "unified", "v2": mode != "legacy", "systemd": False,
+            "cgroup": {"v1": mode != "unified", "v2": mode != "legacy", "systemd": True,
                        "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": os.path.exists("/proc/self/status") and _seccomp_in_kernel(),

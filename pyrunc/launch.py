@@ -77,6 +77,10 @@ class Launch:
                 P.add_lsm_attr(plan, "keycreate", s.process.selinux_label)
             plan.add(P.OP_KEYRING, (), (f"_ses.{self.container.id}",), what="join a new session keyring")
         if ctx is not None:
+            if not getattr(self.mgr, "dirs_before_join", True):
+                # the systemd driver's cgroups appear only when join() starts the unit,
+                # and the rootfs may bind-mount them
+                cp.wait_placed()
             rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
             # a missing cwd is created (runc), before the root may become read-only
             plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")

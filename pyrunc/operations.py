@@ -83,7 +83,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         }
         from pyrunc import cgroups
         c.data["exec"] = _exec_defaults(bundle)
-        mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup)
+        mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup,
+                                            annotations=s.annotations)
         # recorded before they exist: a create killed half-way through mkdir still leaves
         # `delete --force` the container's own directories to remove
         c.data["cgroup"] = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))

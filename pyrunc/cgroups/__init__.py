@@ -3,11 +3,14 @@
 Interface used by `pyrunc.operations` (keep it stable):
 
     mode() -> "unified" | "hybrid" | "legacy"
-    Manager.for_container(cgroups_path: str, container_id: str, systemd: bool = False) -> Manager
+    Manager.for_container(cgroups_path: str, container_id: str, systemd: bool = False,
+                          annotations: dict | None = None) -> Manager
         runc's cgroupfs path semantics: absolute path → below each hierarchy's root;
         relative path → below the CALLER's own cgroup in that hierarchy (/proc/self/cgroup);
-        empty → relative path "<container_id>". systemd form ("slice:prefix:name") or
-        systemd=True → PyruncError("systemd cgroup driver is not supported ...").
+        empty → relative path "<container_id>". A systemd form ("slice:prefix:name")
+        without systemd=True → CgroupError. systemd=True → the systemd driver's
+        SystemdManager (pyrunc.cgroups.systemd; `annotations`: the spec's, for
+        org.systemd.property.*), which starts its unit in join().
     m.create() -> None          mkdir every missing directory (v1: each mounted controller
                                 hierarchy incl. name=systemd; v2/hybrid: the unified dir too),
                                 remembering which ones it created

@@ -149,8 +149,8 @@ def clean_cgroups_path(cgroups_path: str, container_id: str) -> tuple[bool, list
         raise CgroupError("linux.cgroupsPath: contains a nul byte")
     if looks_like_systemd(cgroups_path):
         raise CgroupError(
-            f"linux.cgroupsPath {cgroups_path!r}: systemd cgroup driver is not supported "
-            "(use a cgroupfs path such as \"/machine/<id>\" or a relative path)")
+            f"linux.cgroupsPath {cgroups_path!r}: a systemd \"slice:prefix:name\" path needs "
+            "--systemd-cgroup (the cgroupfs driver takes a path such as \"/machine/<id>\" or a relative path)")
     path = cgroups_path
     field = "linux.cgroupsPath"
     if path == "":

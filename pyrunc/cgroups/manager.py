@@ -69,12 +69,13 @@ class Manager:
     # ---- construction -------------------------------------------------------------
 
     @classmethod
-    def for_container(cls, cgroups_path: str, container_id: str, systemd: bool = False) -> Manager:
+    def for_container(cls, cgroups_path: str, container_id: str, systemd: bool = False,
+                      annotations: dict | None = None) -> Manager:
         from pyrunc.cgroups import _paths
 
         if systemd:
-            raise CgroupError("systemd cgroup driver is not supported "
-                              "(run without --systemd-cgroup and use a cgroupfs linux.cgroupsPath)")
+            from pyrunc.cgroups.systemd import SystemdManager
+            return SystemdManager.for_container(cgroups_path, container_id, annotations)
         cgroups_path = cgroups_path or ""
         # Validate the path first so a bad config fails the same way on every machine.
         _paths.clean_cgroups_path(cgroups_path, container_id)
@@ -94,6 +95,9 @@ class Manager:
 
     @classmethod
     def from_state(cls, d: dict) -> Manager:
+        if isinstance(d, dict) and d.get("systemd"):
+            from pyrunc.cgroups.systemd import SystemdManager
+            return SystemdManager.from_state(d)
         try:
             state_mode = d["mode"]
             dirs = d["dirs"]

@@ -278,7 +278,7 @@ def kill_pids(described: list[str]) -> None:
 # containerd with the CRI plugin
 
 
-def containerd_config(directory: Path, pyrunc: str) -> str:
+def containerd_config(directory: Path, pyrunc: str, systemd_cgroup: bool = False) -> str:
     # No plugin writing outside `directory` (opt would create /opt/containerd; the other
     # snapshotters probe host paths). Both handlers are what a real node would configure:
     # io.containerd.runc.v2 with options.BinaryName; the shim then calls
@@ -323,10 +323,12 @@ disabled_plugins = [
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{RUNC}"
+        SystemdCgroup = {str(systemd_cgroup).lower()}
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
         BinaryName = "{pyrunc}"
+        SystemdCgroup = {str(systemd_cgroup).lower()}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{directory}/cni"
@@ -362,7 +364,16 @@ NAMESPACE_SETUP = r"""
 set -eu
 dir="$1"; shift
 mount --make-rprivate /
+if [ -n "${KEEP_RUN_SYSTEMD:-}" ]; then
+    # the systemd cgroup driver: the runtimes reach systemd through /run/systemd
+    mkdir -p "$dir/run-systemd"
+    mount --bind /run/systemd "$dir/run-systemd"
+fi
 mount -t tmpfs -o mode=0755 tmpfs /run
+if [ -n "${KEEP_RUN_SYSTEMD:-}" ]; then
+    mkdir -p /run/systemd
+    mount --move "$dir/run-systemd" /run/systemd
+fi
 mkdir -p "$dir/varlib/upper" "$dir/varlib/work"
 mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$dir/varlib/upper,workdir=$dir/varlib/work" /var/lib
 ip link set lo up
@@ -374,8 +385,11 @@ exec "$@"
 class CriEngine:
     """One private containerd (pid `pid`) and a CRI client to it."""
 
-    def __init__(self, directory: Path, pyrunc: str, cgroup_parent: str):
+    def __init__(self, directory: Path, pyrunc: str, cgroup_parent: str, systemd_cgroup: bool = False):
+        """systemd_cgroup: both handlers with SystemdCgroup = true (cgroup_parent is then a
+        slice name), and /run/systemd visible in containerd's namespace."""
         self.directory = directory
+        self.systemd_cgroup = systemd_cgroup
         self.pyrunc = pyrunc
         self.cgroup_parent = cgroup_parent
         self.socket = str(directory / "containerd.sock")
@@ -389,12 +403,14 @@ class CriEngine:
 
     def start(self, messages, stubs) -> None:
         config = self.directory / "config.toml"
-        config.write_text(containerd_config(self.directory, self.pyrunc))
+        config.write_text(containerd_config(self.directory, self.pyrunc, self.systemd_cgroup))
         (self.directory / "cni").mkdir()
         (self.directory / "cni" / "10-pcri.conflist").write_text(cni_config(self.directory))
         # containerd finds its shim, and the set-up script `ip`, mount and hostname, on PATH.
         path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         env = dict(os.environ, NODE_HOSTNAME=NODE_HOSTNAME, PATH=path.lstrip(":"))
+        if self.systemd_cgroup:
+            env["KEEP_RUN_SYSTEMD"] = "1"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [UNSHARE, "--mount", "--propagation", "private", "--net", "--uts", "--",

@@ -222,12 +222,13 @@ def test_absolute_path_is_below_hierarchy_root(managers, unique_name):
 
 @pytest.mark.parametrize("path", ["system.slice:pyrunc:abc", ":pyrunc:abc"])
 def test_systemd_form_rejected(path):
-    with pytest.raises(PyruncError, match="systemd cgroup driver is not supported"):
+    with pytest.raises(PyruncError, match="needs --systemd-cgroup"):
         Manager.for_container(path, "abc")
 
 
-def test_systemd_flag_rejected(unique_name):
-    with pytest.raises(PyruncError, match="systemd cgroup driver is not supported"):
+def test_systemd_flag_needs_a_systemd_path(unique_name):
+    # runc checks the form before anything else
+    with pytest.raises(PyruncError, match='expected cgroupsPath to be of format "slice:prefix:name"'):
         Manager.for_container(unique_name, "abc", systemd=True)
 
 

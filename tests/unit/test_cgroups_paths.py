@@ -197,9 +197,9 @@ def test_systemd_form_detection(path, systemd):
 
 
 def test_systemd_rejected_before_touching_the_system():
-    with pytest.raises(PyruncError, match="systemd cgroup driver is not supported"):
+    with pytest.raises(PyruncError, match="needs --systemd-cgroup"):
         Manager.for_container("system.slice:pyrunc:abc", "abc")
-    with pytest.raises(PyruncError, match="systemd cgroup driver is not supported"):
+    with pytest.raises(PyruncError, match='expected cgroupsPath to be of format "slice:prefix:name"'):
         Manager.for_container("abc", "abc", systemd=True)
 
 

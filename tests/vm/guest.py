@@ -380,6 +380,59 @@ $BB sleep 10
 """
 
 
+STAGE2_SYSTEMD = r"""# pid 1 in the new root (busybox sh) for a systemd boot: install a service that runs the
+# command and powers off, then exec systemd as pid 1 with that service as its only goal.
+# systemd mounts cgroupfs itself (unified or hybrid, from the kernel command line).
+BB=/run/pyrunc-vm/busybox
+NONCE=@NONCE@
+fail() {
+    echo "pyrunc-vm: $*"
+    echo "PYRUNC-VM-EXIT $NONCE 125"
+    $BB sync
+    $BB poweroff -f
+    $BB sleep 10
+}
+$BB mkdir -p /dev/pts /dev/shm /dev/mqueue /etc/systemd/system
+$BB mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts || fail "mount devpts"
+$BB mount -t tmpfs -o mode=1777 shm /dev/shm || fail "mount /dev/shm"
+$BB mount -t mqueue mqueue /dev/mqueue || fail "mount mqueue"
+# this host's / may be a container's: without this file systemd knows it is a VM's pid 1
+# (in a container it ignores the kernel command line, systemd.unified_cgroup_hierarchy=0)
+$BB rm -f /.dockerenv /run/.containerenv
+# a machine id of its own (systemd would otherwise make a transient one and say so)
+$BB cat /proc/sys/kernel/random/uuid | $BB tr -d '-' > /etc/machine-id
+$BB cat > /etc/systemd/system/pyrunc-vm.service <<'UNIT' || fail "write pyrunc-vm.service"
+[Unit]
+Description=pyrunc guest command
+DefaultDependencies=no
+[Service]
+Type=oneshot
+ExecStart=/run/pyrunc-vm/busybox sh /run/pyrunc-vm/systemd-command
+StandardInput=null
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+UNIT
+$BB cat > /run/pyrunc-vm/systemd-command <<'COMMAND' || fail "write systemd-command"
+BB=/run/pyrunc-vm/busybox
+NONCE=@NONCE@
+echo "PYRUNC-VM-CONTROLLERS $NONCE $($BB cat /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null)"
+echo "PYRUNC-VM-READY $NONCE $($BB cut -d' ' -f1 /proc/uptime)"
+( . /run/pyrunc-vm/command ) </dev/null
+status=$?
+echo "PYRUNC-VM-DONE $NONCE $($BB cut -d' ' -f1 /proc/uptime)"
+echo "PYRUNC-VM-EXIT $NONCE $status"
+$BB sync
+$BB poweroff -f
+COMMAND
+[ -x @SYSTEMD@ ] || fail "@SYSTEMD@ not found (install systemd)"
+exec @SYSTEMD@ --unit=pyrunc-vm.service
+fail "exec systemd"
+"""
+
+SYSTEMD = "/lib/systemd/systemd"
+
+
 def _command_script(argv: Sequence[str], cwd: str, env: dict[str, str]) -> str:
     """Shell text run in a subshell of stage 2: a clean environment, cwd, exec argv."""
     assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
@@ -388,8 +441,11 @@ def _command_script(argv: Sequence[str], cwd: str, env: dict[str, str]) -> str:
 
 
 def build_initramfs(
-    kernel: Kernel, argv: Sequence[str], cwd: str, env: dict[str, str], cgroup: str, nonce: str
+    kernel: Kernel, argv: Sequence[str], cwd: str, env: dict[str, str], cgroup: str, nonce: str,
+    init: str = "busybox",
 ) -> bytes:
+    """init: "busybox" (stage 2 sets up cgroup2 itself and runs the command) or "systemd"
+    (stage 2 execs systemd as pid 1, which runs the command from a service)."""
     if not cgroup.startswith("/") or "\n" in cgroup or "'" in cgroup:
         raise GuestError(f"cgroup {cgroup!r}: must be an absolute cgroup2 path")
     archive = Cpio()
@@ -406,8 +462,10 @@ def build_initramfs(
         names.append(name)
     archive.file("modules/order", ("\n".join(names) + "\n").encode())
     substitutions = {"@NONCE@": nonce, "@NINEP@": NINEP_OPTIONS, "@CGROUP@": shlex.quote(cgroup),
-                     "@REPO@": shlex.quote(str(REPO))}
-    stage1, stage2 = STAGE1, STAGE2
+                     "@REPO@": shlex.quote(str(REPO)), "@SYSTEMD@": SYSTEMD}
+    if init not in ("busybox", "systemd"):
+        raise GuestError(f"init {init!r}: expected busybox or systemd")
+    stage1, stage2 = STAGE1, STAGE2 if init == "busybox" else STAGE2_SYSTEMD
     for key, value in substitutions.items():
         stage1 = stage1.replace(key, value)
         stage2 = stage2.replace(key, value)
@@ -428,7 +486,7 @@ SCRATCH_DISK_BYTES = 64 << 20
 
 def qemu_argv(
     kernel: Kernel, initramfs: str, scratch_disk: str, memory: str = "2G", cpus: int = 2,
-    extra_kernel_args: Sequence[str] = (),
+    extra_kernel_args: Sequence[str] = (), kernel_args: Sequence[str] = KERNEL_ARGS,
 ) -> list[str]:
     return [
         find_qemu(),
@@ -444,7 +502,7 @@ def qemu_argv(
         "-no-reboot",
         "-kernel", str(kernel.image),
         "-initrd", initramfs,
-        "-append", " ".join((*KERNEL_ARGS, *extra_kernel_args)),
+        "-append", " ".join((*kernel_args, *extra_kernel_args)),
         # The host's / for the guest's lower layer; multidevs=remap keeps inode numbers of
         # the host's many filesystems distinct inside the single 9p export.
         "-virtfs",
@@ -480,22 +538,33 @@ def run_guest(
     memory: str = "2G",
     cpus: int = 2,
     extra_kernel_args: Sequence[str] = (),
+    init: str = "busybox",
+    cgroup_v1: bool = False,
 ) -> GuestResult:
     """Boot the guest, run `argv` in it (in cgroup `cgroup`, cwd `cwd`), power off.
     `echo` gets every console line as it arrives; `extra_kernel_args` go after
-    KERNEL_ARGS (e.g. to choose the LSM). Raises GuestError if the guest never
-    reported an exit status (boot failure, timeout)."""
+    KERNEL_ARGS (e.g. to choose the LSM). init="systemd" boots systemd as pid 1, which
+    runs the command in a service (`cgroup` is then ignored); cgroup_v1=True mounts the
+    v1 hierarchies too (systemd's hybrid layout; needs init="systemd"). Raises GuestError
+    if the guest never reported an exit status (boot failure, timeout)."""
     kernel = find_kernel()
     nonce = secrets.token_hex(8)
     env = guest_env() if env is None else env
     with tempfile.TemporaryDirectory(prefix="pyrunc-vm-") as workdir:
         initramfs = os.path.join(workdir, "initramfs.cpio")
         with open(initramfs, "wb") as f:
-            f.write(build_initramfs(kernel, argv, cwd, env, cgroup, nonce))
+            f.write(build_initramfs(kernel, argv, cwd, env, cgroup, nonce, init))
         scratch_disk = os.path.join(workdir, "scratch.img")
         with open(scratch_disk, "wb") as f:
             f.truncate(SCRATCH_DISK_BYTES)
-        command = qemu_argv(kernel, initramfs, scratch_disk, memory, cpus, extra_kernel_args)
+        kernel_args = KERNEL_ARGS
+        if cgroup_v1:
+            if init != "systemd":
+                raise GuestError("cgroup_v1 needs init='systemd' (stage 2 mounts cgroup2 only)")
+            kernel_args = tuple(a for a in KERNEL_ARGS if a != "cgroup_no_v1=all"
+                                and not a.startswith("systemd.unified_cgroup_hierarchy="))
+            kernel_args += ("systemd.unified_cgroup_hierarchy=0",)
+        command = qemu_argv(kernel, initramfs, scratch_disk, memory, cpus, extra_kernel_args, kernel_args)
         started = time.monotonic()
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -584,6 +653,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
                         help="one more kernel command line word (repeatable), e.g. security=selinux")
+    parser.add_argument("--systemd", action="store_true",
+                        help="boot systemd as pid 1; the command runs in a service")
+    parser.add_argument("--hybrid", action="store_true",
+                        help="with --systemd: cgroup v1 controllers plus cgroup2 (systemd's hybrid layout)")
     parser.add_argument("--quiet", action="store_true", help="do not relay the console")
     parser.add_argument("rest", nargs="*", help="pytest arguments, or the command with --command")
     options = parser.parse_args(argv)
@@ -606,6 +679,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             memory=options.memory,
             cpus=options.cpus,
             extra_kernel_args=options.kernel_arg,
+            init="systemd" if options.systemd else "busybox",
+            cgroup_v1=options.hybrid,
         )
     except GuestError as err:
         print(f"guest.py: {err}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pyrunc.cgroups import _resources
+from pyrunc.cgroups.controllers import blkio, cpu, devices
 from pyrunc.cgroups.systemd import (annotation_properties, device_properties, expand_slice,
                                     parse_cgroups_path, parse_gvariant, range_to_bits,
                                     resource_properties)
@@ -108,13 +109,13 @@ def test_v2_resource_properties():
     assert props["MemoryMax"] == ("t", 64 << 20)
     assert props["MemoryLow"] == ("t", 32 << 20)
     assert props["MemorySwapMax"] == ("t", 64 << 20)  # memory+swap minus memory
-    assert props["CPUWeight"] == ("t", _resources.shares_to_weight(1024))
+    assert props["CPUWeight"] == ("t", cpu.shares_to_weight(1024))
     assert props["CPUQuotaPeriodUSec"] == ("t", 100000)
     assert props["CPUQuotaPerSecUSec"] == ("t", 500000)
     assert props["TasksMax"] == ("t", 100)
     assert props["AllowedCPUs"] == ("ay", b"\x03")
     assert props["AllowedMemoryNodes"] == ("ay", b"\x01")
-    assert props["IOWeight"] == ("t", _resources.blkio_weight_to_io_weight(500))
+    assert props["IOWeight"] == ("t", blkio.blkio_weight_to_io_weight(500))
 
 
 def test_v1_resource_properties():
@@ -150,7 +151,7 @@ def test_unified_keys_with_a_systemd_property():
 
 
 def test_device_properties_default_rules():
-    rules = _resources.device_rules([_resources.rule(False, "a", -1, -1, "rwm")])
+    rules = devices.device_rules([devices.rule(False, "a", -1, -1, "rwm")])
     props = device_properties(rules, 252)
     assert props[0] == ("DevicePolicy", ("s", "strict"))
     assert props[1] == ("DeviceAllow", ("a(ss)", []))
@@ -161,9 +162,9 @@ def test_device_properties_default_rules():
 
 
 def test_device_properties_allow_all_and_blacklist():
-    allow_all = [_resources.rule(True, "a", -1, -1, "rwm")]
+    allow_all = [devices.rule(True, "a", -1, -1, "rwm")]
     assert device_properties(allow_all, 252) == [("DevicePolicy", ("s", "auto")), ("DeviceAllow", ("a(ss)", []))]
-    blacklist = allow_all + [_resources.rule(False, "c", 1, 3, "w")]
+    blacklist = allow_all + [devices.rule(False, "c", 1, 3, "w")]
     assert device_properties(blacklist, 252) == [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", []))]
-    revoked = [_resources.rule(True, "c", 1, 3, "rwm"), _resources.rule(False, "c", 1, 3, "w")]
+    revoked = [devices.rule(True, "c", 1, 3, "rwm"), devices.rule(False, "c", 1, 3, "w")]
     assert device_properties(revoked, 252)[2] == ("DeviceAllow", ("a(ss)", [("/dev/char/1:3", "rm")]))

@@ -219,9 +219,11 @@ class Service:
         self.by_pid: dict[int, Process] = {}
         self.children = threading.Event()
         self.events: queue.Queue = queue.Queue()
-        self.oom_changed = threading.Event()
+        self.oom_lock = threading.Lock()  # checks and closes of the OOM watches
         self.server: ttrpc.Server | None = None
         self.null = os.open(os.devnull, os.O_RDWR)
+        import itertools
+        self.serial = itertools.count()
 
     # ---------------------------------------------------------------- plumbing
     def handlers(self) -> dict:
@@ -338,13 +340,13 @@ class Service:
     def _publish_exit(self, proc: Process, drain: bool) -> None:
         if drain:
             proc.output_copied.wait(IO_DRAIN_TIMEOUT)
+        if proc is proc.task.init:
+            self._check_oom(proc.task)  # an OOM kill usually ends the init: say so first
         event = pb.TaskExit(container_id=proc.task.id, id=proc.exec_id or proc.task.id, pid=proc.pid,
                             exit_status=proc.exit_status)
         proc.timestamp(event.exited_at)
         self.publish("/tasks/exit", event)
         proc.exited.set()
-        if proc is proc.task.init and proc.task.oom_watch is not None:
-            self.oom_changed.set()
 
     # ---------------------------------------------------------------- spawning
     def _spawn(self, proc: Process, run) -> None:
@@ -355,7 +357,8 @@ class Service:
         stdio = []
         try:
             if proc.terminal:
-                console_path = os.path.join(self.work_dir, f"console-{threading.get_ident()}")
+                # short: sun_path holds 108 bytes and the work dir's name is a sha256
+                console_path = os.path.join(self.work_dir, f"c{next(self.serial)}")
                 console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
                 console.bind(console_path)
                 console.listen(1)
@@ -478,7 +481,7 @@ class Service:
             proc.started = True
             self.publish("/tasks/start", pb.TaskStart(container_id=r.id, pid=proc.pid))
             return pb.StartResponse(pid=proc.pid)
-        spec_file = os.path.join(self.work_dir, f"exec-{threading.get_ident()}.json")
+        spec_file = os.path.join(self.work_dir, f"exec-{next(self.serial)}.json")
         pid_file = spec_file[:-5] + ".pid"
 
         def run(console_socket: str) -> int:
@@ -552,8 +555,7 @@ class Service:
             proc.exited.wait(5)
         if proc.pump is not None:
             proc.pump.close()
-        if task.oom_watch is not None:
-            self.oom_changed.set()
+        self._check_oom(task, close=True)
         if task.rootfs_mounted:
             unmount_rootfs(task.bundle)
         with self.lock:
@@ -677,28 +679,34 @@ class Service:
             task.oom_watch = Manager.from_state(cgroup).oom_watch()
         except OSError:
             return
-        self.oom_changed.set()
+
+    def _check_oom(self, task: Task, close: bool = False) -> None:
+        with self.oom_lock:
+            watch = task.oom_watch
+            if watch is None:
+                return
+            try:
+                if watch.check():
+                    self.publish("/tasks/oom", pb.TaskOOM(container_id=task.id))
+            except OSError:
+                pass
+            if close:
+                watch.close()
+                task.oom_watch = None
 
     def _oom_watcher(self) -> None:
         while True:
             with self.lock:
                 watched = [t for t in self.tasks.values() if t.oom_watch is not None]
-            for task in watched:
-                if task.id not in self.tasks or (task.init and task.init.exited.is_set()):
-                    # checked once more: an OOM kill usually ends the init too
-                    if task.oom_watch.check():
-                        self.publish("/tasks/oom", pb.TaskOOM(container_id=task.id))
-                    task.oom_watch.close()
-                    task.oom_watch = None
-            fds = [t.oom_watch.fileno() for t in watched if t.oom_watch is not None and t.oom_watch.fileno() >= 0]
+            with self.oom_lock:
+                fds = [t.oom_watch.fileno() for t in watched
+                       if t.oom_watch is not None and t.oom_watch.fileno() >= 0]
             try:
                 select.select(fds, [], [], 0.5)
-            except (OSError, ValueError):
-                time.sleep(0.1)
+            except (OSError, ValueError):  # a watch closed meanwhile
+                time.sleep(0.05)
             for task in watched:
-                watch = task.oom_watch
-                if watch is not None and watch.check():
-                    self.publish("/tasks/oom", pb.TaskOOM(container_id=task.id))
+                self._check_oom(task)
 
 
 def _cgroup_state(g, container_id: str):

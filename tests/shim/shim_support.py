@@ -65,8 +65,25 @@ class ShimEngine(CtrEngine):
         self.ctr("tasks", "delete", name, check=False)
         self.ctr("containers", "delete", name, check=False)
 
+    def bundle(self, name: str) -> Path:
+        return self.containerd.directory / "state" / "io.containerd.runtime.v2.task" / self.namespace / name
+
+    def shim_address(self, name: str) -> str:
+        return (self.bundle(name) / "address").read_text()
+
     def shim_processes(self) -> list[str]:
         return [p for p in processes_mentioning(SHIM_NAME) if "containerd-shim-runc" not in p]
+
+
+def shim_call(address: str, method: str, request, response_type=None):
+    """One Task service call to a shim, as containerd makes it."""
+    from pyrunc.shim import shim_pb2 as pb
+    from pyrunc.shim import ttrpc
+    client = ttrpc.Client(address)
+    try:
+        return client.call("containerd.task.v2.Task", method, request, response_type or pb.Empty)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")

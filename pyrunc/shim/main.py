@@ -169,10 +169,28 @@ def delete(flags: Flags) -> int:
     except PyruncError as error:
         sys.stderr.write(f"delete {flags.id}: {error}\n")
     server.unmount_rootfs(bundle)
+    _remove_dead_socket(bundle)
     response = pb.DeleteResponse(exit_status=128 + 9)
     response.exited_at.GetCurrentTime()
     sys.stdout.buffer.write(response.SerializeToString())
     return 0
+
+
+def _remove_dead_socket(bundle: str) -> None:
+    """The socket and work dir of the group's shim, when it is dead (nobody answers)."""
+    import shutil
+    try:
+        with open(os.path.join(bundle, "address")) as f:
+            path = f.read().strip().removeprefix("unix://")
+    except OSError:
+        return
+    if os.path.dirname(path) != SOCKET_DIR or _connectable(path):
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(path + ".d", ignore_errors=True)
 
 
 def main() -> None:

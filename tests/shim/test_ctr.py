@@ -181,3 +181,39 @@ def test_oom_event(ctr, engine_name, tmp_path):
     finally:
         watcher.kill()
         watcher.wait()
+
+
+def test_containerd_restart_keeps_running_tasks(ctr, engine_name):
+    name = new_name(ctr, engine_name)
+    ctr.run(name, "sleep", "60", flags=["-d", "--null-io"])
+    try:
+        pid = ctr.task_pid(name)
+        ctr.containerd.stop()
+        ctr.containerd.start()  # finds the shim again through bundle/address
+        assert ctr.task_status(name) == "RUNNING"
+        assert ctr.task_pid(name) == pid
+        result = ctr.ctr("tasks", "exec", "--exec-id", "after", name, "echo", "still here")
+        assert result.stdout == "still here\n"
+        ctr.ctr("tasks", "kill", "--signal", "SIGKILL", name)
+        ctr.wait_stopped(name)
+        assert ctr.delete_task(name) == 137  # the exit event reached the new containerd
+    finally:
+        ctr.remove(name)
+
+
+def test_shim_sigkill_then_task_delete(ctr, engine_name):
+    name = new_name(ctr, engine_name)
+    ctr.run(name, "sleep", "60", flags=["-d", "--null-io"])
+    try:
+        pid = ctr.task_pid(name)
+        shim_pid = int((ctr.bundle(name) / "shim.pid").read_text())
+        os.kill(shim_pid, 9)
+        # containerd notices the dead shim and runs `containerd-shim-pyrunc-v2 delete`,
+        # which removes the container (its init with it)
+        from engine_support import wait_until
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}/stat")
+                   or open(f"/proc/{pid}/stat").read().split(") ")[1][0] in "ZX", 15, "the init to die")
+        ctr.ctr("tasks", "delete", name, check=False)
+        assert ctr.task_status(name) == ""
+    finally:
+        ctr.remove(name)

@@ -327,6 +327,11 @@ disabled_plugins = [
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
         BinaryName = "{pyrunc}"
+    # pyrunc's own shim (tests/shim): one per pod, and one for the node
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
+      runtime_type = "io.containerd.pyrunc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-node]
+      runtime_type = "io.containerd.pyrunc-node.v2"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{directory}/cni"
@@ -392,8 +397,10 @@ class CriEngine:
         config.write_text(containerd_config(self.directory, self.pyrunc))
         (self.directory / "cni").mkdir()
         (self.directory / "cni" / "10-pcri.conflist").write_text(cni_config(self.directory))
-        # containerd finds its shim, and the set-up script `ip`, mount and hostname, on PATH.
-        path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        # containerd finds its shims (pyrunc's is installed beside pyrunc), and the set-up
+        # script `ip`, mount and hostname, on PATH.
+        path = (os.path.dirname(self.pyrunc) + ":" + os.environ.get("PATH", "")
+                + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env = dict(os.environ, NODE_HOSTNAME=NODE_HOSTNAME, PATH=path.lstrip(":"))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -4,6 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "engines"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cri"))
 
 from engine_support import (  # noqa: E402,F401  (fixtures are found by name)
     engine_cgroup_parent,

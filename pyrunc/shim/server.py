@@ -224,6 +224,9 @@ class Service:
         self.null = os.open(os.devnull, os.O_RDWR)
         import itertools
         self.serial = itertools.count()
+        # PYRUNC_SHIM_LOG=FILE: one line per request (time, method, ids, duration)
+        log_path = os.environ.get("PYRUNC_SHIM_LOG")
+        self.log = open(log_path, "a") if log_path else None
 
     # ---------------------------------------------------------------- plumbing
     def handlers(self) -> dict:
@@ -238,9 +241,9 @@ class Service:
         return {(TASK_SERVICE, name): (request, self._guarded(getattr(self, name.lower())))
                 for name, request in table.items()}
 
-    @staticmethod
-    def _guarded(method):
+    def _guarded(self, method):
         def call(request):
+            started = time.monotonic()
             try:
                 return method(request)
             except ContainerNotExist as error:
@@ -249,6 +252,11 @@ class Service:
                 raise Error(ttrpc.FAILED_PRECONDITION, str(error)) from None
             except PyruncError as error:
                 raise Error(ttrpc.UNKNOWN, str(error)) from None
+            finally:
+                if self.log is not None:
+                    self.log.write(f"{time.time():.6f} {method.__name__} {getattr(request, 'id', '')} "
+                                   f"{getattr(request, 'exec_id', '')} {1000 * (time.monotonic() - started):.1f} ms\n")
+                    self.log.flush()
         return call
 
     def publish(self, topic: str, event) -> None:

@@ -185,13 +185,16 @@ class CriClient:
 
 @pytest.fixture(scope="session")
 def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
-    """(busybox image archive, pause image archive). The pause image is Debian's static
-    catatonit in pause mode (-P: no child, sleep until signalled), as sandbox_image."""
     if not os.path.exists("/bin/busybox"):
         pytest.fail("/bin/busybox is missing: run ./setup.sh (installs busybox-static)")
     require(CATATONIT)
-    directory = tmp_path_factory.mktemp("cri-images")
+    return build_cri_images(tmp_path_factory.mktemp("cri-images"), rootfs_builder)
 
+
+def build_cri_images(directory: Path, rootfs_builder) -> tuple[Path, Path]:
+    """(busybox image archive, pause image archive) in `directory`. The pause image is
+    Debian's static catatonit in pause mode (-P: no child, sleep until signalled), as
+    sandbox_image. (bench/shim.py uses it too.)"""
     busybox_tree = directory / "busybox"
     rootfs_builder.build_rootfs(str(busybox_tree))
     tar_tree(busybox_tree, directory / "busybox.tar")

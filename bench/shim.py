@@ -82,9 +82,13 @@ def _resident_shims(binary: str, namespace_pid: int) -> list[int]:
         except OSError:
             continue
         if any(os.path.basename(w) == binary.encode() for w in words[:4]):
-            # runc's shim server has no `start` word; pyrunc's is forked from `start` and
-            # keeps its argv, so its parent is not containerd while it serves
-            if binary.startswith("containerd-shim-runc") and b"start" in words:
+            # runc's shim server has no `start` word (it is re-executed); pyrunc's shims
+            # and their fork server are forked from `start` and keep its argv: they are
+            # told apart from a `start` in progress by their name
+            if binary.startswith("containerd-shim-runc"):
+                if b"start" in words:
+                    continue
+            elif open(f"/proc/{entry}/comm").read().strip() not in ("pyrunc-shim", "pyrunc-forksrv"):
                 continue
             found.append(int(entry))
     return found
@@ -150,6 +154,7 @@ class Bench:
             self.remove_pods(pods)
             raise errors[0]
         time.sleep(0.5)
+        # pyrunc's fork server counts: it is part of the management plane
         shims = _resident_shims(SHIM_BINARIES[handler], self.engine.pid)
         pss = rss = 0
         for pid in shims:

@@ -19,6 +19,7 @@ SANDBOX_ANNOTATION = "io.kubernetes.cri.sandbox-id"
 # io.containerd.pyrunc-node.v2): one shim per containerd namespace serves every container
 GROUPING_ENV = "PYRUNC_SHIM_GROUPING"
 NODE_GROUP = "pyrunc-node-shim"
+FORK_SERVER_GROUP = "pyrunc-shim-fork-server"  # pyrunc/shim/forkserver.py
 STATE_ROOT = "/run/containerd/runc"
 
 
@@ -132,27 +133,44 @@ def start(flags: Flags, argv0: str) -> int:
             os.unlink(path)  # a dead shim's socket
     os.chmod(path, 0o600)
     listener.listen(128)
-    # The server is this process, forked: no second interpreter start-up. containerd reads
-    # our stdout to its end, so the server lets go of it before the parent exits.
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
-            os.chdir("/")
-            from pyrunc.shim.server import serve
-            serve(listener, path, flags)
-        finally:
-            os._exit(0)
+    server_path = socket_path(flags.address, flags.namespace, FORK_SERVER_GROUP)
+    from pyrunc.shim import forkserver
+    pid = forkserver.request(server_path, listener, flags)
+    if not pid:
+        pid = _start_cold(listener, path, server_path, flags)
     listener.close()
     write_address(bundle, address)
     with open(os.path.join(bundle, "shim.pid"), "w") as f:
         f.write(str(pid))
     sys.stdout.write(address)
     return 0
+
+
+def _start_cold(listener, path: str, server_path: str, flags: Flags) -> int:
+    """No fork server yet: fork one from this process (no second interpreter start); it
+    loads everything, forks the shim and reports its pid. containerd reads our stdout to
+    its end, so the forked process lets go of it before this one exits."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            os.chdir("/")
+            from pyrunc.shim import forkserver
+            forkserver.run(server_path, listener, path, flags, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        reply = f.read()
+    if not reply.isdigit():
+        raise SystemExit("containerd-shim-pyrunc-v2: the shim server did not start")
+    return int(reply)
 
 
 def delete(flags: Flags) -> int:

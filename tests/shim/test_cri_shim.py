@@ -23,12 +23,17 @@ NODE_SHIM = "containerd-shim-pyrunc-node-v2"
 
 
 def shims(cri, name: str) -> list[int]:
-    """Pids of the resident shims called `name` in containerd's namespace (its children
-    no more: a shim outlives the `start` that forked it)."""
+    """Pids of the resident shims started as `name` in containerd's namespace: forked
+    processes named pyrunc-shim (their fork server, pyrunc-forksrv, is not one)."""
     found = []
     for entry in processes_mentioning(f"/{name} "):
         pid = int(entry.split()[0])
-        if " start" in entry and os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(f"/proc/{cri.pid}/ns/mnt"):
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+            same_namespace = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(f"/proc/{cri.pid}/ns/mnt")
+        except OSError:
+            continue
+        if comm == "pyrunc-shim" and same_namespace:
             found.append(pid)
     return found
 

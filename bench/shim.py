@@ -77,19 +77,18 @@ def _resident_shims(binary: str, namespace_pid: int) -> list[int]:
             continue
         try:
             words = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            comm = open(f"/proc/{entry}/comm").read().strip()
             if os.readlink(f"/proc/{entry}/ns/mnt") != mnt:
                 continue
         except OSError:
             continue
-        if any(os.path.basename(w) == binary.encode() for w in words[:4]):
-            # runc's shim server has no `start` word (it is re-executed); pyrunc's shims
-            # and their fork server are forked from `start` and keep its argv: they are
-            # told apart from a `start` in progress by their name
-            if binary.startswith("containerd-shim-runc"):
-                if b"start" in words:
-                    continue
-            elif open(f"/proc/{entry}/comm").read().strip() not in ("pyrunc-shim", "pyrunc-forksrv"):
-                continue
+        if binary.startswith("containerd-shim-runc"):
+            # runc's shim server is re-executed without the `start` word
+            if any(os.path.basename(w) == binary.encode() for w in words[:1]) and b"start" not in words:
+                found.append(int(entry))
+        # pyrunc's shims and their fork server are forked from a `start` (of either
+        # binary: one fork server serves both) and keep its argv; named by comm
+        elif comm in ("pyrunc-shim", "pyrunc-forksrv"):
             found.append(int(entry))
     return found
 

@@ -157,8 +157,9 @@ def _serve(server: socket.socket, path: str) -> None:
                     continue
     finally:
         # gone before it stops answering: a late `start` then forks its shim itself
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        for name in (path, path + ".lock"):
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
         server.close()

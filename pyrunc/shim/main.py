@@ -137,7 +137,16 @@ def start(flags: Flags, argv0: str) -> int:
     from pyrunc.shim import forkserver
     pid = forkserver.request(server_path, listener, flags)
     if not pid:
-        pid = _start_cold(listener, path, server_path, flags)
+        # one cold start at a time: the pods of a burst then all come from one fork server
+        # (and share its pages) instead of each starting its own
+        import fcntl
+        lock = os.open(server_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            pid = forkserver.request(server_path, listener, flags) or \
+                _start_cold(listener, path, server_path, flags)
+        finally:
+            os.close(lock)
     listener.close()
     write_address(bundle, address)
     with open(os.path.join(bundle, "shim.pid"), "w") as f:

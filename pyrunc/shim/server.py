@@ -279,6 +279,10 @@ class Service:
             for attempt in range(5):
                 try:
                     client.call(EVENTS_SERVICE, "Forward", request)
+                    if self.log is not None:
+                        self.log.write(f"{time.time():.6f} published {topic} "
+                                       f"{(time.time_ns() - stamp) / 1e6:.1f} ms after\n")
+                        self.log.flush()
                     break
                 except (OSError, Error):
                     time.sleep(0.1 * (attempt + 1))

@@ -198,6 +198,19 @@ class Task:
         self.rootfs_mounted = False
 
 
+def _release_io(proc: Process) -> None:
+    """Stop the stdin copy and close the pty master of a process being deleted."""
+    if proc.pump is not None:
+        proc.pump.close()
+        if proc.pump.thread.is_alive():
+            proc.pump.thread.join(1)
+    if proc.master >= 0:
+        if proc.output_copied is not None:
+            proc.output_copied.wait(IO_DRAIN_TIMEOUT)
+        os.close(proc.master)
+        proc.master = -1
+
+
 def _exit_code(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
@@ -557,6 +570,7 @@ class Service:
             if proc.started and not proc.exited.is_set():
                 raise Error(ttrpc.FAILED_PRECONDITION, f"exec process {r.exec_id}: still running")
             del task.execs[r.exec_id]
+            _release_io(proc)
             out = pb.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status)
             proc.timestamp(out.exited_at)
             return out
@@ -565,8 +579,8 @@ class Service:
         if not proc.exited.is_set():
             # a created task deleted before start: its init was killed, the reaper got it
             proc.exited.wait(5)
-        if proc.pump is not None:
-            proc.pump.close()
+        for process in (proc, *task.execs.values()):
+            _release_io(process)
         self._check_oom(task, close=True)
         if task.rootfs_mounted:
             unmount_rootfs(task.bundle)

@@ -10,9 +10,7 @@ time, reaps its shims, and exits once it has had none for IDLE_EXIT seconds; `st
 back to forking the shim itself whenever the fork server cannot be reached."""
 from __future__ import annotations
 
-import json
 import os
-import socket
 
 IDLE_EXIT = 3.0
 # process names (comm), to tell the shims from their fork server in ps and /proc
@@ -29,16 +27,20 @@ PRELOAD = (
 )
 
 
-def request(path: str, listener: socket.socket, flags) -> int:
-    """Ask the fork server at `path` for a shim serving `listener`; its pid, or 0 when no
-    fork server answers."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+def request(path: str, listener, flags) -> int:
+    """Ask the fork server at `path` for a shim serving `listener` (a socket of the C
+    module, as `start` uses); its pid, or 0 when no fork server answers."""
+    import _socket
+    import array
+    from pyrunc.log import go_json
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(10)
         sock.connect(path)
-        message = json.dumps({"namespace": flags.namespace, "socket": listener.getsockname(),
-                              "ttrpc_address": os.environ.get("TTRPC_ADDRESS", "")}).encode()
-        socket.send_fds(sock, [message], [listener.fileno()])
+        message = go_json({"namespace": flags.namespace, "socket": listener.getsockname(),
+                           "ttrpc_address": os.environ.get("TTRPC_ADDRESS", "")}).encode()
+        sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                  array.array("i", [listener.fileno()]))])
         reply = sock.recv(64)
         return int(reply) if reply.strip().isdigit() else 0
     except OSError:
@@ -59,7 +61,7 @@ def set_comm(name: bytes) -> None:
     ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
 
 
-def _fork_shim(listener: socket.socket, socket_file: str, namespace: str, ttrpc_address: str,
+def _fork_shim(listener, socket_file: str, namespace: str, ttrpc_address: str,
                close: list) -> int:
     """Fork a shim serving `listener`; `close`: the sockets and fds it must not keep."""
     pid = os.fork()
@@ -82,11 +84,13 @@ def _fork_shim(listener: socket.socket, socket_file: str, namespace: str, ttrpc_
         os._exit(0)
 
 
-def run(path: str, listener: socket.socket, socket_file: str, flags, report_fd: int) -> None:
+def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> None:
     """The cold start (in the process `start` forked): load everything, fork the first
     shim, write its pid to `report_fd`, then become the fork server at `path` (or, when
     another process holds that address, just end: the shim is served)."""
     import importlib
+    import socket
+    listener = socket.socket(fileno=start_listener.detach())
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -113,8 +117,10 @@ def run(path: str, listener: socket.socket, socket_file: str, flags, report_fd: 
         _serve(server, path)
 
 
-def _serve(server: socket.socket, path: str) -> None:
+def _serve(server, path: str) -> None:
+    import json
     import select
+    import socket
     import time
     children = 1
     idle_since = None

@@ -158,7 +158,7 @@ def start(flags: Flags, argv0: str) -> int:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             pid = forkserver.request(server_path, listener, flags) or \
-                _start_cold(listener, path, server_path, flags)
+                _start_cold(listener, path, server_path, flags, lock)
         finally:
             os.close(lock)
     listener.close()
@@ -169,14 +169,16 @@ def start(flags: Flags, argv0: str) -> int:
     return 0
 
 
-def _start_cold(listener, path: str, server_path: str, flags: Flags) -> int:
+def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) -> int:
     """No fork server yet: fork one from this process (no second interpreter start); it
     loads everything, forks the shim and reports its pid. containerd reads our stdout to
-    its end, so the forked process lets go of it before this one exits."""
+    its end, so the forked process lets go of it before this one exits; and of the cold
+    start `lock` (a flock belongs to the open file, which a fork shares)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
+            os.close(lock)
             os.close(read_end)
             os.setsid()
             null = os.open(os.devnull, os.O_RDWR)

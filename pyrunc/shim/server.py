@@ -673,8 +673,10 @@ class Service:
         return out
 
     def connect(self, r: pb.ConnectRequest) -> pb.ConnectResponse:
-        task = self.task(r.id)
-        return pb.ConnectResponse(shim_pid=os.getpid(), task_pid=task.init.pid)
+        # as runc's shim: the shim's pid always, the task's when there is one
+        with self.lock:
+            task = self.tasks.get(r.id)
+        return pb.ConnectResponse(shim_pid=os.getpid(), task_pid=task.init.pid if task else 0)
 
     def shutdown(self, r: pb.ShutdownRequest) -> pb.Empty:
         with self.lock:

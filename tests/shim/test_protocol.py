@@ -28,7 +28,7 @@ def shim(private_run_dirs, tmp_path):
         result = subprocess.run([os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME),
                                  "-namespace", NAMESPACE, "-address", str(tmp_path / "no-containerd.sock"),
                                  "-publish-binary", "/bin/false", "-id", bundle.name, "start"],
-                                cwd=bundle, capture_output=True, text=True, timeout=30,
+                                cwd=bundle, capture_output=True, text=True, timeout=20,
                                 env={"PATH": os.environ["PATH"], "TTRPC_ADDRESS": ""})
         assert result.returncode == 0, result
         address = result.stdout.strip()
@@ -117,3 +117,22 @@ def test_generated_code_matches_proto(tmp_path):
     fresh = (tmp_path / "shim_pb2.py").read_text()
     with open(os.path.join(source, "shim_pb2.py")) as f:
         assert f.read() == fresh, "regenerate pyrunc/shim/shim_pb2.py (see shim.proto)"
+
+
+def test_parallel_starts_each_get_a_shim(shim, bundle, container_id):
+    """Six `start`s at once, no fork server yet: one makes it while the others wait for it
+    (a flock), then each gets its own shim; none may wait for ever."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pyrunc.shim import shim_pb2 as pb
+    bundles = [bundle(name=f"{container_id}-{i}") for i in range(6)]
+    with ThreadPoolExecutor(len(bundles)) as pool:
+        clients = list(pool.map(shim, bundles, timeout=60))
+    pids = {int((b / "shim.pid").read_text()) for b in bundles}
+    assert len(pids) == len(bundles)
+    for client, directory in zip(clients, bundles):
+        try:
+            connected = call(client, "Connect", pb.ConnectRequest(id=directory.name), pb.ConnectResponse)
+            assert connected.shim_pid == int((directory / "shim.pid").read_text())
+            call(client, "Shutdown", pb.ShutdownRequest(id=directory.name))
+        finally:
+            client.close()

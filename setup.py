@@ -33,24 +33,30 @@ PROBE_EXECUTABLE = "pyrunc-probe"
 
 
 LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
+SHIM_TEMPLATE = os.path.join("bin", "containerd-shim-pyrunc-v2.in")
+# the installed launchers: name -> template (the shim's node-wide name shares its template)
+LAUNCHERS = {"pyrunc": LAUNCHER_TEMPLATE, "containerd-shim-pyrunc-v2": SHIM_TEMPLATE,
+             "containerd-shim-pyrunc-node-v2": SHIM_TEMPLATE}
 
 
 class build_launcher(build_scripts):
-    """Install bin/pyrunc.in as `pyrunc`, naming the interpreter that builds it (the one
-    pip installs for) so the launcher can start it with -I -S, and the directories that
-    interpreter imports from, as `site` computes them in the installing environment (a
-    venv's own, Debian's dist-packages...): under -S the launcher cannot ask `site`."""
+    """Install bin/pyrunc.in as `pyrunc` (and the shim's launchers, LAUNCHERS), naming the
+    interpreter that builds it (the one pip installs for) so the launcher can start it
+    with -I -S, and the directories that interpreter imports from, as `site` computes them
+    in the installing environment (a venv's own, Debian's dist-packages...): under -S the
+    launcher cannot ask `site`."""
 
     def run(self) -> None:
         import sys
         self.mkpath(self.build_dir)
-        with open(LAUNCHER_TEMPLATE) as f:
-            text = (f.read().replace("@PYTHON@", sys.executable)
-                    .replace("@SITE_DIRS@", repr(_import_dirs())))
-        target = os.path.join(self.build_dir, "pyrunc")
-        with open(target, "w") as f:
-            f.write(text)
-        os.chmod(target, 0o755)
+        for name, template in LAUNCHERS.items():
+            with open(template) as f:
+                text = (f.read().replace("@PYTHON@", sys.executable)
+                        .replace("@SITE_DIRS@", repr(_import_dirs())))
+            target = os.path.join(self.build_dir, name)
+            with open(target, "w") as f:
+                f.write(text)
+            os.chmod(target, 0o755)
 
 
 def _import_dirs() -> list[str]:
@@ -108,7 +114,7 @@ class build_ext_with_init(build_ext):
 setup(
     cmdclass={"build_ext": build_ext_with_init, "build_scripts": build_launcher},
     # a launcher instead of a console_scripts entry point: see bin/pyrunc.in
-    scripts=[LAUNCHER_TEMPLATE],
+    scripts=sorted(set(LAUNCHERS.values())),
     cffi_modules=[
         os.path.join(NATIVE_DIR, "build.py") + ":ffibuilder",
         os.path.join(NATIVE_DIR, "seccomp_build.py") + ":ffibuilder",

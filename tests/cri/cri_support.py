@@ -185,13 +185,16 @@ class CriClient:
 
 @pytest.fixture(scope="session")
 def cri_images(tmp_path_factory, rootfs_builder) -> tuple[Path, Path]:
-    """(busybox image archive, pause image archive). The pause image is Debian's static
-    catatonit in pause mode (-P: no child, sleep until signalled), as sandbox_image."""
     if not os.path.exists("/bin/busybox"):
         pytest.fail("/bin/busybox is missing: run ./setup.sh (installs busybox-static)")
     require(CATATONIT)
-    directory = tmp_path_factory.mktemp("cri-images")
+    return build_cri_images(tmp_path_factory.mktemp("cri-images"), rootfs_builder)
 
+
+def build_cri_images(directory: Path, rootfs_builder) -> tuple[Path, Path]:
+    """(busybox image archive, pause image archive) in `directory`. The pause image is
+    Debian's static catatonit in pause mode (-P: no child, sleep until signalled), as
+    sandbox_image. (bench/shim.py uses it too.)"""
     busybox_tree = directory / "busybox"
     rootfs_builder.build_rootfs(str(busybox_tree))
     tar_tree(busybox_tree, directory / "busybox.tar")
@@ -329,6 +332,11 @@ disabled_plugins = [
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
         BinaryName = "{pyrunc}"
         SystemdCgroup = {str(systemd_cgroup).lower()}
+    # pyrunc's own shim (tests/shim): one per pod, and one for the node
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
+      runtime_type = "io.containerd.pyrunc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-node]
+      runtime_type = "io.containerd.pyrunc-node.v2"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{directory}/cni"
@@ -406,8 +414,10 @@ class CriEngine:
         config.write_text(containerd_config(self.directory, self.pyrunc, self.systemd_cgroup))
         (self.directory / "cni").mkdir()
         (self.directory / "cni" / "10-pcri.conflist").write_text(cni_config(self.directory))
-        # containerd finds its shim, and the set-up script `ip`, mount and hostname, on PATH.
-        path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        # containerd finds its shims (pyrunc's is installed beside pyrunc), and the set-up
+        # script `ip`, mount and hostname, on PATH.
+        path = (os.path.dirname(self.pyrunc) + ":" + os.environ.get("PATH", "")
+                + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env = dict(os.environ, NODE_HOSTNAME=NODE_HOSTNAME, PATH=path.lstrip(":"))
         if self.systemd_cgroup:
             env["KEEP_RUN_SYSTEMD"] = "1"

@@ -1,0 +1,252 @@
+"""containerd-shim-pyrunc-v2: the command containerd runs for runtime_type
+io.containerd.pyrunc.v2 (docs/shim.md).
+
+    ... -namespace NS -address GRPC -publish-binary BIN -id ID [-bundle B] [-debug] start
+        start (or reuse) the shim server of the container's group; print its address
+    ... -namespace NS -id ID [-bundle B] delete
+        clean up after a shim that died; print a DeleteResponse
+
+`start` runs for every container, so it imports nothing heavy: the server it forks is
+the one process that loads protobuf and pyrunc's operations, once."""
+from __future__ import annotations
+
+import os
+import sys
+
+SOCKET_DIR = "/run/containerd/s"
+SANDBOX_ANNOTATION = "io.kubernetes.cri.sandbox-id"
+# PYRUNC_SHIM_GROUPING=node (or running as containerd-shim-pyrunc-node-v2, runtime_type
+# io.containerd.pyrunc-node.v2): one shim per containerd namespace serves every container
+GROUPING_ENV = "PYRUNC_SHIM_GROUPING"
+NODE_GROUP = "pyrunc-node-shim"
+FORK_SERVER_GROUP = "pyrunc-shim-fork-server"  # pyrunc/shim/forkserver.py
+STATE_ROOT = "/run/containerd/runc"
+
+
+class Flags:
+    __slots__ = ("namespace", "address", "publish_binary", "id", "bundle", "debug", "action")
+
+    def __init__(self, argv: list[str]):
+        self.namespace = os.environ.get("NAMESPACE", "")
+        self.address = os.environ.get("GRPC_ADDRESS", "")
+        self.publish_binary = ""
+        self.id = ""
+        self.bundle = ""
+        self.debug = False
+        self.action = ""
+        names = {"namespace", "address", "publish-binary", "id", "bundle"}
+        i = 0
+        while i < len(argv):
+            word = argv[i]
+            name, eq, value = word.lstrip("-").partition("=")
+            if word.startswith("-") and name == "debug":
+                self.debug = True
+            elif word.startswith("-") and name in names:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise SystemExit(f"flag needs an argument: -{name}")
+                    value = argv[i]
+                setattr(self, name.replace("-", "_"), value)
+            elif word.startswith("-") and name == "v":
+                self.action = "version"
+            elif word.startswith("-"):
+                raise SystemExit(f"flag provided but not defined: -{name}")
+            else:
+                self.action = word
+            i += 1
+
+
+def grouping_mode(argv0: str) -> str:
+    mode = os.environ.get(GROUPING_ENV, "")
+    if mode:
+        return mode
+    return "node" if "-node-" in os.path.basename(argv0) else "pod"
+
+
+def group_key(flags: Flags, mode: str) -> str:
+    """The container's shim group: the node, or its CRI sandbox (as runc's shim groups), or
+    the container alone."""
+    if mode == "node":
+        return NODE_GROUP
+    try:
+        with open(os.path.join(flags.bundle or ".", "config.json"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return flags.id
+    if SANDBOX_ANNOTATION.encode() not in data:
+        return flags.id
+    from pyrunc import fastjson  # `json` would import `re`: ~10 ms of every start
+    try:
+        annotations = fastjson.loads(data).get("annotations") or {}
+    except ValueError:
+        return flags.id
+    return annotations.get(SANDBOX_ANNOTATION) or flags.id
+
+
+def socket_path(grpc_address: str, namespace: str, key: str) -> str:
+    """runc's shim's address scheme (containerd runtime/v2/shim SocketAddress): a hash of the
+    containerd address, namespace and group, so containerd and the shim agree on it."""
+    try:
+        from _sha256 import sha256  # builtin: hashlib would load OpenSSL
+    except ImportError:
+        from hashlib import sha256
+    digest = sha256(os.path.join(grpc_address, namespace, key).encode()).hexdigest()
+    return os.path.join(SOCKET_DIR, digest)
+
+
+def unix_socket():
+    """A unix stream socket of the C module: `socket` imports enum and selectors, a third
+    of a reuse-path `start`."""
+    import _socket
+    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+
+
+def _connectable(path: str) -> bool:
+    sock = unix_socket()
+    try:
+        sock.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def write_address(bundle: str, address: str) -> None:
+    """bundle/address: how containerd finds the shim again after a restart."""
+    path = os.path.join(bundle, "address")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(address)
+    os.replace(tmp, path)
+
+
+def start(flags: Flags, argv0: str) -> int:
+    import errno
+    bundle = os.path.abspath(flags.bundle or ".")
+    flags.bundle = bundle
+    key = group_key(flags, grouping_mode(argv0))
+    path = socket_path(flags.address, flags.namespace, key)
+    address = "unix://" + path
+    os.makedirs(SOCKET_DIR, mode=0o711, exist_ok=True)
+    listener = unix_socket()
+    for _attempt in range(2):
+        try:
+            listener.bind(path)
+            break
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            if _connectable(path):
+                # the group's shim is up: this container is served by it
+                listener.close()
+                write_address(bundle, address)
+                sys.stdout.write(address)
+                return 0
+            os.unlink(path)  # a dead shim's socket
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    server_path = socket_path(flags.address, flags.namespace, FORK_SERVER_GROUP)
+    from pyrunc.shim import forkserver
+    pid = forkserver.request(server_path, listener, flags)
+    if not pid:
+        # one cold start at a time: the pods of a burst then all come from one fork server
+        # (and share its pages) instead of each starting its own
+        import fcntl
+        lock = os.open(server_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            pid = forkserver.request(server_path, listener, flags) or \
+                _start_cold(listener, path, server_path, flags, lock)
+        finally:
+            os.close(lock)
+    listener.close()
+    write_address(bundle, address)
+    with open(os.path.join(bundle, "shim.pid"), "w") as f:
+        f.write(str(pid))
+    sys.stdout.write(address)
+    return 0
+
+
+def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) -> int:
+    """No fork server yet: fork one from this process (no second interpreter start); it
+    loads everything, forks the shim and reports its pid. containerd reads our stdout to
+    its end, so the forked process lets go of it before this one exits; and of the cold
+    start `lock` (a flock belongs to the open file, which a fork shares)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(lock)
+            os.close(read_end)
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            os.chdir("/")
+            from pyrunc.shim import forkserver
+            forkserver.run(server_path, listener, path, flags, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        reply = f.read()
+    if not reply.isdigit():
+        raise SystemExit("containerd-shim-pyrunc-v2: the shim server did not start")
+    return int(reply)
+
+
+def delete(flags: Flags) -> int:
+    """The shim of this container died: remove the container and its rootfs mount, and tell
+    containerd it was killed (137, as runc's shim reports)."""
+    from pyrunc import operations
+    from pyrunc.errors import PyruncError
+    from pyrunc.shim import server
+    from pyrunc.shim import shim_pb2 as pb
+    bundle = os.path.abspath(flags.bundle or ".")
+    g = operations.Globals(root=os.path.join(STATE_ROOT, flags.namespace))
+    try:
+        operations.delete(g, flags.id, force=True)
+    except PyruncError as error:
+        sys.stderr.write(f"delete {flags.id}: {error}\n")
+    server.unmount_rootfs(bundle)
+    _remove_dead_socket(bundle)
+    response = pb.DeleteResponse(exit_status=128 + 9)
+    response.exited_at.GetCurrentTime()
+    sys.stdout.buffer.write(response.SerializeToString())
+    return 0
+
+
+def _remove_dead_socket(bundle: str) -> None:
+    """The socket and work dir of the group's shim, when it is dead (nobody answers)."""
+    import shutil
+    try:
+        with open(os.path.join(bundle, "address")) as f:
+            path = f.read().strip().removeprefix("unix://")
+    except OSError:
+        return
+    if os.path.dirname(path) != SOCKET_DIR or _connectable(path):
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(path + ".d", ignore_errors=True)
+
+
+def main() -> None:
+    argv0 = sys.argv[0]
+    flags = Flags(sys.argv[1:])
+    if flags.action == "version":
+        from pyrunc import __version__
+        print(f"{os.path.basename(argv0)}:\n  Version: pyrunc {__version__}")
+        sys.exit(0)
+    if not flags.namespace:
+        sys.exit("shim namespace cannot be empty")
+    if flags.action == "start":
+        sys.exit(start(flags, argv0))
+    if flags.action == "delete":
+        sys.exit(delete(flags))
+    sys.exit(f"unknown action {flags.action!r} (expected start or delete)")

@@ -1,0 +1,92 @@
+"""Kubernetes' path with pyrunc as the shim: a CRI client → containerd's CRI plugin →
+containerd-shim-pyrunc-v2 (RuntimeClass handlers `pyrunc-shim`, runtime_type
+io.containerd.pyrunc.v2, and `pyrunc-node`, io.containerd.pyrunc-node.v2; see
+tests/cri/cri_support.py). No containerd-shim-runc-v2 and no pyrunc process is involved."""
+from __future__ import annotations
+
+import json
+import os
+
+from cri_support import (  # noqa: F401  (fixtures are found by name)
+    Pod,
+    cri,
+    cri_cgroup_parent,
+    cri_images,
+    processes_mentioning,
+    residue_of,
+    unique_name,
+    wait_until,
+)
+
+SHIM = "containerd-shim-pyrunc-v2"
+NODE_SHIM = "containerd-shim-pyrunc-node-v2"
+
+
+def shims(cri, name: str) -> list[int]:
+    """Pids of the resident shims started as `name` in containerd's namespace: forked
+    processes named pyrunc-shim (their fork server, pyrunc-forksrv, is not one)."""
+    found = []
+    for entry in processes_mentioning(f"/{name} "):
+        pid = int(entry.split()[0])
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+            same_namespace = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(f"/proc/{cri.pid}/ns/mnt")
+        except OSError:
+            continue
+        if comm == "pyrunc-shim" and same_namespace:
+            found.append(pid)
+    return found
+
+
+def netns_of(pod: Pod) -> str:
+    spec = pod.info()["runtimeSpec"]
+    return next((n.get("path", "") for n in spec["linux"]["namespaces"] if n["type"] == "network"), "")
+
+
+def test_pod_lifecycle_one_shim_per_pod(cri):
+    pod = Pod(cri, "pyrunc-shim", unique_name("shim-pod"))
+    netns = ""
+    try:
+        pod.run()
+        netns = netns_of(pod)
+        app = pod.run_container("app", ["sh", "-c", "trap 'exit 0' TERM; echo hello-log; "
+                                               "while true; do sleep 0.1; done"])
+        other = pod.run_container("other", ["sleep", "3600"])
+        # the pod's sandbox and both containers are served by one shim
+        assert len(shims(cri, SHIM)) == 1, processes_mentioning(SHIM)
+        assert not processes_mentioning("containerd-shim-runc-v2")
+        for container_id in (pod.id, app, other):
+            with open(os.path.join(cri.runtime_root(), container_id, "state.json")) as f:
+                assert "pid" in json.load(f)  # pyrunc's state layout
+        response = pod.exec(app, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (response.exit_code, response.stdout, response.stderr) == (3, b"out\n", b"err\n")
+        wait_until(lambda: "hello-log" in pod.container_log("app"), 10, "the container's log")
+        assert pod.stop_container(app, timeout=10) < 5  # SIGTERM, its trap, the exit event
+        status = pod.container_status(app).status
+        assert (status.state, status.exit_code) == (pod.pb.CONTAINER_EXITED, 0)
+        pod.remove_container(app)
+    finally:
+        if pod.id:
+            pod.remove()
+    problems = residue_of(pod, netns)
+    assert not problems, problems
+    wait_until(lambda: not shims(cri, SHIM), 10, "the pod's shim to exit")
+
+
+def test_node_wide_shim_serves_every_pod(cri):
+    pods = [Pod(cri, "pyrunc-node", unique_name(f"node-pod{i}")) for i in range(2)]
+    try:
+        for pod in pods:
+            pod.run()
+            pod.run_container("app", ["sleep", "3600"])
+        assert len(shims(cri, NODE_SHIM)) == 1, processes_mentioning(NODE_SHIM)
+        for pod in pods:
+            assert pod.sh(pod.container_ids[0], "echo alive") == "alive\n"
+    finally:
+        for pod in pods:
+            if pod.id:
+                pod.remove()
+    for pod in pods:
+        problems = residue_of(pod)
+        assert not problems, problems
+    wait_until(lambda: not shims(cri, NODE_SHIM), 10, "the node's shim to exit")

@@ -1,0 +1,138 @@
+"""The shim spoken to directly over ttrpc, as containerd speaks to it, with no containerd:
+bad input gets a clear ttrpc error and leaves nothing behind; the generated protobuf code
+is the one shim.proto gives."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine_support import state_dirs, wait_until
+from shim_support import SHIM_NAME
+from support import pyrunc_binary
+
+NAMESPACE = "pyrunc-shim-protocol"
+
+
+@pytest.fixture
+def shim(private_run_dirs, tmp_path):
+    """A shim started by its `start` subcommand (in a bundle dir), and a client to it."""
+    from pyrunc.shim import ttrpc
+    started = []
+
+    def start(bundle) -> "ttrpc.Client":
+        result = subprocess.run([os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME),
+                                 "-namespace", NAMESPACE, "-address", str(tmp_path / "no-containerd.sock"),
+                                 "-publish-binary", "/bin/false", "-id", bundle.name, "start"],
+                                cwd=bundle, capture_output=True, text=True, timeout=20,
+                                env={"PATH": os.environ["PATH"], "TTRPC_ADDRESS": ""})
+        assert result.returncode == 0, result
+        address = result.stdout.strip()
+        assert address.startswith("unix:///run/containerd/s/")
+        assert (bundle / "address").read_text() == address
+        started.append((address, int((bundle / "shim.pid").read_text())))
+        return ttrpc.Client(address)
+    yield start
+    for address, pid in started:
+        # the shim exits after Shutdown; one a failed test left gets SIGKILL
+        try:
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}/cmdline")
+                       or not open(f"/proc/{pid}/cmdline").read(), 5, "the shim to exit")
+        except AssertionError:
+            os.kill(pid, 9)
+            raise
+        assert not os.path.exists(address.removeprefix("unix://")), "socket left"
+        assert not os.path.exists(address.removeprefix("unix://") + ".d"), "work dir left"
+
+
+def call(client, method: str, request, response_type=None):
+    from pyrunc.shim import shim_pb2 as pb
+    return client.call("containerd.task.v2.Task", method, request, response_type or pb.Empty)
+
+
+def test_bad_input_clear_errors_nothing_left(shim, bundle, rootfs_dir, container_id):
+    from pyrunc.shim import shim_pb2 as pb
+    from pyrunc.shim import ttrpc
+    # a config containerd's own shim would reject (runc: process.args must not be empty),
+    # with the rootfs mounted by the shim from containerd's mount list
+    directory = bundle(lambda c: c["process"].__setitem__("args", []), name=container_id)
+    config = json.loads((directory / "config.json").read_text())
+    config["root"]["path"] = "rootfs"
+    (directory / "config.json").write_text(json.dumps(config))
+    client = shim(directory)
+    try:
+        request = pb.CreateTaskRequest(id=container_id, bundle=str(directory))
+        request.rootfs.add(type="bind", source=str(rootfs_dir), options=["rbind", "ro"])
+        with pytest.raises(ttrpc.Error) as raised:
+            call(client, "Create", request, pb.CreateTaskResponse)
+        assert raised.value.code == ttrpc.INVALID_ARGUMENT
+        assert "args" in raised.value.message, raised.value.message
+        mounts = [line.split()[4] for line in open("/proc/self/mountinfo")]
+        assert str(directory / "rootfs") not in mounts
+        assert container_id not in state_dirs(f"/run/containerd/runc/{NAMESPACE}")
+
+        # checkpoints are refused by name
+        with pytest.raises(ttrpc.Error) as raised:
+            call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(directory),
+                                                        checkpoint="/tmp/x"), pb.CreateTaskResponse)
+        assert raised.value.code == ttrpc.UNIMPLEMENTED and "checkpoint" in raised.value.message
+
+        # an unknown task: NotFound, which containerd maps to errdefs.ErrNotFound
+        for method, message in (("State", pb.StateRequest(id="no-such-task")),
+                                ("Kill", pb.KillRequest(id="no-such-task", signal=9)),
+                                ("Wait", pb.WaitRequest(id="no-such-task"))):
+            with pytest.raises(ttrpc.Error) as raised:
+                call(client, method, message, pb.StateResponse)
+            assert raised.value.code == ttrpc.NOT_FOUND, method
+            assert "no-such-task" in raised.value.message
+
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+        # on the same connection, a request after Shutdown: refused by name (or the
+        # connection is already closed by the exiting shim)
+        try:
+            call(client, "State", pb.StateRequest(id=container_id), pb.StateResponse)
+            raise AssertionError("a request after Shutdown was served")
+        except ttrpc.Error as error:
+            assert error.code == ttrpc.UNAVAILABLE and "shutting down" in error.message
+        except OSError:
+            pass
+    finally:
+        client.close()
+
+
+def test_generated_code_matches_proto(tmp_path):
+    """pyrunc/shim/shim_pb2.py is what grpc_tools' protoc makes of shim.proto."""
+    pytest.importorskip("grpc_tools")
+    import pyrunc.shim
+    source = os.path.dirname(pyrunc.shim.__file__)
+    proto = os.path.join(source, "shim.proto")
+    if not os.path.exists(proto):
+        pytest.skip("shim.proto is not installed (only the sdist/checkout carries it)")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{source}", f"--python_out={tmp_path}", proto],
+                   check=True)
+    fresh = (tmp_path / "shim_pb2.py").read_text()
+    with open(os.path.join(source, "shim_pb2.py")) as f:
+        assert f.read() == fresh, "regenerate pyrunc/shim/shim_pb2.py (see shim.proto)"
+
+
+def test_parallel_starts_each_get_a_shim(shim, bundle, container_id):
+    """Six `start`s at once, no fork server yet: one makes it while the others wait for it
+    (a flock), then each gets its own shim; none may wait for ever."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pyrunc.shim import shim_pb2 as pb
+    bundles = [bundle(name=f"{container_id}-{i}") for i in range(6)]
+    with ThreadPoolExecutor(len(bundles)) as pool:
+        clients = list(pool.map(shim, bundles, timeout=60))
+    pids = {int((b / "shim.pid").read_text()) for b in bundles}
+    assert len(pids) == len(bundles)
+    for client, directory in zip(clients, bundles):
+        try:
+            connected = call(client, "Connect", pb.ConnectRequest(id=directory.name), pb.ConnectResponse)
+            assert connected.shim_pid == int((directory / "shim.pid").read_text())
+            call(client, "Shutdown", pb.ShutdownRequest(id=directory.name))
+        finally:
+            client.close()

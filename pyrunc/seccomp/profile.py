@@ -157,8 +157,11 @@ def _uint(value: Any, path: str, maximum: int) -> int:
 
 
 def _strings(value: Any, path: str) -> list[str]:
-    for i, item in enumerate(_expect(value, list, path, "an array")):
-        _expect(item, str, f"{path}[{i}]", "a string")
+    _expect(value, list, path, "an array")
+    # one pass over the (often hundreds of) names; the per-item walk only to name the bad one
+    if not set(map(type, value)) <= {str}:
+        for i, item in enumerate(value):
+            _expect(item, str, f"{path}[{i}]", "a string")
     return value
 
 
@@ -214,9 +217,8 @@ def parse(raw: Any) -> Profile:
         if item.get("names") is None:
             fail(f"{path}.names", "required field is missing")
         names = _strings(item["names"], f"{path}.names")
-        for j, name in enumerate(names):
-            if not name:
-                fail(f"{path}.names[{j}]", "empty string is not a valid syscall")
+        if "" in names:
+            fail(f"{path}.names[{names.index('')}]", "empty string is not a valid syscall")
         if item.get("action") is None:
             fail(f"{path}.action", "required field is missing")
         action = _action(item["action"], item.get("errnoRet"), f"{path}.action", f"{path}.errnoRet")

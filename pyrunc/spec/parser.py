@@ -441,16 +441,15 @@ class _Parser:
 
     def resources(self, raw: Any, path: str) -> tuple[dict, dict]:
         """linux.resources as written and normalized; each controller module validates
-        its own section (pyrunc.cgroups.controllers), in the same vocabulary. Their
-        messages name the field without the "config.json: " prefix, as they always have
-        (runc's own are bare too)."""
+        its own section (pyrunc.cgroups.controllers), in the same vocabulary: its
+        "linux.resources.<field>: <problem>" gets this parser's "config.json: " prefix."""
         raw = self.obj(raw, path)
         from pyrunc.cgroups import _resources
         from pyrunc.cgroups._paths import CgroupError
         try:
             return raw, _resources.normalize(raw)
         except CgroupError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(f"{self.prefix}{e}") from None
 
     def seccomp(self, raw: dict) -> Any:
         """The Profile to load, validated by pyrunc.seccomp.profile (its messages are

@@ -82,7 +82,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
             "no_new_keyring": no_new_keyring, "args0": s.process.args[0],
         }
         from pyrunc import cgroups
-        c.data["exec"] = _exec_defaults(bundle)
+        c.data["exec"] = _exec_defaults(s)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup,
                                             annotations=s.annotations)
         # recorded before they exist: a create killed half-way through mkdir still leaves
@@ -92,7 +92,7 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         _fault("create.state-saved")
         mgr.create()
         _fault("create.cgroup-created")
-        c.data["resources"] = mgr.apply(s.linux.resources, devices=s.linux.devices)
+        c.data["resources"] = mgr.apply(s.linux.cgroup_resources, devices=s.linux.devices)
         c.data["cgroup"] = mgr.to_state()
         c.save()
         _fault("create.cgroup-saved")
@@ -124,14 +124,11 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         c.unlock()
 
 
-def _exec_defaults(bundle: str) -> dict:
+def _exec_defaults(s) -> dict:
     """What `exec` inherits from the container's config (runc keeps the whole config in
-    its state): the process (env, user, caps, rlimits...) and the seccomp profile."""
-    from pyrunc import fastjson
-    with open(os.path.join(bundle, "config.json"), "rb") as f:
-        raw = fastjson.loads(f.read())
-    linux = raw.get("linux") or {}
-    return {"process": raw.get("process"), "seccomp": linux.get("seccomp")}
+    its state): the process (env, user, caps, rlimits...) and the seccomp profile, as
+    written in config.json (the spec keeps them; the file is not read again)."""
+    return {"process": s.process_json, "seccomp": s.linux.seccomp}
 
 
 def _log_spec_warnings(s) -> None:

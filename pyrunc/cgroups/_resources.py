@@ -53,7 +53,9 @@ def normalize(raw: dict | None) -> Resources:
     """Validate LinuxResources `raw` (as in config.json) and return its sections with
     every field present and typed (0/""/[]/None = not set; absent sections read as
     such). Raises CgroupError naming the field. Idempotent: normalized input passes
-    through."""
+    through (a Resources, as pyrunc.spec.parse made it, as it is)."""
+    if isinstance(raw, Resources):
+        return raw
     r = obj(raw, FIELD)
     return _combine((m, m.validate(r.get(m.SECTION), f"{FIELD}.{m.SECTION}")) for m in controllers.of(r))
 

@@ -1,8 +1,12 @@
 """The typed OCI runtime-spec model: the one conversion boundary from raw config.json.
 
-Nothing outside `pyrunc.spec` touches raw JSON dicts of a config (the exceptions are
-`linux.resources` and `linux.seccomp`, kept as validated dicts for their subsystems).
-Field names are the OCI names in snake_case.
+`pyrunc.spec.parse` validates every field of config.json, the facility-owned sections
+included (linux.resources by each cgroup controller's `validate`, linux.seccomp by
+`pyrunc.seccomp.profile`), before anything touches the host; afterwards config.json is
+not read again. Field names are the OCI names in snake_case. Two sections also keep
+the object as written, validated, because it is what is persisted or hashed:
+`linux.resources` (runc's state records it) and `linux.seccomp` (the key of the
+compiled-filter cache, and what `exec` inherits); `Spec.process_json` likewise.
 """
 from __future__ import annotations
 
@@ -120,14 +124,19 @@ class Linux:
     time_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # clock -> (secs, nanosecs)
     devices: list[Device] = field(default_factory=list)
     cgroups_path: str = ""
-    resources: dict = field(default_factory=dict)  # validated raw LinuxResources
+    resources: dict = field(default_factory=dict)  # LinuxResources as written, validated
+    # every controller's section normalized (pyrunc.cgroups._resources.Resources)
+    cgroup_resources: dict = field(default_factory=dict)
     rootfs_propagation: str = ""
     masked_paths: list[str] = field(default_factory=list)
     readonly_paths: list[str] = field(default_factory=list)
     sysctl: dict[str, str] = field(default_factory=dict)
-    seccomp: dict | None = None  # validated raw LinuxSeccomp
+    seccomp: dict | None = None  # LinuxSeccomp as written, validated
+    # the validated filter (pyrunc.seccomp.profile.Profile); None when there is none to
+    # load: no linux.seccomp, or one without defaultAction and syscalls (runc: no filter)
+    seccomp_profile: object = None
     mount_label: str = ""
-    personality: dict | None = None
+    personality: Personality | None = None
     intel_rdt: IntelRdt | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
@@ -135,6 +144,13 @@ class Linux:
             if ns.type == ns_type:
                 return ns
         return None
+
+
+@dataclass
+class Personality:
+    """linux.personality; runc 1.1 accepts and ignores it (it is validated, not applied)."""
+    domain: str = ""  # LINUX or LINUX32
+    flags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +173,8 @@ class Spec:
     annotations: dict[str, str] = field(default_factory=dict)
     linux: Linux = field(default_factory=Linux)
     bundle: str = ""  # absolute bundle directory
+    # `process` as written (validated): what `exec` inherits, persisted in the state
+    process_json: dict | None = None
     # Non-fatal findings (e.g. a relative mount destination), one lowercase line each,
     # for the caller to log at warning level: the model never prints.
     warnings: list[str] = field(default_factory=list)

@@ -22,6 +22,7 @@ if False:  # annotations only: importing typing costs ~3 ms on the create path
     from typing import Any, NoReturn, Optional
 
 from pyrunc.errors import ConfigError
+from pyrunc.spec.jsontype import wrong_type as _wrong_type
 from pyrunc.spec.model import (
     Capabilities,
     ConsoleSize,
@@ -33,6 +34,7 @@ from pyrunc.spec.model import (
     Linux,
     Mount,
     Namespace,
+    Personality,
     Process,
     Rlimit,
     Root,
@@ -95,25 +97,6 @@ def _major_of(version: str) -> str | None:
     return parts[0]
 
 
-def _kind(value: Any) -> str:
-    """How a JSON value is named in type errors."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, float):
-        return f"the number {value!r}"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _at(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -134,7 +117,7 @@ class _Parser:
         raise ConfigError(f"{self.prefix}{where}{message}")
 
     def wrong_type(self, path: str, expected: str, value: Any) -> NoReturn:
-        self.fail(path, f"expected {expected}, got {_kind(value)}")
+        self.fail(path, _wrong_type(expected, value))
 
     def missing(self, path: str) -> NoReturn:
         self.fail(path, "required field is missing")
@@ -432,7 +415,7 @@ class _Parser:
             linux.devices.append(self.device(item, f"{dev_path}[{i}]"))
 
         linux.cgroups_path = self.string(raw.get("cgroupsPath"), _at(path, "cgroupsPath"))
-        linux.resources = self.obj(raw.get("resources"), _at(path, "resources"))
+        linux.resources, linux.cgroup_resources = self.resources(raw.get("resources"), _at(path, "resources"))
 
         prop_path = _at(path, "rootfsPropagation")
         linux.rootfs_propagation = self.string(raw.get("rootfsPropagation"), prop_path)
@@ -446,14 +429,41 @@ class _Parser:
         seccomp = raw.get("seccomp")
         if seccomp is not None:
             linux.seccomp = self.obj(seccomp, _at(path, "seccomp"))
+            linux.seccomp_profile = self.seccomp(linux.seccomp)
         linux.mount_label = self.string(raw.get("mountLabel"), _at(path, "mountLabel"))
         personality = raw.get("personality")
         if personality is not None:
-            linux.personality = self.obj(personality, _at(path, "personality"))
+            linux.personality = self.personality(personality, _at(path, "personality"))
         rdt = raw.get("intelRdt")
         if rdt is not None:
             linux.intel_rdt = self.intel_rdt(rdt, _at(path, "intelRdt"))
         return linux
+
+    def resources(self, raw: Any, path: str) -> tuple[dict, dict]:
+        """linux.resources as written and normalized; each controller module validates
+        its own section (pyrunc.cgroups.controllers), in the same vocabulary: its
+        "linux.resources.<field>: <problem>" gets this parser's "config.json: " prefix."""
+        raw = self.obj(raw, path)
+        from pyrunc.cgroups import _resources
+        from pyrunc.cgroups._paths import CgroupError
+        try:
+            return raw, _resources.normalize(raw)
+        except CgroupError as e:
+            raise ConfigError(f"{self.prefix}{e}") from None
+
+    def seccomp(self, raw: dict) -> Any:
+        """The Profile to load, validated by pyrunc.seccomp.profile (its messages are
+        this parser's: "config.json: linux.seccomp.<field>: ..."); None without
+        defaultAction and syscalls (runc loads no filter then)."""
+        if not raw.get("defaultAction") and not raw.get("syscalls"):
+            return None
+        from pyrunc.seccomp.profile import parse as parse_profile
+        return parse_profile(raw)
+
+    def personality(self, raw: Any, path: str) -> Personality:
+        raw = self.obj(raw, path)
+        return Personality(domain=self.string(raw.get("domain"), _at(path, "domain")),
+                           flags=self.string_list(raw.get("flags"), _at(path, "flags")))
 
     def intel_rdt(self, raw: Any, path: str) -> IntelRdt:
         raw = self.obj(raw, path)
@@ -689,6 +699,7 @@ def parse_spec(raw: Any, bundle_dir: str, *, creating: bool = True, source: str 
         annotations=parser.string_map(raw.get("annotations"), "annotations", nul_ok=True),
         linux=parser.linux(raw.get("linux"), "linux"),
         bundle=bundle,
+        process_json=process_raw,
     )
     parser.cross_check(spec)
     spec.warnings = parser.warnings

@@ -1,6 +1,7 @@
-"""What every controller module shares: the linux.resources validation helpers (one
-vocabulary: "<field>: <problem>"), the Write a translation produces, the Probe a
-translation may ask about the host, and runc's update merge of one section.
+"""What every controller module shares: the linux.resources validation helpers (in the
+config's one vocabulary, pyrunc.spec.jsontype: "<field>: expected an integer, got a
+string"), the Write a translation produces, the Probe a translation may ask about the
+host, and runc's update merge of one section.
 
 Pure: no file access here (the Probe is implemented on real directories by
 pyrunc.cgroups._resources and by a dict in the unit tests)."""
@@ -8,6 +9,7 @@ pyrunc.cgroups._resources and by a dict in the unit tests)."""
 from __future__ import annotations
 
 from pyrunc.cgroups._paths import CgroupError
+from pyrunc.spec.jsontype import wrong_type
 
 FIELD = "linux.resources"
 
@@ -27,7 +29,7 @@ def obj(value, path: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        fail(path, "must be an object")
+        fail(path, wrong_type("an object", value))
     return value
 
 
@@ -35,7 +37,7 @@ def array(value, path: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        fail(path, "must be an array")
+        fail(path, wrong_type("an array", value))
     return value
 
 
@@ -44,10 +46,8 @@ def integer(value, path: str, lo: int, hi: int) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
-        fail(path, f"must be an integer, not {type(value).__name__}")
+        fail(path, wrong_type("an integer", value))
     if not lo <= value <= hi:
-        if value < lo and lo in (0, -1):
-            fail(path, f"must not be {'negative' if lo == 0 else 'below -1'} (got {value})")
         fail(path, f"{value} is out of range [{lo}, {hi}]")
     return value
 
@@ -61,7 +61,7 @@ def boolean(value, path: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        fail(path, "must be a boolean")
+        fail(path, wrong_type("a boolean", value))
     return value
 
 
@@ -69,7 +69,7 @@ def string(value, path: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        fail(path, "must be a string")
+        fail(path, wrong_type("a string", value))
     return value
 
 

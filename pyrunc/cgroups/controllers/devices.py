@@ -32,7 +32,7 @@ def validate(raw, path: str) -> list[dict]:
         dp = f"{path}[{i}]"
         d = obj(d, dp)
         if "allow" not in d:
-            fail(dp + ".allow", "required")
+            fail(dp + ".allow", "required field is missing")
         dtype = string(d.get("type"), dp + ".type") or "a"
         if dtype not in ("a", "b", "c"):
             fail(dp + ".type", f"invalid device type {dtype!r} (expected a, b or c)")

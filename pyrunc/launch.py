@@ -3,7 +3,6 @@ points (id maps, cgroup placement, hooks) and turn a reported (op, errno) into a
 """
 from __future__ import annotations
 
-import errno
 import os
 
 from pyrunc import plan as P
@@ -54,73 +53,15 @@ class Launch:
         return env, extra
 
     def build(self, fds: dict[str, int], first_closed_fd: int, overlay_dirs) -> P.ContainerPlan:
-        from pyrunc import rootfs
+        from pyrunc import planner
         s = self.spec
-        linux = s.linux
-        cp = P.ContainerPlan()
-        plan = cp.plan
-        types = {n.type: n.path for n in linux.namespaces}
-        ctx = None
-        if "mount" in types:
-            ctx = rootfs.RootfsContext(
-                rootfs=s.root.path, bundle=s.bundle, userns="user" in types,
-                netns_new="network" in types and not types["network"],
-                cgroupns_new="cgroup" in types and not types["cgroup"],
-                no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr),
-                mount_label=linux.mount_label)
-            if ctx.userns:
-                rootfs.add_bind_tree_ops(plan, s, ctx)
-        P.namespace_ops(cp, linux)
-        if not self.no_new_keyring:
-            if s.process.selinux_label:
-                # the session keyring gets the process's label (runc's SetKeyLabel)
-                P.add_lsm_attr(plan, "keycreate", s.process.selinux_label)
-            plan.add(P.OP_KEYRING, (), (f"_ses.{self.container.id}",), what="join a new session keyring")
-        if ctx is not None:
-            rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
-            # a missing cwd is created (runc), before the root may become read-only
-            plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")
-            # the mounts above overlap with the runtime's (slow, on v1) cgroup join
-            cp.wait_placed()
-            if self._has_sync_hooks():
-                plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
-            rootfs.add_pivot_ops(plan, s, ctx)
-        else:
-            # no mount namespace: nothing may be mounted (it would land on the host)
-            plan.add(P.OP_ROOT, (), (s.root.path,), what=f"open rootfs {s.root.path}")
-            cp.wait_placed()
-            if self._has_sync_hooks():
-                plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
-            plan.add(P.OP_CHROOT, what=f"chroot into {s.root.path}")
-            plan.add(P.OP_ROOT, (), ("/",), what="open /")
-        # sysctls before the read-only /proc/sys of readonlyPaths (runc's order)
-        for key, value in linux.sysctl.items():
-            path = key.replace(".", "/")
-            plan.add(P.OP_SYSCTL, (), (path, value), what=f"write sysctl {key}",
-                     reasons={errno.EXDEV: f"/proc/sys/{path} is not the kernel's procfs file "
-                                           "(/proc is not procfs, or something is mounted over it)"})
-        if "mount" in types:
-            rootfs.add_finish_ops(plan, s)
-        if s.hostname:
-            plan.add(P.OP_HOSTNAME, (), (s.hostname,), what=f"set hostname {s.hostname!r}")
-        if s.domainname:
-            plan.add(P.OP_DOMAINNAME, (), (s.domainname,), what=f"set domainname {s.domainname!r}")
-        if s.process.terminal:
-            size = s.process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 1,
-                                    s.process.user.uid),
-                     what="set up the console",
-                     reasons={errno.ELOOP: "/dev/console is a symlink in the rootfs: the console is not "
-                                           "bound through it"})
-        if "mount" in types:
-            rootfs.add_readonly_dev(plan, s)
-        if s.root.readonly and "mount" in types:
-            rootfs.add_readonly_root(plan)
-        env, _ = self._env()
+        host = planner.probe_host(s, cgroup_hierarchies(self.mgr), no_pivot=self.no_pivot)
         bpf, flags = self._seccomp()
-        P.process_ops(cp, s.process, seccomp_bpf=bpf, seccomp_flags=flags,
-                      first_closed_fd=first_closed_fd, start_fds=(fds["start"], fds["start_peer"]), env=env)
-        return cp
+        opts = planner.PlanOptions(
+            container_id=self.container.id, env=self._env()[0], start_fds=(fds["start"], fds["start_peer"]),
+            first_closed_fd=first_closed_fd, console_fd=fds.get("console", -1), no_pivot=self.no_pivot,
+            no_new_keyring=self.no_new_keyring, overlay_dirs=overlay_dirs, seccomp_bpf=bpf, seccomp_flags=flags)
+        return planner.container_plan(s, host, opts)
 
     def _seccomp(self) -> tuple[bytes | None, int]:
         if not self.spec.linux.seccomp:
@@ -128,10 +69,6 @@ class Launch:
         from pyrunc.seccomp import compile_filter
         from pyrunc.state import cache_dir
         return compile_filter(self.spec.linux.seccomp, cache_dir(self.container.root, "seccomp"))
-
-    def _has_sync_hooks(self) -> bool:
-        h = self.spec.hooks
-        return bool(h.prestart or h.create_runtime or h.create_container)
 
     # ---------------------------------------------------------------- run
     def run(self) -> tuple[int, int]:
@@ -279,7 +216,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     floor = 3 + preserve_fds
     cp = P.ContainerPlan()
     plan = cp.plan
-    plan.add(P.OP_SYNC, (P.SYNC_PLACED,), what="wait for the runtime to place the process")
+    plan.sync(P.SYNC_PLACED, what="wait for the runtime to place the process")
     fds: dict[str, int] = {}
     try:
         for i, fd in enumerate(P.join_namespaces_of(plan, c.pid, floor)):
@@ -291,10 +228,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             fds["console"] = dup_above(sock, floor)
             os.close(sock)
         if process.terminal:
-            size = process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 0,
-                                    process.user.uid),
-                     what="set up the console")
+            P.console_op(plan, process, fds["console"], bind_console=False)
         bpf, flags = None, 0
         if seccomp:
             from pyrunc.seccomp import compile_filter

@@ -272,6 +272,8 @@ class Plan:
                       else "executable file not found in $PATH")
         if 0 <= index < len(self._descriptions):
             return f"{self._descriptions[index]}: {reason}"
+        if errno_value == errno.EPROTONOSUPPORT:
+            return f"container init: plan version {PLAN_VERSION} refused: pyrunc-init is not this pyrunc's"
         return f"container init: {reason}"
 
 

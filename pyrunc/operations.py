@@ -248,11 +248,8 @@ def _start_container_hook_context(c: Container) -> dict:
     from pyrunc import spec as specmod
     defaults = c.data.get("exec") or {}
     process = specmod.parse_process(defaults.get("process") or {})
-    bpf, flags = None, 0
-    if defaults.get("seccomp"):
-        from pyrunc.seccomp import compile_filter
-        from pyrunc.state import cache_dir
-        bpf, flags = compile_filter(defaults["seccomp"], cache_dir(c.root, "seccomp"))
+    from pyrunc.launch import compile_seccomp
+    bpf, flags = compile_seccomp(defaults.get("seccomp"), c.root)
     return {"as_process": (process, bpf, flags)}
 
 

@@ -277,6 +277,29 @@ class Plan:
         return f"container init: {reason}"
 
 
+def decode(data: bytes) -> list[tuple[str, tuple, tuple]]:
+    """An encoded plan as data: [(op name, ints, strs)], e.g. ("mount", (flags, ...),
+    (source, target, fstype, data)) -- for tests and debugging."""
+    names = {v: k[3:].lower() for k, v in globals().items() if k.startswith("OP_")}
+    magic, (version, count) = data[:4], struct.unpack_from("<II", data, 4)
+    if magic != PLAN_MAGIC or version != PLAN_VERSION:
+        raise ValueError("not a plan of this version")
+    ops, pos = [], 12
+    for _ in range(count):
+        code, nints, nstrs = struct.unpack_from("<IHH", data, pos)
+        pos += 8
+        ints = struct.unpack_from(f"<{nints}q", data, pos)
+        pos += 8 * nints
+        strs = []
+        for _ in range(nstrs):
+            (size,) = struct.unpack_from("<I", data, pos)
+            raw = data[pos + 4:pos + 4 + size]
+            strs.append(raw.decode() if code != OP_SECCOMP else raw)
+            pos += 4 + size + 1
+        ops.append((names[code], ints, tuple(strs)))
+    return ops
+
+
 # sync points at which the init stops for the runtime (OP_SYNC ids)
 SYNC_PLACED = 1   # the runtime has joined the init to its cgroups (it starts right after the
                   # spawn, while the init works; the init stops here only before what must
@@ -359,19 +382,18 @@ def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
         plan.loopback_up(what="bring up lo")
 
 
-def join_namespaces_of(plan: Plan, pid: int, floor: int = 3) -> list[int]:
-    """Join every namespace of `pid` that differs from ours (the user namespace first).
+def open_namespaces_of(pid: int, floor: int = 3) -> list[tuple[str, int]]:
+    """[(type, fd)] of every namespace of `pid` that differs from ours, in join order (the
+    user namespace first); fds >= floor, close-on-exec, for `join_ops`.
 
-    Returns fds (>= floor, close-on-exec) of those namespaces, opened here: the spawned
-    process must keep them open and the caller close them after the spawn.  Opened by
-    the runtime because once the child is in a user namespace it may no longer open the
-    files of a process that is not dumpable, as pyrunc-init waiting for `start` is
-    (its createContainer and startContainer hooks join it)."""
+    Opened by the runtime because once the child is in a user namespace it may no longer
+    open the files of a process that is not dumpable, as pyrunc-init waiting for `start`
+    is (its createContainer and startContainer hooks join it).  The spawned process must
+    keep the fds open and the caller close them after the spawn."""
     import fcntl
 
     from pyrunc import ns
-    fds: list[int] = []
-    forks = False
+    out: list[tuple[str, int]] = []
     try:
         for t in ns.JOIN_ORDER:
             name = ns.proc_name(t)
@@ -382,18 +404,24 @@ def join_namespaces_of(plan: Plan, pid: int, floor: int = 3) -> list[int]:
             try:
                 if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
                     continue
-                fds.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor))
+                out.append((t, fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)))
             finally:
                 os.close(fd)
-            plan.setns(ns.flag(t), f"/proc/self/fd/{fds[-1]}", what=f"join {t} namespace of pid {pid}")
-            forks |= t in ("pid", "time")
     except BaseException:
-        for fd in fds:
+        for _, fd in out:
             os.close(fd)
         raise
-    if forks:
+    return out
+
+
+def join_ops(plan: Plan, namespaces: list[tuple[str, int]], pid: int) -> None:
+    """Join the namespaces `open_namespaces_of(pid)` opened; a pid or time namespace
+    takes effect in a child: fork."""
+    from pyrunc import ns
+    for t, fd in namespaces:
+        plan.setns(ns.flag(t), f"/proc/self/fd/{fd}", what=f"join {t} namespace of pid {pid}")
+    if any(t in ("pid", "time") for t, _ in namespaces):
         plan.fork(what="fork into the pid namespace")
-    return fds
 
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,

@@ -86,6 +86,22 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     return cp
 
 
+def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, console_fd: int = -1,
+              seccomp_bpf: bytes | None = None, seccomp_flags: int = 0, first_closed_fd: int = 3) -> P.ContainerPlan:
+    """The plan of a process joining the running container whose init is `pid` (exec):
+    placed in its cgroups first, then its namespaces (`namespaces`: [(type, fd)] from
+    plan.open_namespaces_of), the console, and the same process setup as the init's."""
+    cp = P.ContainerPlan()
+    plan = cp.plan
+    plan.sync(P.SYNC_PLACED, what="wait for the runtime to place the process")
+    P.join_ops(plan, namespaces, pid)
+    if process.terminal:
+        P.console_op(plan, process, console_fd, bind_console=False)
+    P.process_ops(cp, process, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
+                  first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env))
+    return cp
+
+
 def _rootfs_context(spec, host: HostFacts, opts: PlanOptions, types: dict):
     from pyrunc import rootfs
     return rootfs.RootfsContext(

@@ -8,7 +8,7 @@ import os
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
 from pyrunc.faults import point as _fault
-from pyrunc.state import START_FD, Container, proc_stat
+from pyrunc.state import Container, proc_stat
 
 
 def cgroup_hierarchies(mgr):
@@ -95,7 +95,7 @@ class Launch:
             start_peer.close()
             for fd in fds.values():
                 os.close(fd)
-        self.container.data[START_FD] = fds["start_peer"]
+        self.container.state.start_fd = fds["start_peer"]
         self.init.follow(self._on_sync, until_ready=True, on_listener=self._on_listener)
         _fault("launch.ready")
         st = proc_stat(self.init.pid)

@@ -67,6 +67,12 @@ SOURCE_LITERAL, SOURCE_HOST, SOURCE_IN_ROOT, SOURCE_TREE = 0, 1, 2, 3
 MSG_SYNC, MSG_PID, MSG_ERROR, MSG_READY, MSG_SECCOMP_FD = 1, 2, 3, 4, 5
 MSG_SIZE = 16
 
+
+def unpack_msg(data: bytes) -> tuple[int, int, int, int]:
+    """A struct init_msg from the init: (type, op index, errno, value).  The one decoder
+    of the init's messages (the sync socket's and the start socket's)."""
+    return struct.unpack("<iiii", data)
+
 _U64 = (1 << 64) - 1
 
 

@@ -11,6 +11,7 @@ import os
 import select
 import signal
 
+from pyrunc import ns
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError
 
@@ -68,9 +69,9 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
     timeout = hook.get("timeout")
     cp = P.ContainerPlan()
     plan = cp.plan
-    namespaces = P.open_namespaces_of(ns_pid) if ns_pid else []
+    namespaces = ns.open_namespaces_of(ns_pid) if ns_pid else []
     ns_fds = [fd for _, fd in namespaces]
-    P.join_ops(plan, namespaces, ns_pid)
+    ns.join_ops(plan, namespaces, ns_pid)
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out = os.memfd_create("hook-output", os.MFD_CLOEXEC)
     plan.dup2(stdin_r, 0, what="set up stdin")

@@ -229,11 +229,11 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     from pyrunc.initproc import InitProcess
     from pyrunc._native import set_subreaper
 
-    from pyrunc import planner
+    from pyrunc import ns, planner
     floor = 3 + preserve_fds
     fds: list[int] = []
     try:
-        namespaces = P.open_namespaces_of(c.pid, floor)
+        namespaces = ns.open_namespaces_of(c.pid, floor)
         fds += [fd for _, fd in namespaces]
         console = console_above(console_fd, console_socket, floor)
         if console >= 0:

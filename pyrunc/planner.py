@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 
+from pyrunc import ns
 from pyrunc import plan as P
 from pyrunc.record import record
 
@@ -51,7 +52,7 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     """The init's plan, in phases:
 
     1. bind sources opened while the host's root can reach them (user namespace only)
-    2. namespaces: joined, then made (namespace_ops), cgroup placement awaited
+    2. namespaces: joined, then made (pyrunc.ns.namespace_ops), cgroup placement awaited
        where a namespace or fork needs it
     3. a new session keyring
     4. the filesystem up to the pivot: propagation, rootfs, mounts, devices, cwd
@@ -69,7 +70,7 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     if ctx is not None and ctx.userns:
         from pyrunc import rootfs
         rootfs.add_bind_tree_ops(plan, spec, ctx)
-    P.namespace_ops(cp, linux)
+    ns.namespace_ops(cp, linux)
     if not opts.no_new_keyring:
         _keyring_ops(plan, spec, opts.container_id)
     _root_ops(cp, spec, ctx, opts.overlay_dirs)
@@ -90,11 +91,11 @@ def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, console_f
               seccomp_bpf: bytes | None = None, seccomp_flags: int = 0, first_closed_fd: int = 3) -> P.ContainerPlan:
     """The plan of a process joining the running container whose init is `pid` (exec):
     placed in its cgroups first, then its namespaces (`namespaces`: [(type, fd)] from
-    plan.open_namespaces_of), the console, and the same process setup as the init's."""
+    ns.open_namespaces_of), the console, and the same process setup as the init's."""
     cp = P.ContainerPlan()
     plan = cp.plan
     plan.sync(P.SYNC_PLACED, what="wait for the runtime to place the process")
-    P.join_ops(plan, namespaces, pid)
+    ns.join_ops(plan, namespaces, pid)
     if process.terminal:
         P.console_op(plan, process, console_fd, bind_console=False)
     P.process_ops(cp, process, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,

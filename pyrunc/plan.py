@@ -73,11 +73,9 @@ def unpack_msg(data: bytes) -> tuple[int, int, int, int]:
     of the init's messages (the sync socket's and the start socket's)."""
     return struct.unpack("<iiii", data)
 
-_U64 = (1 << 64) - 1
-
-
-def _b(s: str | bytes) -> bytes:
-    return s if isinstance(s, bytes) else s.encode()
+_TWO64, _I64_MAX = 1 << 64, (1 << 63) - 1
+# an op's head (code, nints, nstrs) and its ints, compiled once per count of ints
+_HEADS = [struct.Struct(f"<IHH{n}q") for n in range(8)]
 
 
 class Plan:
@@ -95,15 +93,15 @@ class Plan:
     def _add(self, code: int, ints: tuple | list = (), strs: tuple | list = (), what: str = "",
              reasons: dict[int, str] | None = None) -> int:
         """Append an op; returns its index."""
-        parts = [struct.pack("<IHH", code, len(ints), len(strs))]
-        for v in ints:
+        if ints and max(ints) > _I64_MAX:
             # masks above 2**63 travel as their two's complement
-            parts.append(struct.pack("<q", v - (1 << 64) if v > (1 << 63) - 1 else v))
+            ints = [v - _TWO64 if v > _I64_MAX else v for v in ints]
+        n = len(ints)
+        head = _HEADS[n] if n < len(_HEADS) else struct.Struct(f"<IHH{n}q")
+        parts = [head.pack(code, n, len(strs), *ints)]
         for s in strs:
-            data = _b(s)
-            parts.append(struct.pack("<I", len(data)))
-            parts.append(data)
-            parts.append(b"\0")
+            data = s if isinstance(s, bytes) else s.encode()
+            parts += (len(data).to_bytes(4, "little"), data, b"\0")
         self._ops.append(b"".join(parts))
         self._descriptions.append(what)
         self.codes.append(code)

@@ -57,6 +57,8 @@ def probe_host(spec, rootfs: str, *, no_pivot: bool, userns: bool) -> MountHostF
     """Read the host facts the mount plan of `spec` depends on."""
     sources: dict[str, int] = {}
     for m in spec.mounts:
+        if m.type != "bind" and "bind" not in m.options and "rbind" not in m.options:
+            continue  # not a bind (the quick test: parsing every mount's options costs)
         source = _bind_source(m, O.parse(m.options), spec.bundle)
         if source is not None and source not in sources:
             try:
@@ -156,12 +158,21 @@ def parent_mount(path: str) -> tuple[str, str]:
     """The mount point whose mount holds `path` (the longest mount point prefix), as
     mountinfo writes it (escaped) and as a path."""
     best = ("/", "/")
+    target = path.encode(errors="surrogateescape")
     with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            raw = line.split(b" ", 5)[4].decode(errors="surrogateescape")
-            point = _unescape(raw)
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[1]):
-                best = (raw, point)
+        lines = f.read().split(b"\n")
+    for line in lines:
+        fields = line.split(b" ", 5)
+        if len(fields) < 5:
+            continue
+        raw = fields[4]
+        # compared as bytes (most mount points are not a prefix): decoded only when one is
+        if b"\\" not in raw and not (target == raw or target.startswith(raw.rstrip(b"/") + b"/")):
+            continue
+        raw_text = raw.decode(errors="surrogateescape")
+        point = _unescape(raw_text)
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[1]):
+            best = (raw_text, point)
     return best
 
 

@@ -11,6 +11,7 @@ import os
 import select
 import signal
 
+from pyrunc import ns
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError
 
@@ -68,12 +69,14 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
     timeout = hook.get("timeout")
     cp = P.ContainerPlan()
     plan = cp.plan
-    ns_fds = P.join_namespaces_of(plan, ns_pid) if ns_pid else []
+    namespaces = ns.open_namespaces_of(ns_pid) if ns_pid else []
+    ns_fds = [fd for _, fd in namespaces]
+    ns.join_ops(plan, namespaces, ns_pid)
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out = os.memfd_create("hook-output", os.MFD_CLOEXEC)
-    plan.add(P.OP_DUP2, (stdin_r, 0), what="set up stdin")
-    plan.add(P.OP_DUP2, (out, 1), what="set up stdout")
-    plan.add(P.OP_DUP2, (out, 2), what="set up stderr")
+    plan.dup2(stdin_r, 0, what="set up stdin")
+    plan.dup2(out, 1, what="set up stdout")
+    plan.dup2(out, 2, what="set up stderr")
     if as_process is not None:
         import copy
 
@@ -86,10 +89,10 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
                       first_closed_fd=3, start_fds=None, env=process.env if env is None else env,
                       program=path, home=env is None)
     else:
-        plan.add(P.OP_CLOSE_FDS, (3,), what="close file descriptors")
-        plan.add(P.OP_CHDIR, (), (cwd,), what=f"chdir to {cwd}")
-        plan.add(P.OP_LOOKUP, (), (path, ""), what=f"exec: {path!r}")
-        plan.add(P.OP_EXEC, (len(args),), (*args, *(default_env if env is None else env)), what=f"exec {path}")
+        plan.close_fds(3, None, what="close file descriptors")
+        plan.chdir(cwd, what=f"chdir to {cwd}")
+        plan.lookup(path, "", None, what=f"exec: {path!r}")
+        plan.exec(args, default_env if env is None else env, what=f"exec {path}")
     proc = None
     try:
         proc = InitProcess.spawn(plan, keep=[stdin_r, out, *ns_fds])

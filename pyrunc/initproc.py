@@ -8,7 +8,6 @@ program is running.
 from __future__ import annotations
 
 import os
-import struct
 
 from pyrunc import plan as P
 from pyrunc.errors import SpawnError
@@ -112,7 +111,7 @@ class InitProcess:
                 if self._debug:
                     self._log_steps(len(self.plan), "the program runs: the init's steps are done")
                 return
-            kind, op, err, value = struct.unpack("<iiii", data)
+            kind, op, err, value = P.unpack_msg(data)
             if self._debug:
                 self._log_message(kind, op)
             if kind == P.MSG_SYNC:

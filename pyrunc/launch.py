@@ -3,13 +3,12 @@ points (id maps, cgroup placement, hooks) and turn a reported (op, errno) into a
 """
 from __future__ import annotations
 
-import errno
 import os
 
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
 from pyrunc.faults import point as _fault
-from pyrunc.state import START_FD, Container, proc_stat
+from pyrunc.state import Container, proc_stat
 
 
 def cgroup_hierarchies(mgr):
@@ -54,88 +53,16 @@ class Launch:
         return env, extra
 
     def build(self, fds: dict[str, int], first_closed_fd: int, overlay_dirs) -> P.ContainerPlan:
-        from pyrunc import rootfs
+        from pyrunc import planner
         s = self.spec
-        linux = s.linux
-        cp = P.ContainerPlan()
-        plan = cp.plan
-        types = {n.type: n.path for n in linux.namespaces}
-        ctx = None
-        if "mount" in types:
-            ctx = rootfs.RootfsContext(
-                rootfs=s.root.path, bundle=s.bundle, userns="user" in types,
-                netns_new="network" in types and not types["network"],
-                cgroupns_new="cgroup" in types and not types["cgroup"],
-                no_pivot=self.no_pivot, cgroups=cgroup_hierarchies(self.mgr),
-                mount_label=linux.mount_label)
-            if ctx.userns:
-                rootfs.add_bind_tree_ops(plan, s, ctx)
-        P.namespace_ops(cp, linux)
-        if not self.no_new_keyring:
-            if s.process.selinux_label:
-                # the session keyring gets the process's label (runc's SetKeyLabel)
-                P.add_lsm_attr(plan, "keycreate", s.process.selinux_label)
-            plan.add(P.OP_KEYRING, (), (f"_ses.{self.container.id}",), what="join a new session keyring")
-        if ctx is not None:
-            if not getattr(self.mgr, "dirs_before_join", True):
-                # the systemd driver's cgroups appear only when join() starts the unit,
-                # and the rootfs may bind-mount them
-                cp.wait_placed()
-            rootfs.add_prepare_ops(plan, s, ctx, overlay_dirs)
-            # a missing cwd is created (runc), before the root may become read-only
-            plan.add(P.OP_MKDIR, (), (s.process.cwd,), what=f"create cwd {s.process.cwd}")
-            # the mounts above overlap with the runtime's (slow, on v1) cgroup join
-            cp.wait_placed()
-            if self._has_sync_hooks():
-                plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
-            rootfs.add_pivot_ops(plan, s, ctx)
-        else:
-            # no mount namespace: nothing may be mounted (it would land on the host)
-            plan.add(P.OP_ROOT, (), (s.root.path,), what=f"open rootfs {s.root.path}")
-            cp.wait_placed()
-            if self._has_sync_hooks():
-                plan.add(P.OP_SYNC, (P.SYNC_HOOKS,), what="run createRuntime and createContainer hooks")
-            plan.add(P.OP_CHROOT, what=f"chroot into {s.root.path}")
-            plan.add(P.OP_ROOT, (), ("/",), what="open /")
-        # sysctls before the read-only /proc/sys of readonlyPaths (runc's order)
-        for key, value in linux.sysctl.items():
-            path = key.replace(".", "/")
-            plan.add(P.OP_SYSCTL, (), (path, value), what=f"write sysctl {key}",
-                     reasons={errno.EXDEV: f"/proc/sys/{path} is not the kernel's procfs file "
-                                           "(/proc is not procfs, or something is mounted over it)"})
-        if "mount" in types:
-            rootfs.add_finish_ops(plan, s)
-        if s.hostname:
-            plan.add(P.OP_HOSTNAME, (), (s.hostname,), what=f"set hostname {s.hostname!r}")
-        if s.domainname:
-            plan.add(P.OP_DOMAINNAME, (), (s.domainname,), what=f"set domainname {s.domainname!r}")
-        if s.process.terminal:
-            size = s.process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 1,
-                                    s.process.user.uid),
-                     what="set up the console",
-                     reasons={errno.ELOOP: "/dev/console is a symlink in the rootfs: the console is not "
-                                           "bound through it"})
-        if "mount" in types:
-            rootfs.add_readonly_dev(plan, s)
-        if s.root.readonly and "mount" in types:
-            rootfs.add_readonly_root(plan)
-        env, _ = self._env()
-        bpf, flags = self._seccomp()
-        P.process_ops(cp, s.process, seccomp_bpf=bpf, seccomp_flags=flags,
-                      first_closed_fd=first_closed_fd, start_fds=(fds["start"], fds["start_peer"]), env=env)
-        return cp
-
-    def _seccomp(self) -> tuple[bytes | None, int]:
-        if not self.spec.linux.seccomp:
-            return None, 0
-        from pyrunc.seccomp import compile_filter
-        from pyrunc.state import cache_dir
-        return compile_filter(self.spec.linux.seccomp, cache_dir(self.container.root, "seccomp"))
-
-    def _has_sync_hooks(self) -> bool:
-        h = self.spec.hooks
-        return bool(h.prestart or h.create_runtime or h.create_container)
+        host = planner.probe_host(s, cgroup_hierarchies(self.mgr), no_pivot=self.no_pivot,
+                                  cgroup_dirs_before_placement=getattr(self.mgr, "dirs_before_join", True))
+        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root)
+        opts = planner.PlanOptions(
+            container_id=self.container.id, env=self._env()[0], start_fds=(fds["start"], fds["start_peer"]),
+            first_closed_fd=first_closed_fd, console_fd=fds.get("console", -1), no_pivot=self.no_pivot,
+            no_new_keyring=self.no_new_keyring, overlay_dirs=overlay_dirs, seccomp_bpf=bpf, seccomp_flags=flags)
+        return planner.container_plan(s, host, opts)
 
     # ---------------------------------------------------------------- run
     def run(self) -> tuple[int, int]:
@@ -152,12 +79,9 @@ class Launch:
         try:
             fds["start"] = dup_above(start_end.fileno(), floor)
             fds["start_peer"] = dup_above(start_peer.fileno(), floor)
-            if self.console_fd >= 0:
-                fds["console"] = dup_above(self.console_fd, floor)
-            elif self.console_socket:
-                console = _connect_console(self.console_socket)
-                fds["console"] = dup_above(console, floor)
-                os.close(console)
+            console = console_above(self.console_fd, self.console_socket, floor)
+            if console >= 0:
+                fds["console"] = console
             cp = self.build(fds, floor, self._overlay_dirs())
             # the caller's fds 3.. that go to the container (--preserve-fds, LISTEN_FDS)
             keep = self.inherited + list(fds.values())
@@ -172,7 +96,7 @@ class Launch:
             start_peer.close()
             for fd in fds.values():
                 os.close(fd)
-        self.container.data[START_FD] = fds["start_peer"]
+        self.container.state.start_fd = fds["start_peer"]
         self.init.follow(self._on_sync, until_ready=True, on_listener=self._on_listener)
         _fault("launch.ready")
         st = proc_stat(self.init.pid)
@@ -207,8 +131,7 @@ class Launch:
             ns.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings)
         elif sync_id == P.SYNC_HOOKS:
             from pyrunc import hooks
-            state = self.container.oci_state()
-            state.update(pid=pid, status="creating")
+            state = self._creating_state()
             h = self.spec.hooks
             hooks.run_all(_as_dicts(h.prestart), state, "prestart")
             hooks.run_all(_as_dicts(h.create_runtime), state, "createRuntime")
@@ -218,12 +141,10 @@ class Launch:
                           cwd=self.spec.root.path, env=P.dedupe_env(self.spec.process.env))
 
     def _on_listener(self, pidfd: int, fd: int) -> None:
-        from pyrunc.seccomp.notify import listener_of, send_to_listener
-        listener = listener_of(self.spec.linux.seccomp)
-        if listener:
-            state = self.container.oci_state()
-            state.update(pid=self.init.pid, status="creating")
-            send_to_listener(pidfd, fd, listener["path"], listener["metadata"], state)
+        hand_over_listener(self.spec.linux.seccomp, pidfd, fd, self._creating_state())
+
+    def _creating_state(self) -> dict:
+        return dict(self.container.oci_state(), pid=self.init.pid, status="creating")
 
     def abort(self) -> None:
         """Kill whatever was spawned (called on any failure of create)."""
@@ -261,15 +182,44 @@ def listen_fds() -> int:
     return 0
 
 
-def _connect_console(path: str) -> int:
+def console_above(console_fd: int, console_socket: str, floor: int) -> int:
+    """The console socket for the init, numbered >= floor (close-on-exec): a copy of
+    `console_fd` (foreground run with a tty) or a connection to `console_socket`; -1 when
+    there is neither."""
+    from pyrunc.initproc import dup_above
+    if console_fd >= 0:
+        return dup_above(console_fd, floor)
+    if not console_socket:
+        return -1
     from pyrunc import unixsock
     s = unixsock.socket(unixsock.STREAM)
     try:
-        unixsock.connect(s, path)
+        unixsock.connect(s, console_socket)
     except OSError as e:
         s.close()
-        raise PyruncError(f"connect console socket {path}: {os.strerror(e.errno).lower()}") from None
-    return s.detach()
+        raise PyruncError(f"connect console socket {console_socket}: {os.strerror(e.errno).lower()}") from None
+    try:
+        return dup_above(s.fileno(), floor)
+    finally:
+        s.close()
+
+
+def compile_seccomp(seccomp, state_root: str) -> tuple[bytes | None, int]:
+    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one."""
+    if not seccomp:
+        return None, 0
+    from pyrunc.seccomp import compile_filter
+    from pyrunc.state import cache_dir
+    return compile_filter(seccomp, cache_dir(state_root, "seccomp"))
+
+
+def hand_over_listener(seccomp, pidfd: int, fd: int, state: dict) -> None:
+    """Send the seccomp listener fd `fd` of the process behind `pidfd` to the agent at
+    the profile's listenerPath, if it names one."""
+    from pyrunc.seccomp.notify import listener_of, send_to_listener
+    listener = listener_of(seccomp)
+    if listener:
+        send_to_listener(pidfd, fd, listener["path"], listener["metadata"], state)
 
 
 def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str, console_fd: int,
@@ -277,43 +227,28 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     """Start `process` inside the running container `c` (runc exec): join every namespace
     of its init, its cgroup, then the same process setup as the init's.  Returns once
     the program runs (the runtime's end of the sync socket closes on exec)."""
-    from pyrunc.initproc import InitProcess, dup_above
+    from pyrunc.initproc import InitProcess
     from pyrunc._native import set_subreaper
 
+    from pyrunc import ns, planner
     floor = 3 + preserve_fds
-    cp = P.ContainerPlan()
-    plan = cp.plan
-    plan.add(P.OP_SYNC, (P.SYNC_PLACED,), what="wait for the runtime to place the process")
-    fds: dict[str, int] = {}
+    fds: list[int] = []
     try:
-        for i, fd in enumerate(P.join_namespaces_of(plan, c.pid, floor)):
-            fds[f"namespace{i}"] = fd
-        if console_fd >= 0:
-            fds["console"] = dup_above(console_fd, floor)
-        elif console_socket:
-            sock = _connect_console(console_socket)
-            fds["console"] = dup_above(sock, floor)
-            os.close(sock)
-        if process.terminal:
-            size = process.console_size
-            plan.add(P.OP_CONSOLE, (fds["console"], size.height if size else 0, size.width if size else 0, 0,
-                                    process.user.uid),
-                     what="set up the console")
-        bpf, flags = None, 0
-        if seccomp:
-            from pyrunc.seccomp import compile_filter
-            from pyrunc.state import cache_dir
-            bpf, flags = compile_filter(seccomp, cache_dir(c.root, "seccomp"))
-        P.process_ops(cp, process, seccomp_bpf=bpf, seccomp_flags=flags, first_closed_fd=floor,
-                      start_fds=None, env=list(process.env))
+        namespaces = ns.open_namespaces_of(c.pid, floor)
+        fds += [fd for _, fd in namespaces]
+        console = console_above(console_fd, console_socket, floor)
+        if console >= 0:
+            fds.append(console)
+        bpf, flags = compile_seccomp(seccomp, c.root)
+        cp = planner.exec_plan(process, namespaces, c.pid, console_fd=console, seccomp_bpf=bpf,
+                               seccomp_flags=flags, first_closed_fd=floor)
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
-        keep = list(inherited) + list(fds.values())
-        proc = InitProcess.spawn(plan, floor=floor, keep=keep,
+        proc = InitProcess.spawn(cp.plan, floor=floor, keep=[*inherited, *fds],
                                  cgroup=cgroup_mgr.unified_path if cgroup_mgr is not None else None)
         _fault("exec.spawned")
     finally:
-        for fd in fds.values():
+        for fd in fds:
             os.close(fd)
 
     def on_sync(_sync_id: int) -> None:
@@ -323,10 +258,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             _write_oom_score_adj(proc.pid, process.oom_score_adj)
         _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
-        from pyrunc.seccomp.notify import listener_of, send_to_listener
-        listener = listener_of(seccomp)
-        if listener:
-            send_to_listener(pidfd, fd, listener["path"], listener["metadata"], c.oci_state())
+        hand_over_listener(seccomp, pidfd, fd, c.oci_state())
     try:
         proc.follow(on_sync, on_listener=on_listener)
     except BaseException:

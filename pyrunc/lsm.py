@@ -113,3 +113,15 @@ def format_mount_label(data: str, mount_label: str) -> str:
         return data
     option = f'context="{mount_label}"'
     return f"{data},{option}" if data else option
+
+
+def add_attr_op(plan, kind: str, value: str) -> None:
+    """Write an LSM attribute of the init through the container's /proc: "apparmor" (the
+    profile for the execve), "exec" (the SELinux label for it), "keycreate" (SELinux's
+    label for keyrings made from now on)."""
+    if kind == "apparmor":
+        plan.proc_attr(f"exec {value}", APPARMOR_EXEC_ATTRS,
+                       what=f'apply apparmor profile "{value}": write /proc/{APPARMOR_EXEC_ATTRS[0]}')
+    else:
+        attrs = SELINUX_EXEC_ATTRS if kind == "exec" else SELINUX_KEYCREATE_ATTRS
+        plan.proc_attr(value, attrs, what=f'set selinux label "{value}": write /proc/{attrs[0]}')

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 from pyrunc.errors import ContainerNotExist, PyruncError, SpawnError, WrongState
 from pyrunc.faults import point as _fault
 from pyrunc.state import Container
@@ -75,25 +74,24 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     launch = None
     try:
         me = proc_stat(os.getpid())
-        c.data = {
-            "ociVersion": s.oci_version, "id": container_id, "pid": 0,
-            "bundle": bundle, "rootfs": s.root.path, "created": now_rfc3339(),
-            "annotations": s.annotations, "creator": [os.getpid(), me[2] if me else 0],
-            "no_new_keyring": no_new_keyring, "args0": s.process.args[0],
-        }
+        st = c.state
+        st.oci_version, st.id, st.pid = s.oci_version, container_id, 0
+        st.bundle, st.rootfs, st.created = bundle, s.root.path, now_rfc3339()
+        st.annotations, st.creator = s.annotations, [os.getpid(), me[2] if me else 0]
+        st.no_new_keyring, st.args0 = no_new_keyring, s.process.args[0]
         from pyrunc import cgroups
-        c.data["exec"] = _exec_defaults(s)
+        st.exec_defaults = _exec_defaults(s)
         mgr = cgroups.Manager.for_container(s.linux.cgroups_path, container_id, g.systemd_cgroup,
                                             annotations=s.annotations)
         # recorded before they exist: a create killed half-way through mkdir still leaves
         # `delete --force` the container's own directories to remove
-        c.data["cgroup"] = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))
+        st.cgroup = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))
         c.save()
         _fault("create.state-saved")
         mgr.create()
         _fault("create.cgroup-created")
-        c.data["resources"] = mgr.apply(s.linux.cgroup_resources, devices=s.linux.devices)
-        c.data["cgroup"] = mgr.to_state()
+        st.resources = mgr.apply(s.linux.cgroup_resources, devices=s.linux.devices)
+        st.cgroup = mgr.to_state()
         c.save()
         _fault("create.cgroup-saved")
         from pyrunc.launch import Launch
@@ -102,8 +100,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
                         no_new_keyring=no_new_keyring, inherited=inherited)
         pid, pid_start = launch.run()
         _fault("create.launched")
-        c.data.update(pid=pid, pid_start=pid_start, hooks=_hooks_state(s), created=c.data["created"])
-        c.data.pop("creator", None)
+        st.pid, st.pid_start, st.hooks = pid, pid_start, _hooks_state(s)
+        del st.creator
         if pid_file:
             _write_pid_file(pid_file, pid)
         c.save()
@@ -207,7 +205,7 @@ def start(g: Globals, container_id: str) -> None:
             raise WrongState("cannot start a container that has stopped")
         if status != "created":
             raise WrongState(f"cannot start an already {status} container")
-        hooks = c.data.get("hooks", {})
+        hooks = c.state.hooks or {}
         state = c.oci_state()
         if hooks.get("start_container"):
             from pyrunc import hooks as hookmod
@@ -225,7 +223,7 @@ def start(g: Globals, container_id: str) -> None:
             _fault("start.sent")
             _follow_start(c, conn)
             from pyrunc import log
-            log.debug(f"init[{c.pid}]: released by start: exec {c.data.get('args0', '')}")
+            log.debug(f"init[{c.pid}]: released by start: exec {c.state.args0}")
         except OSError as e:
             raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
         finally:
@@ -244,13 +242,10 @@ def _start_container_hook_context(c: Container) -> dict:
     """runc runs startContainer hooks from its init right before the execve: as the
     container's process (user, capabilities, cwd, environment, seccomp filter)."""
     from pyrunc import spec as specmod
-    defaults = c.data.get("exec") or {}
+    defaults = c.state.exec_defaults or {}
     process = specmod.parse_process(defaults.get("process") or {})
-    bpf, flags = None, 0
-    if defaults.get("seccomp"):
-        from pyrunc.seccomp import compile_filter
-        from pyrunc.state import cache_dir
-        bpf, flags = compile_filter(defaults["seccomp"], cache_dir(c.root, "seccomp"))
+    from pyrunc.launch import compile_seccomp
+    bpf, flags = compile_seccomp(defaults.get("seccomp"), c.root)
     return {"as_process": (process, bpf, flags)}
 
 
@@ -258,7 +253,6 @@ def _start_socket(c: Container) -> int:
     """Our copy of the start socket's peer end, taken from the waiting init: the init
     waits with a plain read(2) on its end, which every seccomp profile allows."""
     from pyrunc._native._lib import lib
-    from pyrunc.state import START_FD
     try:
         pidfd = os.pidfd_open(c.pid)
     except OSError as e:
@@ -268,7 +262,7 @@ def _start_socket(c: Container) -> int:
         if not c.init_alive():
             raise WrongState("cannot start a container that has stopped")
         # absent: a container created by a pyrunc that waited on a socket file
-        fd = lib.pyrunc_pidfd_getfd(pidfd, c.data.get(START_FD, -1))
+        fd = lib.pyrunc_pidfd_getfd(pidfd, c.state.start_fd)
     finally:
         os.close(pidfd)
     if fd < 0:
@@ -282,8 +276,8 @@ def _follow_start(c: Container, conn: int) -> None:
     from pyrunc import plan as P
     reply = os.read(conn, P.MSG_SIZE)
     if reply:
-        _kind, _op, err, _value = struct.unpack("<iiii", reply)
-        raise SpawnError(f'exec "{c.data.get("args0", "")}": {os.strerror(err).lower()}')
+        err = P.unpack_msg(reply)[2]
+        raise SpawnError(f'exec "{c.state.args0}": {os.strerror(err).lower()}')
 
 
 # --------------------------------------------------------------------------- run
@@ -402,14 +396,13 @@ def list_containers(g: Globals) -> list[dict]:
 def kill(g: Globals, container_id: str, sig: int, all_processes: bool = False) -> None:
     c = Container.load(g.root, container_id, lock=False)
     if all_processes:
-        cg = c.data.get("cgroup")
-        if cg:
-            from pyrunc.cgroups import Manager
+        mgr = c.cgroup_manager()
+        if mgr is not None:
             try:
-                Manager.from_state(cg).kill_all(sig)
+                mgr.kill_all(sig)
             except OSError:
                 pass
-        if c.status() == "stopped" or not cg:
+        if c.status() == "stopped" or mgr is None:
             return
         return
     if c.status() == "stopped":
@@ -464,10 +457,7 @@ def delete(g: Globals, container_id: str, force: bool = False) -> None:
             raise WrongState(f"cannot delete container {container_id} that is not stopped: {status}")
         if status == "creating" and not force:
             raise WrongState(f"cannot delete container {container_id} that is not stopped: creating")
-        mgr = None
-        if c.data.get("cgroup"):
-            from pyrunc.cgroups import Manager
-            mgr = Manager.from_state(c.data["cgroup"])
+        mgr = c.cgroup_manager()
         if status != "stopped" and c.pid:
             try:
                 _signal_init(c, 9)
@@ -481,7 +471,7 @@ def delete(g: Globals, container_id: str, force: bool = False) -> None:
         _fault("delete.killed")
         _wait_init_gone(c)
         state = c.oci_state()
-        poststop = c.data.get("hooks", {}).get("poststop")
+        poststop = (c.state.hooks or {}).get("poststop")
         _destroy(c, mgr)
         if poststop:
             from pyrunc import hooks as hookmod
@@ -495,7 +485,7 @@ def _stop_creator(c: Container) -> None:
     lock is released when it dies."""
     from _signal import pidfd_send_signal
     from pyrunc.state import proc_stat
-    creator = c.data.get("creator")
+    creator = c.state.creator
     if creator:
         try:
             pidfd = os.pidfd_open(creator[0])
@@ -510,9 +500,8 @@ def _stop_creator(c: Container) -> None:
                 pass
             finally:
                 os.close(pidfd)
-    if c.data.get("cgroup"):
-        from pyrunc.cgroups import Manager
-        _kill_cgroup_and_wait(Manager.from_state(c.data["cgroup"]))
+    if c.cgroup_manager() is not None:
+        _kill_cgroup_and_wait(c.cgroup_manager())
 
 
 def _wait_init_gone(c: Container, timeout: float = 10.0) -> None:
@@ -554,10 +543,10 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
                          else "cannot exec in a container that is being created")
     if status == "paused" and not ignore_paused:
         raise WrongState("cannot exec in a paused container (use --ignore-paused to override)")
-    if c.data.get("cgroup"):
+    if c.state.cgroup:
         from pyrunc import cgroups
         cgroups.warm_up_migration()
-    defaults = c.data.get("exec", {})
+    defaults = c.state.exec_defaults or {}
     process = _exec_process_spec(defaults.get("process") or {}, process_file, args, cwd, env, user,
                                  additional_gids, caps, no_new_privs, tty)
     # runc: the flags override the container's profile and label, a --process file
@@ -576,10 +565,8 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
     if not process.terminal and console_socket:
         raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
-    mgr = None
-    if c.data.get("cgroup"):
-        from pyrunc.cgroups import Manager
-        mgr = Manager.from_state(c.data["cgroup"])
+    mgr = c.cgroup_manager()
+    if mgr is not None:
         if cgroup:
             mgr = _exec_sub_cgroup(mgr, cgroup)
     console = None
@@ -700,10 +687,10 @@ def _exec_process_spec(base: dict, process_file: str, args, cwd, env, user, addi
 
 # --------------------------------------------------------------------------- pause, ps
 def _manager(c: Container):
-    from pyrunc.cgroups import Manager
-    if not c.data.get("cgroup"):
+    mgr = c.cgroup_manager()
+    if mgr is None:
         raise PyruncError(f"container {c.id} has no cgroup")
-    return Manager.from_state(c.data["cgroup"])
+    return mgr
 
 
 def pause(g: Globals, container_id: str) -> None:
@@ -749,10 +736,10 @@ def update(g: Globals, container_id: str, resources: dict) -> None:
             raise WrongState("container not running")
         mgr = _manager(c)
         new = _resources.normalize({k: v for k, v in (resources or {}).items() if k != "devices"})
-        old = _resources.normalize(c.data.get("resources"))
+        old = _resources.normalize(c.state.resources)
         merged = _resources.merge(old, new)
         merged["devices"] = old["devices"]
-        c.data["resources"] = mgr.apply(merged, update=True)
+        c.state.resources = mgr.apply(merged, update=True)
         c.save()
     finally:
         c.unlock()

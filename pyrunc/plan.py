@@ -7,10 +7,16 @@ carries a description so that a failure reported as (op index, errno) becomes
 """
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
-# op codes: keep in step with pyrunc/_native/plan.h
+# The wire format's version, magic and op codes: the same as pyrunc/_native/plan.h
+# (tests/unit/test_plan.py parses plan.h and compares).  Bump PLAN_VERSION with any change
+# of an op's arguments: the init refuses a plan of another version.
+PLAN_MAGIC = b"PYRP"
+PLAN_VERSION = 1
+
 OP_SYNC = 1
 OP_SETNS = 2
 OP_UNSHARE = 3
@@ -61,34 +67,41 @@ SOURCE_LITERAL, SOURCE_HOST, SOURCE_IN_ROOT, SOURCE_TREE = 0, 1, 2, 3
 MSG_SYNC, MSG_PID, MSG_ERROR, MSG_READY, MSG_SECCOMP_FD = 1, 2, 3, 4, 5
 MSG_SIZE = 16
 
-_U64 = (1 << 64) - 1
 
+def unpack_msg(data: bytes) -> tuple[int, int, int, int]:
+    """A struct init_msg from the init: (type, op index, errno, value).  The one decoder
+    of the init's messages (the sync socket's and the start socket's)."""
+    return struct.unpack("<iiii", data)
 
-def _b(s: str | bytes) -> bytes:
-    return s if isinstance(s, bytes) else s.encode()
+_TWO64, _I64_MAX = 1 << 64, (1 << 63) - 1
+# an op's head (code, nints, nstrs) and its ints, compiled once per count of ints
+_HEADS = [struct.Struct(f"<IHH{n}q") for n in range(8)]
 
 
 class Plan:
+    """An ordered list of encoded ops.  Facility modules append through the typed
+    builders below (one per op code, arguments in plan.h's order); `what` names the step
+    for error messages, `reasons` words particular errnos of the op (runc's wording for a
+    refusal the init can only report as an errno)."""
+
     def __init__(self) -> None:
         self._ops: list[bytes] = []
         self._descriptions: list[str] = []
         self._reasons: dict[int, dict[int, str]] = {}
         self.codes: list[int] = []
 
-    def add(self, code: int, ints: tuple | list = (), strs: tuple | list = (), what: str = "",
-            reasons: dict[int, str] | None = None) -> int:
-        """Append an op; returns its index.  `what` names the step for error messages;
-        `reasons` words particular errnos of this op (runc's wording for a refusal the
-        init can only report as an errno)."""
-        parts = [struct.pack("<IHH", code, len(ints), len(strs))]
-        for v in ints:
+    def _add(self, code: int, ints: tuple | list = (), strs: tuple | list = (), what: str = "",
+             reasons: dict[int, str] | None = None) -> int:
+        """Append an op; returns its index."""
+        if ints and max(ints) > _I64_MAX:
             # masks above 2**63 travel as their two's complement
-            parts.append(struct.pack("<q", v - (1 << 64) if v > (1 << 63) - 1 else v))
+            ints = [v - _TWO64 if v > _I64_MAX else v for v in ints]
+        n = len(ints)
+        head = _HEADS[n] if n < len(_HEADS) else struct.Struct(f"<IHH{n}q")
+        parts = [head.pack(code, n, len(strs), *ints)]
         for s in strs:
-            data = _b(s)
-            parts.append(struct.pack("<I", len(data)))
-            parts.append(data)
-            parts.append(b"\0")
+            data = s if isinstance(s, bytes) else s.encode()
+            parts += (len(data).to_bytes(4, "little"), data, b"\0")
         self._ops.append(b"".join(parts))
         self._descriptions.append(what)
         self.codes.append(code)
@@ -96,11 +109,148 @@ class Plan:
             self._reasons[len(self._ops) - 1] = reasons
         return len(self._ops) - 1
 
+    # ------------------------------------------------------------ typed builders
+    # control and namespaces
+    def sync(self, sync_id: int, what: str) -> None:
+        self._add(OP_SYNC, (sync_id,), what=what)
+
+    def setns(self, nstype: int, path: str, what: str) -> None:
+        self._add(OP_SETNS, (nstype,), (path,), what=what)
+
+    def unshare(self, flags: int, what: str) -> None:
+        self._add(OP_UNSHARE, (flags,), what=what)
+
+    def setresid(self, uid: int, gid: int, what: str) -> None:
+        self._add(OP_SETRESID, (uid, gid), what=what)
+
+    def fork(self, what: str) -> None:
+        self._add(OP_FORK, what=what)
+
+    def write_file(self, path: str, content: str, what: str) -> None:
+        self._add(OP_WRITE_FILE, (), (path, content), what=what)
+
+    def loopback_up(self, what: str) -> None:
+        self._add(OP_LOOPBACK_UP, what=what)
+
+    def keyring(self, name: str, what: str) -> None:
+        self._add(OP_KEYRING, (), (name,), what=what)
+
+    def proc_attr(self, value: str, paths: tuple[str, ...], what: str) -> None:
+        self._add(OP_PROC_ATTR, (), (value, *paths), what=what)
+
+    # the filesystem
+    def root(self, path: str, what: str) -> None:
+        self._add(OP_ROOT, (), (path,), what=what)
+
+    def mount(self, source: str, target: str, fstype: str = "", data: str = "", *, flags: int,
+              target_kind: int = TARGET_IN_ROOT, mkdir: int = MKDIR_NONE, source_kind: int = SOURCE_LITERAL,
+              tree_slot: int | None = None, not_on_procfs: bool | None = None, what: str,
+              reasons: dict[int, str] | None = None) -> None:
+        """tree_slot: the OP_OPEN_TREE slot of a SOURCE_TREE bind; not_on_procfs: refuse a
+        target that resolves onto procfs (both only for binds, which always send them)."""
+        ints: tuple = (flags, target_kind, mkdir, source_kind)
+        if tree_slot is not None or not_on_procfs is not None:
+            ints += (tree_slot or 0, int(bool(not_on_procfs)))
+        self._add(OP_MOUNT, ints, (source, target, fstype, data), what=what, reasons=reasons)
+
+    def open_tree(self, slot: int, recursive: bool, source: str, what: str) -> None:
+        self._add(OP_OPEN_TREE, (slot, int(recursive)), (source,), what=what)
+
+    def private_if_shared(self, escaped_point: str, path: str, what: str) -> None:
+        self._add(OP_PRIVATE_IF_SHARED, (), (escaped_point, path), what=what)
+
+    def mknod(self, path: str, mode: int, dev: int, uid: int, gid: int, what: str) -> None:
+        self._add(OP_MKNOD, (mode, dev, uid, gid), (path,), what=what)
+
+    def symlink(self, target: str, link: str, what: str) -> None:
+        self._add(OP_SYMLINK, (), (target, link), what=what)
+
+    def mkdir(self, path: str, what: str) -> None:
+        self._add(OP_MKDIR, (), (path,), what=what)
+
+    def setxattr(self, path: str, name: str, value: str, what: str) -> None:
+        self._add(OP_SETXATTR, (), (path, name, value), what=what)
+
+    def pivot_root(self, what: str) -> None:
+        self._add(OP_PIVOT_ROOT, what=what)
+
+    def move_root(self, what: str) -> None:
+        self._add(OP_MOVE_ROOT, what=what)
+
+    def hide_mount(self, point: str, what: str) -> None:
+        self._add(OP_HIDE_MOUNT, (), (point,), what=what)
+
+    def chroot(self, what: str) -> None:
+        self._add(OP_CHROOT, what=what)
+
+    def mask(self, path: str, tmpfs_data: str, what: str) -> None:
+        self._add(OP_MASK, (), (path, tmpfs_data), what=what)
+
+    def readonly(self, path: str, what: str) -> None:
+        self._add(OP_READONLY, (), (path,), what=what)
+
+    def sysctl(self, path: str, value: str, what: str, reasons: dict[int, str] | None = None) -> None:
+        self._add(OP_SYSCTL, (), (path, value), what=what, reasons=reasons)
+
+    def hostname(self, name: str, what: str) -> None:
+        self._add(OP_HOSTNAME, (), (name,), what=what)
+
+    def domainname(self, name: str, what: str) -> None:
+        self._add(OP_DOMAINNAME, (), (name,), what=what)
+
+    # the process
+    def console(self, socket_fd: int, rows: int, cols: int, bind_console: bool, owner_uid: int, what: str,
+                reasons: dict[int, str] | None = None) -> None:
+        self._add(OP_CONSOLE, (socket_fd, rows, cols, int(bind_console), owner_uid), what=what, reasons=reasons)
+
+    def dup2(self, from_fd: int, to_fd: int, what: str) -> None:
+        self._add(OP_DUP2, (from_fd, to_fd), what=what)
+
+    def rlimit(self, resource: int, soft: int, hard: int, what: str) -> None:
+        self._add(OP_RLIMIT, (resource, soft, hard), what=what)
+
+    def umask(self, mask: int, what: str) -> None:
+        self._add(OP_UMASK, (mask,), what=what)
+
+    def chdir(self, path: str, what: str) -> None:
+        self._add(OP_CHDIR, (), (path,), what=what)
+
+    def close_fds(self, first_fd: int, stdio_owner_uid: int | None, what: str) -> None:
+        self._add(OP_CLOSE_FDS, (first_fd,) if stdio_owner_uid is None else (first_fd, stdio_owner_uid), what=what)
+
+    def seccomp(self, flags: int, bpf: bytes, what: str) -> None:
+        self._add(OP_SECCOMP, (flags,), (bpf,), what=what)
+
+    def bounding(self, keep_mask: int, last_cap: int, what: str) -> None:
+        self._add(OP_BOUNDING, (keep_mask, last_cap), what=what)
+
+    def user(self, uid: int, gid: int, additional_gids: list[int], what: str) -> None:
+        self._add(OP_USER, (uid, gid, 1, *additional_gids), what=what)
+
+    def capset(self, effective: int, permitted: int, inheritable: int, ambient: int, what: str) -> None:
+        self._add(OP_CAPSET, (effective, permitted, inheritable, ambient), what=what)
+
+    def no_new_privs(self, what: str) -> None:
+        self._add(OP_NO_NEW_PRIVS, what=what)
+
+    def lookup(self, program: str, path: str, home_uid: int | None, what: str) -> None:
+        self._add(OP_LOOKUP, () if home_uid is None else (home_uid,), (program, path), what=what)
+
+    def ready(self, what: str) -> None:
+        self._add(OP_READY, what=what)
+
+    def wait_start(self, fd: int, peer_fd: int, what: str) -> None:
+        self._add(OP_WAIT_START, (fd, peer_fd), what=what)
+
+    def exec(self, args: list[str], env: list[str], what: str) -> None:
+        self._add(OP_EXEC, (len(args),), (*args, *env), what=what)
+
+    # ------------------------------------------------------------ output
     def __len__(self) -> int:
         return len(self._ops)
 
     def encode(self) -> bytes:
-        return b"PYRP" + struct.pack("<II", 1, len(self._ops)) + b"".join(self._ops)
+        return PLAN_MAGIC + struct.pack("<II", PLAN_VERSION, len(self._ops)) + b"".join(self._ops)
 
     def to_memfd(self) -> int:
         fd = os.memfd_create("pyrunc-plan", os.MFD_CLOEXEC)
@@ -126,7 +276,32 @@ class Plan:
                       else "executable file not found in $PATH")
         if 0 <= index < len(self._descriptions):
             return f"{self._descriptions[index]}: {reason}"
+        if errno_value == errno.EPROTONOSUPPORT:
+            return f"container init: plan version {PLAN_VERSION} refused: pyrunc-init is not this pyrunc's"
         return f"container init: {reason}"
+
+
+def decode(data: bytes) -> list[tuple[str, tuple, tuple]]:
+    """An encoded plan as data: [(op name, ints, strs)], e.g. ("mount", (flags, ...),
+    (source, target, fstype, data)) -- for tests and debugging."""
+    names = {v: k[3:].lower() for k, v in globals().items() if k.startswith("OP_")}
+    magic, (version, count) = data[:4], struct.unpack_from("<II", data, 4)
+    if magic != PLAN_MAGIC or version != PLAN_VERSION:
+        raise ValueError("not a plan of this version")
+    ops, pos = [], 12
+    for _ in range(count):
+        code, nints, nstrs = struct.unpack_from("<IHH", data, pos)
+        pos += 8
+        ints = struct.unpack_from(f"<{nints}q", data, pos)
+        pos += 8 * nints
+        strs = []
+        for _ in range(nstrs):
+            (size,) = struct.unpack_from("<I", data, pos)
+            raw = data[pos + 4:pos + 4 + size]
+            strs.append(raw.decode() if code != OP_SECCOMP else raw)
+            pos += 4 + size + 1
+        ops.append((names[code], ints, tuple(strs)))
+    return ops
 
 
 # sync points at which the init stops for the runtime (OP_SYNC ids)
@@ -150,103 +325,9 @@ class ContainerPlan:
     def wait_placed(self) -> None:
         """Stop the init until the runtime has joined it to its cgroups (once)."""
         if not self._placed:
-            self.plan.add(OP_SYNC, (SYNC_PLACED,), what="wait for the runtime to place the init")
+            self.plan.sync(SYNC_PLACED, what="wait for the runtime to place the init")
             self._placed = True
         self.forks = False            # the init forks: its pid arrives as MSG_PID
-
-
-def namespace_ops(cp: ContainerPlan, linux, *, for_exec: bool = False) -> None:
-    """Namespaces: made by the clone where possible, else joined/unshared by ops.
-
-    With a user namespace nothing is made at clone time: the clone's child execs
-    pyrunc-init at once, and an exec by a uid the new namespace does not map (yet)
-    drops every capability.  So the init unshares the user namespace itself, waits for
-    its id maps, becomes root in it, and only then makes the namespaces it should own.
-    Joins need the host's privileges and come first.
-    """
-    from pyrunc import ns
-
-    plan = cp.plan
-    joined = {n.type: n.path for n in linux.namespaces if n.path}
-    new = [n.type for n in linux.namespaces if not n.path]
-    at_clone = "user" not in joined and "user" not in new
-    late = {"cgroup", "time"}  # after the cgroup join; time needs offsets before a fork
-    if "time" in new:
-        late.add("pid")  # the forked child must be pid 1 in the new pid namespace
-    if at_clone:
-        for t in new:
-            if t not in late:
-                cp.clone_flags |= ns.flag(t)
-    for t in ns.JOIN_ORDER:
-        if t in joined:
-            plan.add(OP_SETNS, (ns.flag(t),), (joined[t],), what=f"join {t} namespace {joined[t]}")
-            if t == "user":
-                plan.add(OP_SETRESID, (0, 0), what="become root in the joined user namespace")
-    if "user" in new:
-        plan.add(OP_UNSHARE, (ns.CLONE_NEWUSER,), what="create user namespace")
-        plan.add(OP_SYNC, (SYNC_USERNS,), what="wait for the id maps")
-        plan.add(OP_SETRESID, (0, 0), what="become root in the user namespace")
-    rest = 0
-    for t in new:
-        if t != "user" and t not in ("cgroup", "time") and not (cp.clone_flags & ns.flag(t)) and t != "pid":
-            rest |= ns.flag(t)
-    if rest:
-        plan.add(OP_UNSHARE, (rest,), what=f"create namespaces: {ns.describe(rest)}")
-    if "cgroup" in new:
-        cp.wait_placed()  # the namespace's root is the cgroup the init is in now
-        plan.add(OP_UNSHARE, (ns.CLONE_NEWCGROUP,), what="create cgroup namespace")
-    pid_unshare = "pid" in new and not (cp.clone_flags & ns.CLONE_NEWPID)
-    if pid_unshare:
-        plan.add(OP_UNSHARE, (ns.CLONE_NEWPID,), what="create pid namespace")
-    if "time" in new:
-        plan.add(OP_UNSHARE, (ns.CLONE_NEWTIME,), what="create time namespace")
-        if linux.time_offsets:
-            text = "".join(f"{clock} {s} {n}\n" for clock, (s, n) in linux.time_offsets.items())
-            plan.add(OP_WRITE_FILE, (), ("/proc/self/timens_offsets", text), what="write time namespace offsets")
-    if pid_unshare or "pid" in joined or "time" in new:
-        cp.wait_placed()  # the child must be born in the cgroup
-        plan.add(OP_FORK, what="fork into the pid namespace")
-        cp.forks = True
-    if "network" in new and not for_exec:
-        plan.add(OP_LOOPBACK_UP, what="bring up lo")
-
-
-def join_namespaces_of(plan: Plan, pid: int, floor: int = 3) -> list[int]:
-    """Join every namespace of `pid` that differs from ours (the user namespace first).
-
-    Returns fds (>= floor, close-on-exec) of those namespaces, opened here: the spawned
-    process must keep them open and the caller close them after the spawn.  Opened by
-    the runtime because once the child is in a user namespace it may no longer open the
-    files of a process that is not dumpable, as pyrunc-init waiting for `start` is
-    (its createContainer and startContainer hooks join it)."""
-    import fcntl
-
-    from pyrunc import ns
-    fds: list[int] = []
-    forks = False
-    try:
-        for t in ns.JOIN_ORDER:
-            name = ns.proc_name(t)
-            try:
-                fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue
-            try:
-                if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                    continue
-                fds.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor))
-            finally:
-                os.close(fd)
-            plan.add(OP_SETNS, (ns.flag(t),), (f"/proc/self/fd/{fds[-1]}",),
-                     what=f"join {t} namespace of pid {pid}")
-            forks |= t in ("pid", "time")
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    if forks:
-        plan.add(OP_FORK, what="fork into the pid namespace")
-    return fds
 
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
@@ -266,64 +347,60 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     program: the file to execute with process.args (default: args[0] searched in PATH);
     home: add HOME from the user's passwd entry when env has none.
     """
-    from pyrunc import caps, rlimits
+    from pyrunc import caps, lsm, rlimits
     from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
     for rl in process.rlimits:
-        plan.add(OP_RLIMIT, (rlimits.rlimit_number(rl.type), rl.soft, rl.hard), what=f"set {rl.type}")
+        plan.rlimit(rlimits.rlimit_number(rl.type), rl.soft, rl.hard, what=f"set {rl.type}")
     # runc's default umask when process.user.umask is absent
     umask = process.user.umask if process.user.umask is not None else 0o022
-    plan.add(OP_UMASK, (umask,), what="set umask")
-    plan.add(OP_CHDIR, (), (process.cwd,), what=f"chdir to cwd ({process.cwd!r})")
+    plan.umask(umask, what="set umask")
+    plan.chdir(process.cwd, what=f"chdir to cwd ({process.cwd!r})")
     # LSM labels for the execve, set while still root and before any seccomp filter (runc)
     if process.apparmor_profile:
-        add_lsm_attr(plan, "apparmor", process.apparmor_profile)
+        lsm.add_attr_op(plan, "apparmor", process.apparmor_profile)
     if process.selinux_label:
-        add_lsm_attr(plan, "exec", process.selinux_label)
+        lsm.add_attr_op(plan, "exec", process.selinux_label)
     # before the filter too: the user gets its stdio pipes (fstatfs, fchown)
-    plan.add(OP_CLOSE_FDS, (first_closed_fd, process.user.uid),
-             what="mark inherited file descriptors close-on-exec, give the user its stdio")
+    plan.close_fds(first_closed_fd, process.user.uid,
+                   what="mark inherited file descriptors close-on-exec, give the user its stdio")
     if seccomp_bpf is not None and not process.no_new_privileges:
-        plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
+        plan.seccomp(seccomp_flags, seccomp_bpf, what="load seccomp filter")
     # no capabilities object means empty sets, as in runc
     c = process.capabilities if process.capabilities is not None else Capabilities()
-    plan.add(OP_BOUNDING, (caps.mask(caps.split_by_kernel(c.bounding)[0]), caps.last_cap()),
-             what="drop capabilities from the bounding set")
+    plan.bounding(caps.mask(caps.split_by_kernel(c.bounding)[0]), caps.last_cap(),
+                 what="drop capabilities from the bounding set")
     user = process.user
-    plan.add(OP_USER, (user.uid, user.gid, 1, *user.additional_gids),
-             what=f"set user to {user.uid}:{user.gid}")
+    plan.user(user.uid, user.gid, user.additional_gids,
+              what=f"set user to {user.uid}:{user.gid}")
     known = {k: caps.mask(caps.split_by_kernel(getattr(c, k))[0])
              for k in ("effective", "permitted", "inheritable", "ambient")}
     # ambient capabilities must be permitted and inheritable (runc drops the rest)
     ambient = known["ambient"] & known["permitted"] & known["inheritable"]
-    plan.add(OP_CAPSET, (known["effective"], known["permitted"], known["inheritable"], ambient),
-             what="set capabilities")
+    plan.capset(known["effective"], known["permitted"], known["inheritable"], ambient,
+                what="set capabilities")
     if process.no_new_privileges:
-        plan.add(OP_NO_NEW_PRIVS, what="set no_new_privs")
+        plan.no_new_privs(what="set no_new_privs")
     path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     program = program or process.args[0]
-    plan.add(OP_LOOKUP, (process.user.uid if home else -1,), (program, path), what=f'exec: "{program}"')
+    plan.lookup(program, path, process.user.uid if home else -1, what=f'exec: "{program}"')
     if seccomp_bpf is not None and process.no_new_privileges:
-        plan.add(OP_SECCOMP, (seccomp_flags,), (seccomp_bpf,), what="load seccomp filter")
+        plan.seccomp(seccomp_flags, seccomp_bpf, what="load seccomp filter")
     if start_fds is not None:
-        plan.add(OP_READY, what="report the container created")
-        plan.add(OP_WAIT_START, start_fds, what="wait for start")
-    plan.add(OP_EXEC, (len(process.args),), (*process.args, *dedupe_env(env)),
-             what=f"exec {process.args[0]}")
+        plan.ready(what="report the container created")
+        plan.wait_start(*start_fds, what="wait for start")
+    plan.exec(process.args, dedupe_env(env), what=f"exec {process.args[0]}")
 
 
-def add_lsm_attr(plan: Plan, kind: str, value: str) -> None:
-    """Write an LSM attribute of the init through the container's /proc: "apparmor" (the
-    profile for the execve), "exec" (the SELinux label for it), "keycreate" (SELinux's
-    label for keyrings made from now on)."""
-    from pyrunc import lsm
-    if kind == "apparmor":
-        plan.add(OP_PROC_ATTR, (), (f"exec {value}", *lsm.APPARMOR_EXEC_ATTRS),
-                 what=f'apply apparmor profile "{value}": write /proc/{lsm.APPARMOR_EXEC_ATTRS[0]}')
-    else:
-        attrs = lsm.SELINUX_EXEC_ATTRS if kind == "exec" else lsm.SELINUX_KEYCREATE_ATTRS
-        plan.add(OP_PROC_ATTR, (), (value, *attrs), what=f'set selinux label "{value}": write /proc/{attrs[0]}')
+def console_op(plan: Plan, process, socket_fd: int, *, bind_console: bool) -> None:
+    """process.terminal: the init makes a pty, sends its master over the console socket
+    and makes the slave its stdio (bind_console: bound over /dev/console, for an init)."""
+    size = process.console_size
+    plan.console(socket_fd, size.height if size else 0, size.width if size else 0, bind_console,
+                 process.user.uid, what="set up the console",
+                 reasons={errno.ELOOP: "/dev/console is a symlink in the rootfs: the console is not "
+                                       "bound through it"} if bind_console else None)
 
 
 def dedupe_env(env: list[str]) -> list[str]:

@@ -18,8 +18,6 @@ class Busy(PyruncError):
     """Another command holds the container's lock for longer than we wait."""
 
 STATE_FILE = "state.json"
-# state.json key: the fd number, in the waiting init, of the start socket's peer end
-START_FD = "start_fd"
 INIT_COMM = "pyrunc-init"  # comm of the init until it execs the user's program
 CACHE_DIR = ".pyrunc-cache"
 # how long a command waits for another one on the same container (create holds the lock
@@ -49,6 +47,48 @@ def proc_stat(pid: int) -> tuple[str, str, int] | None:
     return data[lpar + 1:rpar], fields[0], int(fields[19])
 
 
+class ContainerState:
+    """state.json as typed fields.  The JSON object itself is kept (`json`) and written
+    back as it is, so the on-disk format stays what every pyrunc wrote and keys this
+    version does not know survive a save."""
+    __slots__ = ("json",)
+
+    def __init__(self, json: dict | None = None):
+        self.json = {} if json is None else json
+
+
+# (attribute, state.json key, value when absent)
+_STATE_FIELDS = (
+    ("oci_version", "ociVersion", ""),
+    ("id", "id", ""),
+    ("pid", "pid", 0),
+    ("pid_start", "pid_start", None),    # the init's start time: (pid, start) names it
+    ("bundle", "bundle", ""),
+    ("rootfs", "rootfs", ""),
+    ("created", "created", ""),
+    ("annotations", "annotations", None),
+    ("creator", "creator", None),        # [pid, start time] of the `create` still working
+    ("no_new_keyring", "no_new_keyring", False),
+    ("args0", "args0", ""),
+    ("exec_defaults", "exec", None),     # {"process", "seccomp"} of config.json, for exec
+    ("cgroup", "cgroup", None),          # cgroups.Manager.to_state()
+    ("resources", "resources", None),    # the linux.resources applied (create, update)
+    ("hooks", "hooks", None),            # the hooks later commands run
+    ("start_fd", "start_fd", -1),        # the start socket's peer end, an fd in the waiting init
+    ("corrupt", "corrupt", False),       # state.json did not parse
+)
+
+
+def _state_field(key: str, absent):
+    return property(lambda self: self.json.get(key, absent),
+                    lambda self, value: self.json.__setitem__(key, value),
+                    lambda self: self.json.pop(key, None))
+
+
+for _attr, _key, _absent in _STATE_FIELDS:
+    setattr(ContainerState, _attr, _state_field(_key, _absent))
+
+
 class Container:
     """One container's state directory, locked for the lifetime of the object's use."""
 
@@ -57,8 +97,9 @@ class Container:
         self.root = root
         self.id = container_id
         self.dir = os.path.join(root, container_id)
-        self.data: dict = {}
+        self.state = ContainerState()
         self._lock_fd = -1
+        self._cgroup_manager = None
 
     # -- locking -------------------------------------------------------------------
     def lock(self, timeout: float | None = LOCK_TIMEOUT) -> None:
@@ -133,20 +174,20 @@ class Container:
             c.lock(timeout)
         try:
             with open(os.path.join(c.dir, STATE_FILE)) as f:
-                c.data = fastjson.loads(f.read())
+                c.state = ContainerState(fastjson.loads(f.read()))
         except FileNotFoundError:
             if not os.path.isdir(c.dir):
                 c.unlock()
                 raise ContainerNotExist(container_id) from None
-            c.data = {}  # reserved but create died before writing: status "stopped"
+            pass  # reserved but create died before writing: status "stopped"
         except ValueError:
-            c.data = {"corrupt": True}
+            c.state.corrupt = True
         return c
 
     def save(self) -> None:
         tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            f.write(fastjson.dumps(self.data))
+            f.write(fastjson.dumps(self.state.json))
         os.replace(tmp, os.path.join(self.dir, STATE_FILE))
 
     def remove(self) -> None:
@@ -160,34 +201,39 @@ class Container:
     # -- status ----------------------------------------------------------------------
     @property
     def pid(self) -> int:
-        return int(self.data.get("pid", 0))
+        return int(self.state.pid)
+
+    def cgroup_manager(self):
+        """The cgroups.Manager of the container's cgroups, None when it has none."""
+        if self._cgroup_manager is None and self.state.cgroup:
+            from pyrunc.cgroups import Manager
+            self._cgroup_manager = Manager.from_state(self.state.cgroup)
+        return self._cgroup_manager
 
     def init_alive(self) -> bool:
         pid = self.pid
         if pid <= 0:
             return False
         st = proc_stat(pid)
-        return st is not None and st[1] not in ("Z", "X") and st[2] == self.data.get("pid_start")
+        return st is not None and st[1] not in ("Z", "X") and st[2] == self.state.pid_start
 
     def status(self) -> str:
         """creating | created | running | paused | stopped, from the live process."""
-        if not self.data.get("pid"):
-            creator = self.data.get("creator")
+        if not self.state.pid:
+            creator = self.state.creator
             if creator:
                 st = proc_stat(creator[0])
                 if st and st[2] == creator[1]:
                     return "creating"
             return "stopped"
         st = proc_stat(self.pid)
-        if st is None or st[1] in ("Z", "X") or st[2] != self.data.get("pid_start"):
+        if st is None or st[1] in ("Z", "X") or st[2] != self.state.pid_start:
             return "stopped"
         if st[0] == INIT_COMM:
             return "created"
-        cg = self.data.get("cgroup")
-        if cg:
-            from pyrunc.cgroups import Manager
+        if self.state.cgroup:
             try:
-                if Manager.from_state(cg).frozen():
+                if self.cgroup_manager().frozen():
                     return "paused"
             except OSError:
                 pass
@@ -195,20 +241,20 @@ class Container:
 
     def oci_state(self) -> dict:
         """runc's `state` JSON object."""
-        d = self.data
+        d = self.state
         status = self.status()
         out = {
-            "ociVersion": d.get("ociVersion", ""),
+            "ociVersion": d.oci_version,
             "id": self.id,
             "pid": self.pid if status != "stopped" else 0,
             "status": status,
-            "bundle": d.get("bundle", ""),
-            "rootfs": d.get("rootfs", ""),
-            "created": d.get("created", ""),
+            "bundle": d.bundle,
+            "rootfs": d.rootfs,
+            "created": d.created,
             "owner": "",
         }
-        if d.get("annotations"):
-            out["annotations"] = d["annotations"]
+        if d.annotations:
+            out["annotations"] = d.annotations
         return out
 
 

@@ -1179,7 +1179,11 @@ int main(int argc, char **argv)
 	if (!plan || len < 12 || memcmp(plan, PLAN_MAGIC, 4))
 		fail(EINVAL);
 	close(plan_fd);
-	uint32_t nops;
+	uint32_t version, nops;
+	memcpy(&version, plan + 4, 4);
+	/* a plan from a pyrunc whose ops differ from this init's: run none of it */
+	if (version != PLAN_VERSION)
+		fail(EPROTONOSUPPORT);
 	memcpy(&nops, plan + 8, 4);
 	const char *p = plan + 12, *end = plan + len;
 

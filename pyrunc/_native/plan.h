@@ -6,7 +6,9 @@
  *
  * Messages from the init to the runtime on the sync socket (SOCK_SEQPACKET) are
  * struct init_msg; the runtime answers MSG_SYNC with one byte (0 = go on).
- * Keep the numbers in step with pyrunc/plan.py.
+ * pyrunc/plan.py holds the same numbers (tests/unit/test_plan.py parses this file and
+ * compares).  Bump PLAN_VERSION in both with any change of an op's arguments: the init
+ * refuses a plan whose version is not its own.
  */
 #ifndef PYRUNC_PLAN_H
 #define PYRUNC_PLAN_H

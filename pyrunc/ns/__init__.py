@@ -1,7 +1,11 @@
-"""Linux namespaces: kinds, clone flags, /proc names, and id maps."""
+"""The namespace facility: the kinds (OCI type, clone flag, /proc name), the order in
+which a plan joins and makes them (`namespace_ops` for a container's init, `join_ops`
+for a process joining one), and the user namespace's id maps."""
 from __future__ import annotations
 
 import os
+
+from pyrunc import plan as P
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -46,6 +50,100 @@ def supported() -> list[str]:
     """The namespace types this kernel offers (per /proc/self/ns)."""
     present = set(os.listdir("/proc/self/ns"))
     return [t for t, (_, name) in KINDS.items() if name in present]
+
+
+def namespace_ops(cp: P.ContainerPlan, linux) -> None:
+    """Namespaces: made by the clone where possible, else joined/unshared by ops.
+
+    With a user namespace nothing is made at clone time: the clone's child execs
+    pyrunc-init at once, and an exec by a uid the new namespace does not map (yet)
+    drops every capability.  So the init unshares the user namespace itself, waits for
+    its id maps, becomes root in it, and only then makes the namespaces it should own.
+    Joins need the host's privileges and come first.
+    """
+    plan = cp.plan
+    joined = {n.type: n.path for n in linux.namespaces if n.path}
+    new = [n.type for n in linux.namespaces if not n.path]
+    at_clone = "user" not in joined and "user" not in new
+    late = {"cgroup", "time"}  # after the cgroup join; time needs offsets before a fork
+    if "time" in new:
+        late.add("pid")  # the forked child must be pid 1 in the new pid namespace
+    if at_clone:
+        for t in new:
+            if t not in late:
+                cp.clone_flags |= flag(t)
+    for t in JOIN_ORDER:
+        if t in joined:
+            plan.setns(flag(t), joined[t], what=f"join {t} namespace {joined[t]}")
+            if t == "user":
+                plan.setresid(0, 0, what="become root in the joined user namespace")
+    if "user" in new:
+        plan.unshare(CLONE_NEWUSER, what="create user namespace")
+        plan.sync(P.SYNC_USERNS, what="wait for the id maps")
+        plan.setresid(0, 0, what="become root in the user namespace")
+    rest = 0
+    for t in new:
+        if t != "user" and t not in ("cgroup", "time") and not (cp.clone_flags & flag(t)) and t != "pid":
+            rest |= flag(t)
+    if rest:
+        plan.unshare(rest, what=f"create namespaces: {describe(rest)}")
+    if "cgroup" in new:
+        cp.wait_placed()  # the namespace's root is the cgroup the init is in now
+        plan.unshare(CLONE_NEWCGROUP, what="create cgroup namespace")
+    pid_unshare = "pid" in new and not (cp.clone_flags & CLONE_NEWPID)
+    if pid_unshare:
+        plan.unshare(CLONE_NEWPID, what="create pid namespace")
+    if "time" in new:
+        plan.unshare(CLONE_NEWTIME, what="create time namespace")
+        if linux.time_offsets:
+            text = "".join(f"{clock} {s} {n}\n" for clock, (s, n) in linux.time_offsets.items())
+            plan.write_file("/proc/self/timens_offsets", text, what="write time namespace offsets")
+    if pid_unshare or "pid" in joined or "time" in new:
+        cp.wait_placed()  # the child must be born in the cgroup
+        plan.fork(what="fork into the pid namespace")
+        cp.forks = True
+    if "network" in new:
+        plan.loopback_up(what="bring up lo")
+
+
+def open_namespaces_of(pid: int, floor: int = 3) -> list[tuple[str, int]]:
+    """[(type, fd)] of every namespace of `pid` that differs from ours, in join order (the
+    user namespace first); fds >= floor, close-on-exec, for `join_ops`.
+
+    Opened by the runtime because once the child is in a user namespace it may no longer
+    open the files of a process that is not dumpable, as pyrunc-init waiting for `start`
+    is (its createContainer and startContainer hooks join it).  The spawned process must
+    keep the fds open and the caller close them after the spawn."""
+    import fcntl
+
+    out: list[tuple[str, int]] = []
+    try:
+        for t in JOIN_ORDER:
+            name = proc_name(t)
+            try:
+                fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                out.append((t, fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)))
+            finally:
+                os.close(fd)
+    except BaseException:
+        for _, fd in out:
+            os.close(fd)
+        raise
+    return out
+
+
+def join_ops(plan: P.Plan, namespaces: list[tuple[str, int]], pid: int) -> None:
+    """Join the namespaces `open_namespaces_of(pid)` opened; a pid or time namespace
+    takes effect in a child: fork."""
+    for t, fd in namespaces:
+        plan.setns(flag(t), f"/proc/self/fd/{fd}", what=f"join {t} namespace of pid {pid}")
+    if any(t in ("pid", "time") for t, _ in namespaces):
+        plan.fork(what="fork into the pid namespace")
 
 
 def format_id_map(mappings) -> bytes:

@@ -43,6 +43,35 @@ class CgroupHierarchy:
 
 
 @dataclass
+class MountHostFacts:
+    """What the mount plan needs to know about the host, read once by `probe_host` (the
+    plan builders read nothing themselves, so tests give them made-up facts)."""
+    rootfs_parent: tuple[str, str]   # the mount holding the rootfs: (as mountinfo escapes it, path)
+    pseudo_mounts: list[tuple[str, str]]  # --no-pivot: the host's full procfs/sysfs (fstype, mount point)
+    bind_sources: dict[str, int]     # bind source -> its st_mode, or -errno when stat fails
+    host_devices: frozenset[str]     # with a user namespace: the device paths the host has (to bind)
+    kcore: bool                      # the host has /proc/kcore (the /dev/core symlink)
+
+
+def probe_host(spec, rootfs: str, *, no_pivot: bool, userns: bool) -> MountHostFacts:
+    """Read the host facts the mount plan of `spec` depends on."""
+    sources: dict[str, int] = {}
+    for m in spec.mounts:
+        if m.type != "bind" and "bind" not in m.options and "rbind" not in m.options:
+            continue  # not a bind (the quick test: parsing every mount's options costs)
+        source = _bind_source(m, O.parse(m.options), spec.bundle)
+        if source is not None and source not in sources:
+            try:
+                sources[source] = os.stat(source).st_mode
+            except OSError as e:
+                sources[source] = -e.errno
+    devices = frozenset(p for p in (*(d[0] for d in DEFAULT_DEVICES), *(d.path for d in spec.linux.devices))
+                        if userns and os.path.exists(p))
+    return MountHostFacts(rootfs_parent=parent_mount(rootfs), pseudo_mounts=host_pseudo_mounts() if no_pivot else [],
+                          bind_sources=sources, host_devices=devices, kcore=os.path.exists("/proc/kcore"))
+
+
+@dataclass
 class RootfsContext:
     rootfs: str
     bundle: str
@@ -51,6 +80,7 @@ class RootfsContext:
     cgroupns_new: bool
     no_pivot: bool
     cgroups: list[CgroupHierarchy]
+    host: MountHostFacts
     mount_label: str = ""  # linux.mountLabel: the SELinux context of the filesystems mounted
     # bind sources opened by the init before it enters its user namespace (runc's mount
     # fds): {index in spec.mounts: OP_OPEN_TREE slot}, set by add_bind_tree_ops
@@ -86,21 +116,20 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
         # after the pivot (add_pivot_ops); runc 1.1.5 fails here, crun does this
         root_prop = O.MS_SLAVE | O.MS_REC
     # make our copy of the host's mounts stop propagating back to the host
-    plan.add(P.OP_MOUNT, (root_prop, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/", "", ""),
-             what="set the propagation of /")
+    plan.mount("", "/", flags=root_prop, target_kind=P.TARGET_HOST, what="set the propagation of /")
     # runc's rootfsParentMountPrivate: the mount holding the rootfs must not be shared,
     # or the rootfs bind would propagate and pivot_root refuses a shared parent
-    escaped, parent = parent_mount(ctx.rootfs)
-    plan.add(P.OP_PRIVATE_IF_SHARED, (), (escaped, parent), what=f"make {parent} private")
+    escaped, parent = ctx.host.rootfs_parent
+    plan.private_if_shared(escaped, parent, what=f"make {parent} private")
     if overlay_dirs is not None:
         upper, work = overlay_dirs
         lowers = overlay_layers(spec)
         data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
-        plan.add(P.OP_MOUNT, (0, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
-                 ("overlay", ctx.rootfs, "overlay", data), what=f"mount overlay on {ctx.rootfs}")
-    plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
-             (ctx.rootfs, ctx.rootfs, "", ""), what=f"bind mount rootfs {ctx.rootfs}")
-    plan.add(P.OP_ROOT, (), (ctx.rootfs,), what=f"open rootfs {ctx.rootfs}")
+        plan.mount("overlay", ctx.rootfs, "overlay", data, flags=0, target_kind=P.TARGET_HOST,
+                   what=f"mount overlay on {ctx.rootfs}")
+    plan.mount(ctx.rootfs, ctx.rootfs, flags=O.MS_BIND | O.MS_REC, target_kind=P.TARGET_HOST,
+               source_kind=P.SOURCE_HOST, what=f"bind mount rootfs {ctx.rootfs}")
+    plan.root(ctx.rootfs, what=f"open rootfs {ctx.rootfs}")
     for index, m in enumerate(spec.mounts):
         _add_mount(plan, m, ctx, (ctx.bind_trees or {}).get(index))
     destinations = {os.path.normpath(m.destination): m for m in spec.mounts}
@@ -110,32 +139,40 @@ def add_prepare_ops(plan: P.Plan, spec, ctx: RootfsContext, overlay_dirs: tuple[
     dev_is_bind = dev is not None and (dev.type == "bind" or O.parse(dev.options).is_bind)
     _add_devices(plan, spec, ctx, with_defaults=not dev_is_bind)
     if "/dev/pts" in destinations:
-        plan.add(P.OP_SYMLINK, (), ("pts/ptmx", "/dev/ptmx"), what=f"symlink {ctx.rootfs}/dev/ptmx")
+        plan.symlink("pts/ptmx", "/dev/ptmx", what=f"symlink {ctx.rootfs}/dev/ptmx")
 
 
 def add_pivot_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
     if ctx.no_pivot:
         add_hide_host_procfs_ops(plan, ctx)
-        plan.add(P.OP_MOVE_ROOT, what=f"move rootfs {ctx.rootfs} to /")
+        plan.move_root(what=f"move rootfs {ctx.rootfs} to /")
     else:
-        plan.add(P.OP_PIVOT_ROOT, what=f"pivot_root into {ctx.rootfs}")
+        plan.pivot_root(what=f"pivot_root into {ctx.rootfs}")
     if spec.linux.rootfs_propagation:
         # applied to the new root too, after the pivot (runc), so "shared" means shared
-        plan.add(P.OP_MOUNT, (O.propagation_flags(spec.linux.rootfs_propagation), P.TARGET_IN_ROOT,
-                              P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/", "", ""),
-                 what=f"set the propagation of / to {spec.linux.rootfs_propagation}")
+        plan.mount("", "/", flags=O.propagation_flags(spec.linux.rootfs_propagation),
+                   what=f"set the propagation of / to {spec.linux.rootfs_propagation}")
 
 
 def parent_mount(path: str) -> tuple[str, str]:
     """The mount point whose mount holds `path` (the longest mount point prefix), as
     mountinfo writes it (escaped) and as a path."""
     best = ("/", "/")
+    target = path.encode(errors="surrogateescape")
     with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            raw = line.split(b" ", 5)[4].decode(errors="surrogateescape")
-            point = _unescape(raw)
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[1]):
-                best = (raw, point)
+        lines = f.read().split(b"\n")
+    for line in lines:
+        fields = line.split(b" ", 5)
+        if len(fields) < 5:
+            continue
+        raw = fields[4]
+        # compared as bytes (most mount points are not a prefix): decoded only when one is
+        if b"\\" not in raw and not (target == raw or target.startswith(raw.rstrip(b"/") + b"/")):
+            continue
+        raw_text = raw.decode(errors="surrogateescape")
+        point = _unescape(raw_text)
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[1]):
+            best = (raw_text, point)
     return best
 
 
@@ -152,9 +189,9 @@ def add_finish_ops(plan: P.Plan, spec) -> None:
     # a masked directory gets a tmpfs, labelled like the container's other tmpfs (runc)
     tmpfs_data = _labelled("", spec.linux.mount_label)
     for path in spec.linux.masked_paths:
-        plan.add(P.OP_MASK, (), (path, tmpfs_data), what=f"mask {path}")
+        plan.mask(path, tmpfs_data, what=f"mask {path}")
     for path in spec.linux.readonly_paths:
-        plan.add(P.OP_READONLY, (), (path,), what=f"make {path} read-only")
+        plan.readonly(path, what=f"make {path} read-only")
 
 
 def add_bind_tree_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
@@ -169,25 +206,31 @@ def add_bind_tree_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
         if source is None:
             continue
         slot = ctx.bind_trees[index] = len(ctx.bind_trees)
-        plan.add(P.OP_OPEN_TREE, (slot, int(bool(opts.flags & O.MS_REC))), (source,),
-                 what=f"open bind source {source}")
+        plan.open_tree(slot, bool(opts.flags & O.MS_REC), source, what=f"open bind source {source}")
 
 
-def add_hide_host_procfs_ops(plan: P.Plan, ctx: RootfsContext) -> None:
-    """--no-pivot: no full procfs/sysfs of the host may stay in the container's mount
-    namespace (runc's msMoveRoot); the host's mounts as this process sees them now, the
-    init's namespace being a copy of them."""
-    inside = ctx.rootfs.rstrip("/") + "/"
+def host_pseudo_mounts() -> list[tuple[str, str]]:
+    """The full procfs and sysfs mounts of the host as this process sees them now, the
+    init's mount namespace being a copy of them: [(fstype, mount point)]."""
+    out = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split(b" ")
             dash = fields.index(b"-")
-            root, point, fstype = fields[3], _unescape(fields[4].decode(errors="surrogateescape")), fields[dash + 1]
-            if root != b"/" or fstype not in (b"proc", b"sysfs"):
-                continue
-            if point == ctx.rootfs or point.startswith(inside):
-                continue
-            plan.add(P.OP_HIDE_MOUNT, (), (point,), what=f"hide the host's {fstype.decode()} on {point}")
+            root, fstype = fields[3], fields[dash + 1]
+            if root == b"/" and fstype in (b"proc", b"sysfs"):
+                out.append((fstype.decode(), _unescape(fields[4].decode(errors="surrogateescape"))))
+    return out
+
+
+def add_hide_host_procfs_ops(plan: P.Plan, ctx: RootfsContext) -> None:
+    """--no-pivot: no full procfs/sysfs of the host may stay in the container's mount
+    namespace (runc's msMoveRoot)."""
+    inside = ctx.rootfs.rstrip("/") + "/"
+    for fstype, point in ctx.host.pseudo_mounts:
+        if point == ctx.rootfs or point.startswith(inside):
+            continue
+        plan.hide_mount(point, what=f"hide the host's {fstype} on {point}")
 
 
 def add_readonly_dev(plan: P.Plan, spec) -> None:
@@ -198,14 +241,12 @@ def add_readonly_dev(plan: P.Plan, spec) -> None:
             flags = O.parse(m.options).flags
             if flags & O.MS_RDONLY:
                 keep = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
-                plan.add(P.OP_MOUNT, (keep | O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY, P.TARGET_IN_ROOT,
-                                      P.MKDIR_NONE, P.SOURCE_LITERAL), ("", "/dev", "", ""),
-                         what="remount /dev read-only")
+                plan.mount("", "/dev", flags=keep | O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY,
+                           what="remount /dev read-only")
 
 
 def add_readonly_root(plan: P.Plan) -> None:
-    plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY, P.TARGET_IN_ROOT, P.MKDIR_NONE,
-                          P.SOURCE_LITERAL), ("", "/", "", ""), what="remount / read-only")
+    plan.mount("", "/", flags=O.MS_BIND | O.MS_REMOUNT | O.MS_RDONLY, what="remount / read-only")
 
 
 def _dest(m) -> str:
@@ -266,10 +307,10 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
     if _is_cgroup(m, opts):
         _add_cgroup_mount(plan, m, opts, ctx)
     elif source is not None:
-        try:
-            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
-        except OSError as e:
-            raise ConfigError(f"config.json: mounts: bind source {source}: {os.strerror(e.errno).lower()}")
+        mode = ctx.host.bind_sources[source]
+        if mode < 0:
+            raise ConfigError(f"config.json: mounts: bind source {source}: {os.strerror(-mode).lower()}")
+        is_dir = stat.S_ISDIR(mode)
         # runc refuses a bind that resolves inside /proc but for the lxcfs files
         guard = os.path.normpath(dest) not in PROC_BIND_DESTINATIONS
         _bind(plan, source, dest, flags, data, P.MKDIR_DIR if is_dir else P.MKDIR_FILE,
@@ -285,28 +326,24 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
         if m.type not in _UNLABELLED:
             data = _labelled(data, ctx.mount_label)
         mkdir = P.MKDIR_ORDINARY_DIR if m.type in ("proc", "sysfs") else P.MKDIR_DIR
-        plan.add(P.OP_MOUNT, (flags, P.TARGET_IN_ROOT, mkdir, P.SOURCE_LITERAL),
-                 (source, dest, m.type, data), what=f"mount {source} on {shown}",
-                 reasons=_ordinary_dir(m.type) if mkdir == P.MKDIR_ORDINARY_DIR else None)
+        plan.mount(source, dest, m.type, data, flags=flags, mkdir=mkdir, what=f"mount {source} on {shown}",
+                   reasons=_ordinary_dir(m.type) if mkdir == P.MKDIR_ORDINARY_DIR else None)
         if m.type == "mqueue" and ctx.mount_label:
-            plan.add(P.OP_SETXATTR, (), (dest, _SELINUX_XATTR, ctx.mount_label),
-                     what=f'label {shown} "{ctx.mount_label}"')
+            plan.setxattr(dest, _SELINUX_XATTR, ctx.mount_label,
+                          what=f'label {shown} "{ctx.mount_label}"')
     for prop in opts.propagation:
-        plan.add(P.OP_MOUNT, (prop, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL), ("", dest, "", ""),
-                 what=f"set propagation of {shown}")
+        plan.mount("", dest, flags=prop, what=f"set propagation of {shown}")
 
 
 def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str,
           tree_slot: int | None = None, not_on_procfs: bool = False, reasons: dict[int, str] | None = None) -> None:
     # tree_slot: the source's copy opened before the user namespace (add_bind_tree_ops)
     source_kind, slot = (P.SOURCE_HOST, 0) if tree_slot is None else (P.SOURCE_TREE, tree_slot)
-    plan.add(P.OP_MOUNT, (O.MS_BIND | (flags & O.MS_REC), P.TARGET_IN_ROOT, mkdir, source_kind, slot,
-                          int(not_on_procfs)),
-             (source, dest, "", data), what=what, reasons=reasons)
+    plan.mount(source, dest, "", data, flags=O.MS_BIND | (flags & O.MS_REC), mkdir=mkdir, source_kind=source_kind,
+               tree_slot=slot, not_on_procfs=not_on_procfs, what=what, reasons=reasons)
     extra = flags & ~(O.MS_BIND | O.MS_REC | O.MS_REMOUNT)
     if extra:
-        plan.add(P.OP_MOUNT, (O.MS_BIND | O.MS_REMOUNT | extra, P.TARGET_IN_ROOT, P.MKDIR_NONE, P.SOURCE_LITERAL),
-                 ("", dest, "", ""), what=what.replace("mount ", "remount ", 1))
+        plan.mount("", dest, flags=O.MS_BIND | O.MS_REMOUNT | extra, what=what.replace("mount ", "remount ", 1))
 
 
 def _add_cgroup_mount(plan: P.Plan, m, opts: O.MountOptions, ctx: RootfsContext) -> None:
@@ -321,32 +358,30 @@ def _add_cgroup_mount(plan: P.Plan, m, opts: O.MountOptions, ctx: RootfsContext)
     if unified_only:
         h = ctx.cgroups[0]
         if ctx.cgroupns_new:
-            plan.add(P.OP_MOUNT, (base | ro, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
-                     ("cgroup", dest, "cgroup2", ""), what=f"mount cgroup2 on {shown}")
+            plan.mount("cgroup", dest, "cgroup2", flags=base | ro, mkdir=P.MKDIR_DIR, what=f"mount cgroup2 on {shown}")
         else:
             _bind(plan, h.host_dir, dest, base | ro | O.MS_BIND | O.MS_REC, "", P.MKDIR_DIR,
                   f"mount {h.host_dir} on {shown}")
         return
-    plan.add(P.OP_MOUNT, (base, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
-             ("tmpfs", dest, "tmpfs", _labelled("mode=755", ctx.mount_label)), what=f"mount tmpfs on {shown}")
+    plan.mount("tmpfs", dest, "tmpfs", _labelled("mode=755", ctx.mount_label), flags=base, mkdir=P.MKDIR_DIR,
+               what=f"mount tmpfs on {shown}")
     for h in ctx.cgroups:
         if not h.name:
             continue
         sub = f"{dest}/{h.name}"
         if ctx.cgroupns_new:
-            plan.add(P.OP_MOUNT, (base | ro, P.TARGET_IN_ROOT, P.MKDIR_DIR, P.SOURCE_LITERAL),
-                     ("cgroup", sub, h.fstype, h.options), what=f"mount cgroup ({h.options or h.fstype}) on {ctx.rootfs}{sub}")
+            plan.mount("cgroup", sub, h.fstype, h.options, flags=base | ro, mkdir=P.MKDIR_DIR,
+                       what=f"mount cgroup ({h.options or h.fstype}) on {ctx.rootfs}{sub}")
         else:
             _bind(plan, h.host_dir, sub, base | ro | O.MS_BIND | O.MS_REC, "", P.MKDIR_DIR,
                   f"mount {h.host_dir} on {ctx.rootfs}{sub}")
         # co-mounted controllers ("cpu,cpuacct") are also reachable by each name (runc)
         if "," in h.name:
             for alias in h.name.split(","):
-                plan.add(P.OP_SYMLINK, (), (h.name, f"{dest}/{alias}"), what=f"symlink {ctx.rootfs}{dest}/{alias}")
+                plan.symlink(h.name, f"{dest}/{alias}", what=f"symlink {ctx.rootfs}{dest}/{alias}")
     if ro:
         # runc makes the tmpfs itself read-only by a superblock remount (no MS_BIND)
-        plan.add(P.OP_MOUNT, (O.MS_REMOUNT | O.MS_RDONLY | base, P.TARGET_IN_ROOT, P.MKDIR_NONE,
-                              P.SOURCE_LITERAL), ("", dest, "", ""), what=f"remount {shown} read-only")
+        plan.mount("", dest, flags=O.MS_REMOUNT | O.MS_RDONLY | base, what=f"remount {shown} read-only")
 
 
 def _add_devices(plan: P.Plan, spec, ctx: RootfsContext, with_defaults: bool) -> None:
@@ -361,15 +396,15 @@ def _add_devices(plan: P.Plan, spec, ctx: RootfsContext, with_defaults: bool) ->
     for path, (mode, major, minor, uid, gid) in wanted.items():
         if ctx.userns:
             # mknod is not allowed in a user namespace: bind the host's node (never chown it)
-            if not os.path.exists(path):
+            if path not in ctx.host.host_devices:
                 raise ConfigError(f"config.json: linux.devices: {path} does not exist on the host to bind")
-            plan.add(P.OP_MOUNT, (O.MS_BIND, P.TARGET_IN_ROOT, P.MKDIR_FILE, P.SOURCE_HOST), (path, path, "", ""),
-                     what=f"bind mount device {path} on {ctx.rootfs}{path}")
+            plan.mount(path, path, flags=O.MS_BIND, mkdir=P.MKDIR_FILE, source_kind=P.SOURCE_HOST,
+                       what=f"bind mount device {path} on {ctx.rootfs}{path}")
         else:
-            plan.add(P.OP_MKNOD, (mode, os.makedev(major, minor), uid, gid), (path,),
-                     what=f"mknod {ctx.rootfs}{path}")
+            plan.mknod(path, mode, os.makedev(major, minor), uid, gid,
+                       what=f"mknod {ctx.rootfs}{path}")
     if with_defaults:
         for target, link in DEV_SYMLINKS:
-            plan.add(P.OP_SYMLINK, (), (target, link), what=f"symlink {ctx.rootfs}{link}")
-        if os.path.exists("/proc/kcore"):
-            plan.add(P.OP_SYMLINK, (), ("/proc/kcore", "/dev/core"), what=f"symlink {ctx.rootfs}/dev/core")
+            plan.symlink(target, link, what=f"symlink {ctx.rootfs}{link}")
+        if ctx.host.kcore:
+            plan.symlink("/proc/kcore", "/dev/core", what=f"symlink {ctx.rootfs}/dev/core")

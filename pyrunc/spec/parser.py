@@ -23,6 +23,7 @@ if False:  # annotations only: importing typing costs ~3 ms on the create path
 
 from pyrunc.errors import ConfigError
 from pyrunc.spec.jsontype import wrong_type as _wrong_type
+from pyrunc.ns import KINDS
 from pyrunc.spec.model import (
     Capabilities,
     ConsoleSize,
@@ -44,7 +45,7 @@ from pyrunc.spec.model import (
 
 CONFIG_NAME = "config.json"
 
-NAMESPACE_TYPES = frozenset(("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"))
+NAMESPACE_TYPES = frozenset(KINDS)  # pyrunc.ns owns the namespace kinds
 TIME_CLOCKS = frozenset(("monotonic", "boottime"))
 DEVICE_TYPES = frozenset(("c", "b", "u", "p"))
 # runc's mountPropagationMapping keys ("" = leave the runtime default, rslave for runc).

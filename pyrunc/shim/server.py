@@ -739,7 +739,7 @@ class Service:
 
 def _cgroup_state(g, container_id: str):
     from pyrunc.state import Container
-    return Container.load(g.root, container_id, lock=False).data.get("cgroup")
+    return Container.load(g.root, container_id, lock=False).state.cgroup
 
 
 def serve(listener: socket.socket, socket_file: str, flags) -> None:

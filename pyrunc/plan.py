@@ -74,8 +74,8 @@ def unpack_msg(data: bytes) -> tuple[int, int, int, int]:
     return struct.unpack("<iiii", data)
 
 _TWO64, _I64_MAX = 1 << 64, (1 << 63) - 1
-# an op's head (code, nints, nstrs) and its ints, compiled once per count of ints
-_HEADS = [struct.Struct(f"<IHH{n}q") for n in range(8)]
+# an op's head (code, nints, nstrs) and its ints, compiled on first use per count of ints
+_HEADS: dict[int, struct.Struct] = {}
 
 
 class Plan:
@@ -97,7 +97,7 @@ class Plan:
             # masks above 2**63 travel as their two's complement
             ints = [v - _TWO64 if v > _I64_MAX else v for v in ints]
         n = len(ints)
-        head = _HEADS[n] if n < len(_HEADS) else struct.Struct(f"<IHH{n}q")
+        head = _HEADS.get(n) or _HEADS.setdefault(n, struct.Struct(f"<IHH{n}q"))
         parts = [head.pack(code, n, len(strs), *ints)]
         for s in strs:
             data = s if isinstance(s, bytes) else s.encode()

@@ -541,8 +541,8 @@ def _spawn_true(cgroup: str | None, on_sync) -> InitProcess:
     """pyrunc-init on a two-op plan (wait for the runtime's placement, exec /bin/true),
     started in `cgroup`; `on_sync(pid)` runs at the placement point."""
     plan = P.Plan()
-    plan.add(P.OP_SYNC, (P.SYNC_PLACED,), what="wait for placement")
-    plan.add(P.OP_EXEC, (1, 0), ("/bin/true", "PATH=/usr/bin:/bin"), what="exec /bin/true")
+    plan.sync(P.SYNC_PLACED, what="wait for placement")
+    plan.exec(["/bin/true"], ["PATH=/usr/bin:/bin"], what="exec /bin/true")
     proc = InitProcess.spawn(plan, cgroup=cgroup)
     try:
         proc.follow(lambda _sync_id: on_sync(proc.pid))

@@ -25,7 +25,10 @@ def load(bundle_dir: str, *, creating: bool = True) -> "Spec":
 
 
 def parse(raw: object, bundle_dir: str, *, creating: bool = True) -> "Spec":
-    """Validate an already decoded config.json (relative paths resolve against bundle_dir)."""
+    """Validate an already decoded config.json (relative paths resolve against bundle_dir)
+    into the complete model: every section, linux.resources (by the cgroup controllers)
+    and linux.seccomp (by pyrunc.seccomp.profile) included. Touches nothing on the host
+    (with creating=True it stats the rootfs)."""
     from pyrunc.spec.parser import parse_spec
 
     return parse_spec(raw, bundle_dir, creating=creating)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pyrunc.record import field, record as dataclass
 
+if False:  # annotations only: importing the seccomp package is not needed to build a Spec
+    from pyrunc.seccomp.profile import Profile
+
 
 @dataclass
 class Root:
@@ -134,7 +137,7 @@ class Linux:
     seccomp: dict | None = None  # LinuxSeccomp as written, validated
     # the validated filter (pyrunc.seccomp.profile.Profile); None when there is none to
     # load: no linux.seccomp, or one without defaultAction and syscalls (runc: no filter)
-    seccomp_profile: object = None
+    seccomp_profile: Profile | None = None
     mount_label: str = ""
     personality: Personality | None = None
     intel_rdt: IntelRdt | None = None

@@ -66,3 +66,22 @@ def test_the_template_with_no_bad_value_is_created(pyrunc_cmd, bundle, container
     assert pyrunc_cmd("create", "--bundle", b, container_id).returncode == 0
     assert pyrunc_cmd("delete", "--force", container_id).returncode == 0
     assert_no_residue(state_root, [container_id])
+
+
+@pytest.mark.parametrize("personality,refused", [({"domain": 5}, True), ({"domain": "LINUX", "flags": "x"}, True),
+                                                 ({"domain": "LINUX32", "flags": []}, False)])
+def test_personality_like_runc(pyrunc_cmd, runc_cmd, bundle, container_id, state_root, assert_no_residue,
+                               personality, refused):
+    """runc 1.1.5 decodes linux.personality (a wrong JSON type fails the unmarshal, exit 1)
+    and then ignores it: LINUX32 does not change `uname -m`. pyrunc did not type-check it
+    before spec.parse had a model for it."""
+    b = bundle(lambda config: config["linux"].update(personality=personality), args=["uname", "-m"])
+    ours = pyrunc_cmd("run", "--bundle", b, container_id)
+    reference = runc_cmd("run", "--bundle", b, container_id + "-runc")
+    assert ours.returncode == reference.returncode == (1 if refused else 0), (ours.stderr, reference.stderr)
+    if refused:
+        assert "linux.personality" in error_lines(ours.stderr)[0]
+        assert "personality" in reference.stderr
+    else:
+        assert ours.stdout == reference.stdout
+    assert_no_residue(state_root, [container_id])

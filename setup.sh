@@ -32,6 +32,10 @@ APT_PACKAGES+=(qemu-system-x86 tiny-initramfs linux-image-amd64)
 # the policy package's postinst). On a host without either LSM their scripts only write
 # files: nothing is loaded, no service is started (policy-rc.d below denies it anyway).
 APT_PACKAGES+=(apparmor policycoreutils selinux-policy-default)
+# checkpoint/restore drives CRIU over its RPC (criu swrk); tests/vm/test_criu_guest.py runs
+# it in the guest (Debian's criu 3.17 fails on some host kernels: "Unexpected rt vDSO area
+# bounds", which the host tests then expect as a clean one-line error).
+APT_PACKAGES+=(criu)
 STAMP="$REPO/build/pyrunc-install.stamp"
 
 say() { printf '==> %s\n' "$*" >&2; }

@@ -109,18 +109,27 @@ def checkpoint(g, container_id: str, opts: dict) -> None:
 def _make_dirs(opts: dict) -> list[str]:
     """runc creates the image directory (and the work directory) before anything else;
     returns the ones made here, which a failed checkpoint removes again."""
-    made = []
-    for key in ("image_path", "work_path"):
-        if key == "work_path" and not opts.get(key):
-            continue
-        path = os.path.abspath(opts.get(key) or "checkpoint")
-        try:
-            os.mkdir(path, 0o700)
-            made.append(path)
-        except FileExistsError:
-            pass
-        except OSError as err:
-            raise PyruncError(f"mkdir {path}: {os.strerror(err.errno).lower()}") from None
+    made: list[str] = []
+    image_path = os.path.abspath(opts.get("image_path") or "checkpoint")
+    # the image path with its parents (runc's MkdirAll), the work path alone (its Mkdir)
+    missing = []
+    path = image_path
+    while not os.path.lexists(path) and path != "/":
+        missing.insert(0, path)
+        path = os.path.dirname(path)
+    if opts.get("work_path"):
+        missing.append(os.path.abspath(opts["work_path"]))
+    try:
+        for path in missing:
+            try:
+                os.mkdir(path, 0o700)
+                made.append(path)
+            except FileExistsError:
+                pass
+    except OSError as err:
+        for done in reversed(made):
+            os.rmdir(done)
+        raise PyruncError(f"mkdir {path}: {os.strerror(err.errno).lower()}") from None
     return made
 
 

@@ -40,6 +40,7 @@ OP_CLOSE_FDS = 26
 OP_WAIT_START = 27
 OP_EXEC = 28
 OP_UMASK = 29
+OP_SETSID = 30
 OP_READY = 31
 OP_LOOPBACK_UP = 32
 OP_DUP2 = 33
@@ -229,6 +230,9 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
+    # runc's nsexec makes every container process (init and exec) a session leader; CRIU
+    # refuses to dump a tree whose session leader is outside it
+    plan.add(OP_SETSID, what="create a session")
     for rl in process.rlimits:
         plan.add(OP_RLIMIT, (rlimits.rlimit_number(rl.type), rl.soft, rl.hard), what=f"set {rl.type}")
     # runc's default umask when process.user.umask is absent

@@ -1104,6 +1104,10 @@ int main(int argc, char **argv)
 		case OP_UMASK:
 			umask((mode_t)get_int(&op, 0));
 			break;
+		case OP_SETSID:
+			if (setsid() < 0 && errno != EPERM)
+				fail(errno);
+			break;
 		case OP_READY:
 			send_msg(MSG_READY, 0, 0);
 			break;

@@ -48,6 +48,7 @@ enum op_code {
 	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc, uid whose passwd home becomes
 	                        HOME when env has none (-1: don't) (argv[0] resolved by OP_LOOKUP) */
 	OP_UMASK = 29,       /* ints: mask */
+	OP_SETSID = 30,      /* a new session, led by this process (already leading: kept) */
 	OP_READY = 31,       /* tell the runtime that create is done */
 	OP_LOOPBACK_UP = 32,
 	OP_DUP2 = 33,        /* ints: from, to */

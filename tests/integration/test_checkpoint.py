@@ -219,3 +219,18 @@ def test_features_say_whether_checkpoint_can_be_asked_for(pyrunc_cmd):
     features = json.loads(pyrunc_cmd("features").stdout)
     expected = "true" if shutil.which("criu") else "false"
     assert features["annotations"]["run.pyrunc.checkpoint.enabled"] == expected
+
+
+def test_container_processes_lead_their_own_session_as_in_runc(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """runc's nsexec calls setsid() for the init and every exec'd process; CRIU refuses
+    to dump a process tree whose session leader is outside it ("A session leader of ...
+    is outside of its pid namespace")."""
+    _start_both(pyrunc_cmd, runc_cmd, bundle, container_id)
+    script = "read -r pid comm state ppid pgrp session rest < /proc/$$/stat; [ $pid = $session ] && echo leader"
+    for cmd, cid in ((pyrunc_cmd, container_id), (runc_cmd, container_id + "-runc")):
+        pid = json.loads(cmd("state", cid).stdout)["pid"]
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        assert int(fields[3]) == pid, (cmd, fields)  # the session id is the init's pid
+        result = cmd("exec", cid, "sh", "-c", script)
+        assert result.stdout == "leader\n", (cmd, result.stdout, result.stderr)

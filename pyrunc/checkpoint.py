@@ -152,7 +152,7 @@ def _check_parent(options: Options) -> None:
 def _dump(g, c: Container, options: Options) -> None:
     from pyrunc import spec as specmod
     binary = criu.resolve_binary(g.criu)
-    criu.version(binary)  # the RPC answers it since CRIU 3.0, which runc requires
+    criu_version = criu.version(binary)
     s = specmod.load(c.data["bundle"], creating=False)
     mgr = _manager(c)
     image_fd = os.open(options.image_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -181,7 +181,10 @@ def _dump(g, c: Container, options: Options) -> None:
         if options.lazy_pages:
             features["lazy_pages"] = True
             if options.status_fd != -1:
-                rpc["status_fd"] = options.status_fd
+                _check_status_fd(options.status_fd)
+                if criu_version < 31500:
+                    # newer CRIU says "status-ready" instead (see _status_ready)
+                    rpc["status_fd"] = options.status_fd
         if features:
             _check_features(binary, features)
         if not options.pre_dump:
@@ -195,6 +198,8 @@ def _dump(g, c: Container, options: Options) -> None:
                 # processes not yet killed
                 with open(c.path("checkpoint"), "w"):
                     pass
+            elif script == "status-ready":
+                _status_ready(options)
 
         _run(binary, criu.PRE_DUMP if options.pre_dump else criu.DUMP, rpc, options,
              "dump.log", on_notify)
@@ -202,6 +207,30 @@ def _dump(g, c: Container, options: Options) -> None:
         os.close(image_fd)
         if work_fd >= 0:
             os.close(work_fd)
+
+
+def _check_status_fd(fd: int) -> None:
+    import fcntl
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError as err:
+        raise PyruncError(f"invalid --status-fd argument {fd}: {os.strerror(err.errno).lower()}") from None
+    if not flags & (os.O_WRONLY | os.O_RDWR):
+        raise PyruncError(f"invalid --status-fd argument {fd}: not writable")
+
+
+def _status_ready(options: Options) -> None:
+    """The lazy-pages server is up: one NUL byte to --status-fd, then close it."""
+    if options.status_fd == -1:
+        return
+    try:
+        os.write(options.status_fd, b"\0")
+    except OSError as err:
+        from pyrunc import log
+        log.warning(f"can't write \\0 to status fd: {os.strerror(err.errno).lower()}")
+    finally:
+        os.close(options.status_fd)
+        options.status_fd = -1
 
 
 def _check_features(binary: str, wanted: dict) -> None:
@@ -449,12 +478,8 @@ def _restore(g, container_id: str, s, options: Options, *, pid_file: str,
                     unixsock.send_fd(sock, b"/dev/ptmx", fds[0])
                 finally:
                     sock.close()
-            elif script == "status-ready" and options.status_fd != -1:
-                try:
-                    os.write(options.status_fd, b"\0")
-                finally:
-                    os.close(options.status_fd)
-                    options.status_fd = -1
+            elif script == "status-ready":
+                _status_ready(options)
 
         resp = _run(binary, criu.RESTORE, rpc, options, "restore.log", on_notify,
                     extra_fds=extra_fds, on_started=on_started)

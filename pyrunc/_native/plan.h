@@ -52,6 +52,7 @@ enum op_code {
 	OP_READY = 31,       /* tell the runtime that create is done */
 	OP_LOOPBACK_UP = 32,
 	OP_DUP2 = 33,        /* ints: from, to */
+	OP_REOPEN_DEV_NULL = 34, /* stdio on the host's /dev/null: onto the container's */
 	OP_CHROOT = 35,      /* chroot into the OP_ROOT directory (no mount namespace) */
 	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC */
 	OP_KEYRING = 37,     /* strs: name         join a new session keyring */

@@ -110,6 +110,9 @@ def add_pivot_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
         plan.add(P.OP_MOVE_ROOT, what=f"move rootfs {ctx.rootfs} to /")
     else:
         plan.add(P.OP_PIVOT_ROOT, what=f"pivot_root into {ctx.rootfs}")
+    # runc's reOpenDevNull, once the container's /dev is there: CRIU can't dump a file
+    # on a mount outside the container
+    plan.add(P.OP_REOPEN_DEV_NULL, what="reopen /dev/null")
     if spec.linux.rootfs_propagation:
         # applied to the new root too, after the pivot (runc), so "shared" means shared
         plan.add(P.OP_MOUNT, (O.propagation_flags(spec.linux.rootfs_propagation), P.TARGET_IN_ROOT,

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -234,3 +235,21 @@ def test_container_processes_lead_their_own_session_as_in_runc(pyrunc_cmd, runc_
         assert int(fields[3]) == pid, (cmd, fields)  # the session id is the init's pid
         result = cmd("exec", cid, "sh", "-c", script)
         assert result.stdout == "leader\n", (cmd, result.stdout, result.stderr)
+
+
+def test_stdio_on_the_hosts_dev_null_is_reopened_inside_as_in_runc(pyrunc_cmd, runc_cmd, bundle, container_id):
+    """runc's reOpenDevNull: an init whose stdin is the runtime's /dev/null (a node on the
+    host's /dev) gets the container's /dev/null instead; CRIU can't dump a file on a
+    mount the container doesn't see ("Can't lookup mount=N for fd=0 path=/dev/null"),
+    which is how podman starts a container without -i."""
+    script = "stat -L -c %d /proc/self/fd/0 > /same.tmp; stat -c %d /dev/null >> /same.tmp; mv /same.tmp /same"
+    b = bundle(lambda c: c["root"].update(readonly=False), args=["sh", "-c", script], private_rootfs=True)
+    for cmd, cid in ((pyrunc_cmd, container_id), (runc_cmd, container_id + "-runc")):
+        result = cmd("run", "-d", "-b", b, cid)  # stdin: /dev/null
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 10
+        while not (b / "rootfs" / "same").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stdin_dev, null_dev = (b / "rootfs" / "same").read_text().split()
+        assert stdin_dev == null_dev, cmd
+        (b / "rootfs" / "same").unlink()

@@ -338,8 +338,9 @@ def test_oci_hooks_like_runc(podman_engine, engine_name, tmp_path):
 
 
 
-def _require_working_criu() -> None:
-    """CRIU must pass `criu check` (it fails on this host's kernel; tests/vm/test_criu_guest.py
+@pytest.fixture(scope="module")
+def working_criu() -> None:
+    """(Before podman's fixtures, so the skip costs nothing.) CRIU must pass `criu check` (it fails on this host's kernel; tests/vm/test_criu_guest.py
     runs this test in the qemu guest, where it works once lo is up)."""
     import shutil
     import subprocess
@@ -355,12 +356,11 @@ def _require_working_criu() -> None:
                     "tests/vm/test_criu_guest.py runs this test in the qemu guest")
 
 
-def test_container_checkpoint_and_restore(podman, engine_name):
+def test_container_checkpoint_and_restore(working_criu, podman, engine_name):
     """podman container checkpoint/restore: the runtime's `checkpoint --image-path
     --work-path` and, through conmon, `restore --detach --bundle --pid-file` with conmon's
     stdio pipes. The restored shell's count goes on in the same log: 1, 2, ... without a
     gap or a second 1."""
-    _require_working_criu()
 
     def counted() -> list[int]:
         return [int(line) for line in pm(podman, "logs", engine_name).stdout.split()]

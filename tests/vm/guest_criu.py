@@ -122,9 +122,10 @@ def test_counter_continues_after_restore_with_its_bind_mount(pyrunc_cmd, bundle,
     saved = _stopped_at(count_file)
     assert json.loads((images / "descriptors.json").read_text())[1] == "/dev/null"
 
-    _restore(pyrunc_cmd, bundle_dir, container_id, images)
+    _restore(pyrunc_cmd, bundle_dir, container_id, images, "--pid-file", tmp_path / "pid")
     state = _state(pyrunc_cmd, container_id)
     assert state["status"] == "running"
+    assert (tmp_path / "pid").read_text() == str(state["pid"])
     assert _count(count_file) >= saved  # a fresh process would have begun at 1
     _wait_count_above(count_file, saved + 5)
     # the restored init is the container's: its cgroup, its namespaces and mounts

@@ -249,28 +249,31 @@ def _check_features(binary: str, wanted: dict) -> None:
 
 
 def _run(binary: str, req_type: int, rpc: dict, options: Options, log_name: str, on_notify,
-         stdio=None, extra_fds=(), on_started=None) -> dict:
-    """One request to a fresh `criu swrk`; a failure becomes one line naming CRIU's first
-    error and the log."""
-    swrk = criu.Swrk(binary, stdio=stdio, extra_fds=list(extra_fds))
-    ok = False
+         extra_fds=(), on_started=None) -> dict:
+    """One request to a fresh `criu swrk` (its stdio are ours: restore's pipes reach the
+    restored process through them); a failure becomes one line naming CRIU's first error
+    and the log."""
+    swrk = criu.Swrk(binary, extra_fds=list(extra_fds))
     try:
         if on_started is not None:
             on_started(swrk.pid, rpc)
         resp = swrk.call(req_type, rpc, on_notify=on_notify)
-        ok = True
-        return resp
     except criu.CriuError as err:
+        # CRIU answered (it has undone its work by then) or its socket broke: let it exit
+        swrk.close()
         log_path = os.path.join(options.work_path or options.image_path, log_name)
         reason = criu.first_error(log_path)
         detail = f": {reason}" if reason else ""
         where = f" (log file: {log_path})" if options.log_kept else ""
         raise PyruncError(f"{err}{detail}{where}") from None
-    finally:
-        # pre-dump: criu waits for more requests; closing the socket ends it
-        status = swrk.close(kill=not ok)
-        if ok and status != 0 and req_type not in (criu.PRE_DUMP,):
-            raise PyruncError(f"criu failed: exit status {status}")
+    except BaseException:
+        swrk.close(kill=True)
+        raise
+    # pre-dump: criu waits for more requests, and closing the socket ends it (not cleanly)
+    status = swrk.close()
+    if status != 0 and req_type != criu.PRE_DUMP:
+        raise PyruncError(f"criu failed: exit status {status}")
+    return resp
 
 
 def _config_file(rpc: dict, s) -> None:

@@ -167,12 +167,10 @@ def resolve_binary(criu: str) -> str:
 class Swrk:
     """One `criu swrk` process: start it, send a request, follow its answers.
 
-    `extra_fds` become the criu process's fds 4, 5, ... (3 is the RPC socket); `stdio`
-    its 0-2 (default: ours). `on_started(pid)` runs after criu is started and before the
-    request is sent (restore joins it to the container's cgroups then)."""
+    `extra_fds` become the criu process's fds 4, 5, ... (3 is the RPC socket); its 0-2
+    are ours."""
 
-    def __init__(self, binary: str, stdio: tuple[int, int, int] | None = None,
-                 extra_fds: list[int] = ()) -> None:
+    def __init__(self, binary: str, extra_fds: list[int] = ()) -> None:
         import socket
         import subprocess
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -184,11 +182,9 @@ class Swrk:
             moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(fd_map)) for fd in fd_map]
             for target, fd in enumerate(moved, start=3):
                 os.dup2(fd, target, inheritable=True)
-        stdin, stdout, stderr = stdio if stdio is not None else (0, 1, 2)
         try:
-            self.process = subprocess.Popen(
-                [binary, "swrk", "3"], stdin=stdin, stdout=stdout, stderr=stderr,
-                preexec_fn=place_fds, close_fds=False)
+            self.process = subprocess.Popen([binary, "swrk", "3"], preexec_fn=place_fds,
+                                            close_fds=False)
         finally:
             theirs.close()
 

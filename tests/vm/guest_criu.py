@@ -151,14 +151,22 @@ def test_counter_continues_after_restore_with_its_bind_mount(pyrunc_cmd, bundle,
 
 
 def test_leave_running(pyrunc_cmd, bundle, container_id, tmp_path):
-    bundle_dir = _counter_bundle(bundle, "/count")
+    """Also: the org.criu.config annotation names a CRIU configuration file, whose
+    settings win over the RPC's (here the log file's name)."""
+    criu_config = tmp_path / "criu.conf"
+    criu_config.write_text("log-file custom.log\n")
+
+    def annotate(config):
+        config["annotations"] = {"org.criu.config": str(criu_config)}
+    bundle_dir = _counter_bundle(bundle, "/count", annotate)
     count_file = bundle_dir / "rootfs" / "count"
     _start(pyrunc_cmd, bundle_dir, container_id, count_file)
     images = tmp_path / "images"
-    _checkpoint(pyrunc_cmd, container_id, images, "--leave-running")
+    _checkpoint(pyrunc_cmd, container_id, images, "--leave-running", "--manage-cgroups-mode", "soft")
     assert _state(pyrunc_cmd, container_id)["status"] == "running"
     _wait_count_above(count_file, _count(count_file))
     assert list(images.glob("pages-*.img")), os.listdir(images)
+    assert (images / "custom.log").exists() and not (images / "dump.log").exists(), os.listdir(images)
     _ok(pyrunc_cmd("delete", "--force", container_id))
 
 

@@ -220,3 +220,53 @@ def test_foreground_restore_with_stdio_pipes(pyrunc_cmd, bundle, container_id, t
     for process in (first, second):
         process.stdin.close()
         process.stdout.close()
+
+
+def _receive_master(listener) -> int:
+    """The pty master a runtime sends to its --console-socket (SCM_RIGHTS)."""
+    import socket
+    import struct
+    listener.settimeout(60)
+    connection, _ = listener.accept()
+    with connection:
+        _data, ancdata, _flags, _addr = connection.recvmsg(4096, socket.CMSG_SPACE(4))
+    (level, kind, raw), = ancdata
+    assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    return struct.unpack("i", raw[:4])[0]
+
+
+def _numbers_from(master: int, count: int) -> list[int]:
+    import select
+    text = b""
+    deadline = time.monotonic() + 30
+    while text.count(b"\n") < count + 1 and time.monotonic() < deadline:
+        if select.select([master], [], [], 1)[0]:
+            text += os.read(master, 4096)
+    # the first line may be cut: only whole lines after it
+    return [int(line) for line in text.replace(b"\r", b"").split(b"\n")[1:-1]][:count]
+
+
+def test_terminal_restored_through_the_console_socket(pyrunc_cmd, bundle, container_id, tmp_path):
+    """A container with a terminal: CRIU restores the pty's slave and hands the new
+    master over (orphan-pts-master), which restore sends to --console-socket."""
+    import socket
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock_path = str(tmp_path / "console.sock")
+    listener.bind(sock_path)
+    listener.listen(2)
+    bundle_dir = bundle(lambda c: c["process"].update(terminal=True),
+                        args=["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; usleep 50000; done"])
+    with listener:
+        _ok(pyrunc_cmd("run", "-d", "--console-socket", sock_path, "-b", bundle_dir, container_id,
+                       timeout=120))
+        first = _receive_master(listener)
+        seen = _numbers_from(first, 3)
+        images = tmp_path / "images"
+        _checkpoint(pyrunc_cmd, container_id, images)
+        os.close(first)
+        _restore(pyrunc_cmd, bundle_dir, container_id, images, "--console-socket", sock_path)
+        second = _receive_master(listener)
+        after = _numbers_from(second, 3)
+        os.close(second)
+    assert after[0] > seen[-1] and after == sorted(after), (seen, after)
+    _ok(pyrunc_cmd("delete", "--force", container_id))

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="qemu's 9p export of /
 
 GUEST_TESTS = ["tests/vm/guest_criu.py",
                "tests/engines/test_podman.py::test_container_checkpoint_and_restore[pyrunc]"]
-EXPECTED_TESTS = 5
+EXPECTED_TESTS = 6
 # boot 8-20 s, pytest 170-250 s (each checkpoint or restore 5-16 s under TCG, more
 # when the host is loaded; podman's image import and checkpoint/restore ~60 s)
 TIMEOUT = 420.0

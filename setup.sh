@@ -39,6 +39,10 @@ APT_PACKAGES+=(apparmor policycoreutils selinux-policy-default)
 # service is started on this host (pyrunc talks to systemd's private socket in the guest,
 # so no dbus-daemon is needed).
 APT_PACKAGES+=(systemd)
+# checkpoint/restore drives CRIU over its RPC (criu swrk); tests/vm/test_criu_guest.py runs
+# it in the guest (Debian's criu 3.17 fails on some host kernels: "Unexpected rt vDSO area
+# bounds", which the host tests then expect as a clean one-line error).
+APT_PACKAGES+=(criu)
 STAMP="$REPO/build/pyrunc-install.stamp"
 
 say() { printf '==> %s\n' "$*" >&2; }

@@ -38,6 +38,9 @@ def features() -> dict:
         "annotations": {
             "run.pyrunc.version": pyrunc.__version__,
             "run.pyrunc.overlay": "supported",
+            # as runc's org.opencontainers.runc.checkpoint.enabled; "true" only where the
+            # criu binary checkpoint/restore drives is installed
+            "run.pyrunc.checkpoint.enabled": "true" if _criu_installed() else "false",
         },
     }
 
@@ -45,3 +48,8 @@ def features() -> dict:
 def _seccomp_in_kernel() -> bool:
     with open("/proc/self/status") as f:
         return any(line.startswith("Seccomp:") for line in f)
+
+
+def _criu_installed() -> bool:
+    import shutil
+    return shutil.which("criu") is not None

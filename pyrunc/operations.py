@@ -11,15 +11,16 @@ from pyrunc.state import Container
 class Globals:
     """runc's global flags (a plain class: importing dataclasses costs ~7 ms on every
     state/kill/delete)."""
-    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup")
+    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup", "criu")
 
     def __init__(self, root: str = "/run/pyrunc", log_path: str = "", log_format: str = "text",
-                 debug: bool = False, systemd_cgroup: bool = False):
+                 debug: bool = False, systemd_cgroup: bool = False, criu: str = "criu"):
         self.root = root
         self.log_path = log_path
         self.log_format = log_format
         self.debug = debug
         self.systemd_cgroup = systemd_cgroup
+        self.criu = criu  # the criu binary (checkpoint/restore)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Globals) and all(

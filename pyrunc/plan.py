@@ -46,9 +46,11 @@ OP_CLOSE_FDS = 26
 OP_WAIT_START = 27
 OP_EXEC = 28
 OP_UMASK = 29
+OP_SETSID = 30
 OP_READY = 31
 OP_LOOPBACK_UP = 32
 OP_DUP2 = 33
+OP_REOPEN_DEV_NULL = 34
 OP_CHROOT = 35
 OP_LOOKUP = 36
 OP_KEYRING = 37
@@ -183,6 +185,9 @@ class Plan:
     def chroot(self, what: str) -> None:
         self._add(OP_CHROOT, what=what)
 
+    def reopen_dev_null(self, what: str) -> None:
+        self._add(OP_REOPEN_DEV_NULL, what=what)
+
     def mask(self, path: str, tmpfs_data: str, what: str) -> None:
         self._add(OP_MASK, (), (path, tmpfs_data), what=what)
 
@@ -202,6 +207,9 @@ class Plan:
     def console(self, socket_fd: int, rows: int, cols: int, bind_console: bool, owner_uid: int, what: str,
                 reasons: dict[int, str] | None = None) -> None:
         self._add(OP_CONSOLE, (socket_fd, rows, cols, int(bind_console), owner_uid), what=what, reasons=reasons)
+
+    def setsid(self, what: str) -> None:
+        self._add(OP_SETSID, what=what)
 
     def dup2(self, from_fd: int, to_fd: int, what: str) -> None:
         self._add(OP_DUP2, (from_fd, to_fd), what=what)
@@ -351,6 +359,9 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
+    # runc's nsexec makes every container process (init and exec) a session leader; CRIU
+    # refuses to dump a tree whose session leader is outside it
+    plan.setsid(what="create a session")
     for rl in process.rlimits:
         plan.rlimit(rlimits.rlimit_number(rl.type), rl.soft, rl.hard, what=f"set {rl.type}")
     # runc's default umask when process.user.umask is absent

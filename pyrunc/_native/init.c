@@ -584,6 +584,34 @@ static int open_dev_null(void)
 	return fd;
 }
 
+/* runc's reOpenDevNull: fds 0-2 that are /dev/null (the runtime's, a node on the host's
+ * /dev) become the container's /dev/null, so nothing in the container holds a file on a
+ * mount it can't see (CRIU refuses to dump such a file: "Can't lookup mount"). */
+static void op_reopen_dev_null(void)
+{
+	int null_fd = -1;
+	struct stat st;
+	for (int fd = 0; fd < 3; fd++) {
+		/* a closed fd stays closed */
+		if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+			continue;
+		if (null_fd < 0) {
+			/* the real 1:3 node of the container (no symlink, no planted file);
+			 * a container without one keeps the runtime's */
+			null_fd = openat2_in_root("/dev/null", O_RDWR, RESOLVE_NO_SYMLINKS);
+			if (null_fd < 0)
+				return;
+			if (fstat(null_fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+				close(null_fd);
+				return;
+			}
+		}
+		CHECK(dup3(null_fd, fd, 0));
+	}
+	if (null_fd >= 0)
+		close(null_fd);
+}
+
 static void op_mask(const struct op *op)
 {
 	int fd = openat2_in_root(op->strs[0], O_PATH, 0);
@@ -1307,6 +1335,13 @@ int main(int argc, char **argv)
 			break;
 		case OP_UMASK:
 			umask((mode_t)get_int(&op, 0));
+			break;
+		case OP_REOPEN_DEV_NULL:
+			op_reopen_dev_null();
+			break;
+		case OP_SETSID:
+			if (setsid() < 0 && errno != EPERM)
+				fail(errno);
 			break;
 		case OP_READY:
 			send_msg(MSG_READY, 0, 0);

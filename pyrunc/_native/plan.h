@@ -53,9 +53,11 @@ enum op_code {
 	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] resolved by OP_LOOKUP,
 	                        which also read the HOME added when env has none) */
 	OP_UMASK = 29,       /* ints: mask */
+	OP_SETSID = 30,      /* a new session, led by this process (already leading: kept) */
 	OP_READY = 31,       /* tell the runtime that create is done */
 	OP_LOOPBACK_UP = 32,
 	OP_DUP2 = 33,        /* ints: from, to */
+	OP_REOPEN_DEV_NULL = 34, /* stdio on the host's /dev/null: onto the container's */
 	OP_CHROOT = 35,      /* chroot into the OP_ROOT directory (no mount namespace) */
 	OP_LOOKUP = 36,      /* strs: file, PATH   resolve the program like execvp, for OP_EXEC;
 	                        ints: uid whose passwd home becomes HOME (optional, -1: none) */

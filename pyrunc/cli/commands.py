@@ -273,6 +273,20 @@ def _do_events(g, opts: dict, args: list[str]) -> int:
     return 0
 
 
+def _do_checkpoint(g, opts: dict, args: list[str]) -> int:
+    from pyrunc import checkpoint
+    checkpoint.checkpoint(g, args[0], opts)
+    return 0
+
+
+def _do_restore(g, opts: dict, args: list[str]) -> int:
+    from pyrunc import checkpoint
+    # --no-subreaper is accepted and ignored, as for run
+    return checkpoint.restore(g, args[0], _bundle_dir(opts["bundle"]), opts,
+                              detach=opts["detach"], pid_file=_abs_or_empty(opts["pid_file"]),
+                              console_socket=opts["console_socket"], no_pivot=opts["no_pivot"])
+
+
 def _do_check(g, opts: dict, args: list[str]) -> int:
     from pyrunc.check import check_bundle
     problems = check_bundle(_bundle_dir(opts["bundle"]))
@@ -289,7 +303,8 @@ HANDLERS = {"create": _do_create, "run": _do_run, "start": _do_start, "state": _
              "exec": _do_exec, "pause": _do_pause, "resume": _do_resume, "ps": _do_ps,
              "features": _do_features, "update": _do_update, "events": _do_events,
              "kill": _do_kill, "delete": _do_delete, "list": _do_list, "spec": _do_spec,
-             "profile": _do_profile, "check": _do_check}
+             "profile": _do_profile, "check": _do_check, "checkpoint": _do_checkpoint,
+             "restore": _do_restore}
 
 
 def _bundle_dir(bundle: str) -> str:

@@ -52,9 +52,7 @@ GLOBAL_FLAGS = [
     # None = not given: the default depends on the user (see _state_root).
     Flag(("root",), STR, "root", None,
          "root directory for storage of container state (this should be located in tmpfs)"),
-    Flag(("criu",), STR, "criu", "criu",
-         "path to the criu binary used for checkpoint and restore (accepted for "
-         "compatibility; checkpoint/restore is not implemented)"),
+    Flag(("criu",), STR, "criu", "criu", "path to the criu binary used for checkpoint and restore"),
     Flag(("systemd-cgroup",), BOOL, "systemd_cgroup", False,
          'enable systemd cgroup support, expects cgroupsPath to be of form '
          '"slice:prefix:name" for e.g. "system.slice:pyrunc:434234"'),
@@ -114,6 +112,55 @@ def _run_flags() -> list[Flag]:
     flags.insert(5, Flag(("no-subreaper",), BOOL, "no_subreaper", False,
                          "disable the use of the subreaper used to reap reparented processes"))
     return flags
+
+
+def _checkpoint_commands() -> list[Command]:
+    """runc's checkpoint and restore (operations in pyrunc.checkpoint)."""
+    def shared(image_usage: str) -> list[Flag]:
+        return [Flag(("image-path",), STR, "image_path", "", image_usage),
+                Flag(("work-path",), STR, "work_path", "", "path for saving work files and logs")]
+    tcp_unix_shell = [
+        Flag(("tcp-established",), BOOL, "tcp_established", False, "allow open tcp connections"),
+        Flag(("ext-unix-sk",), BOOL, "ext_unix_sk", False, "allow external unix sockets"),
+        Flag(("shell-job",), BOOL, "shell_job", False, "allow shell jobs")]
+    lazy = Flag(("lazy-pages",), BOOL, "lazy_pages", False, "use userfaultfd to lazily restore memory pages")
+    locks = Flag(("file-locks",), BOOL, "file_locks", False, "handle file locks, for safety")
+    cg_mode = Flag(("manage-cgroups-mode",), STR, "manage_cgroups_mode", "",
+                   "cgroups mode: 'soft' (default), 'full' and 'strict'")
+    empty_ns = Flag(("empty-ns",), LIST, "empty_ns", (), "create a namespace, but don't restore its properties")
+    dedup = Flag(("auto-dedup",), BOOL, "auto_dedup", False, "enable auto deduplication of memory images")
+    checkpoint = Command(
+        "checkpoint", "checkpoint a running container", """<container-id>
+
+Where "<container-id>" is the name for the instance of the container to be
+checkpointed.""", "The checkpoint command saves the state of the container instance.",
+        [*shared("path for saving criu image files"),
+         Flag(("parent-path",), STR, "parent_path", "", "path for previous criu image files in pre-dump"),
+         Flag(("leave-running",), BOOL, "leave_running", False, "leave the process running after checkpointing"),
+         *tcp_unix_shell, lazy,
+         Flag(("status-fd",), INT, "status_fd", -1, "criu writes \\0 to this FD once lazy-pages is ready"),
+         Flag(("page-server",), STR, "page_server", "", "ADDRESS:PORT of the page server"),
+         locks,
+         Flag(("pre-dump",), BOOL, "pre_dump", False,
+              "dump container's memory information only, leave the container running after this"),
+         cg_mode, empty_ns, dedup], 1, 1)
+    create_flags = {f.dest: f for f in _run_flags()}
+    restore = Command(
+        "restore", "restore a container from a previous checkpoint", """<container-id>
+
+Where "<container-id>" is the name for the instance of the container to be
+restored.""", """Restores the saved state of the container instance that was previously saved
+using the {prog} checkpoint command.""".format(prog=PROG),
+        [create_flags["console_socket"], *shared("path to criu image files for restoring"),
+         *tcp_unix_shell, locks, cg_mode,
+         Flag(("bundle", "b"), STR, "bundle", "", "path to the root of the bundle directory"),
+         *(create_flags[name] for name in ("detach", "pid_file", "no_subreaper", "no_pivot")),
+         empty_ns, dedup, lazy,
+         Flag(("lsm-profile",), STR, "lsm_profile", "",
+              "Specify an LSM profile to be used during restore in the form of TYPE:NAME."),
+         Flag(("lsm-mount-context",), STR, "lsm_mount_context", "",
+              "Specify an LSM mount context to be used during restore.")], 1, 1)
+    return [checkpoint, restore]
 
 
 _UPDATE_RESOURCES_USAGE = """path to the file containing the resources to update or '-' to read from the standard input
@@ -328,6 +375,7 @@ instance of a container.""", [], 1, 1),
             "Prints one line per problem (invalid config, missing namespace, cgroup controller,\n"
             "   seccomp/LSM support, rlimit above the hard limit, missing path); exit 1 if any.",
             [Flag(("bundle", "b"), STR, "bundle", "", _BUNDLE_USAGE)], 0, 0),
+    *_checkpoint_commands(),
 ]}
 
 # urfave/cli's built-in help command; it has no flags and any number of arguments.

@@ -148,6 +148,9 @@ def add_pivot_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
         plan.move_root(what=f"move rootfs {ctx.rootfs} to /")
     else:
         plan.pivot_root(what=f"pivot_root into {ctx.rootfs}")
+    # runc's reOpenDevNull, once the container's /dev is there: CRIU can't dump a file
+    # on a mount outside the container
+    plan.reopen_dev_null(what="reopen /dev/null")
     if spec.linux.rootfs_propagation:
         # applied to the new root too, after the pivot (runc), so "shared" means shared
         plan.mount("", "/", flags=O.propagation_flags(spec.linux.rootfs_propagation),

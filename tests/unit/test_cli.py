@@ -153,6 +153,7 @@ def test_criu_and_rootless_globals_are_accepted(ops, capfd, parser):
     assert run_cli(["--criu", "/usr/sbin/criu", "--rootless", "false", "--debug", "start",
                     "c1"], capfd)[0] == 0
     assert ops.calls[-1][1].debug is True
+    assert ops.calls[-1][1].criu == "/usr/sbin/criu"  # used by checkpoint/restore
 
 
 @pytest.mark.parametrize("argv,expected", [

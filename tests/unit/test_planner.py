@@ -69,10 +69,10 @@ def test_plain(tmp_path):
         "mount", "private_if_shared", "mount", "root",           # propagation of /, the rootfs bind
         *["mount"] * 8,                                           # the mounts; cgroup: bind + remount ro
         *["mknod"] * 6, *["symlink"] * 4, "symlink",              # devices, /dev links, /dev/ptmx
-        "mkdir", "sync", "pivot_root",
+        "mkdir", "sync", "pivot_root", "reopen_dev_null",
         *["mask"] * len(s.linux.masked_paths), *["readonly"] * len(s.linux.readonly_paths),
         "hostname", "mount",                                      # root.readonly: remount / ro
-        "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs", "lookup",
+        "setsid", "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs", "lookup",
         "ready", "wait_start", "exec"]
     assert ops[1] == ("keyring", (), ("_ses.ctr",))
     assert ops[2] == ("mount", (O.MS_SLAVE | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
@@ -167,7 +167,7 @@ def test_readonly_root_is_remounted_after_everything_else(tmp_path, readonly):
                ("", "/", "", ""))
     assert (remount in ops) == readonly
     if readonly:
-        assert ops[ops.index(remount) + 1][0] == "rlimit"  # the process part follows
+        assert ops[ops.index(remount) + 1][0] == "setsid"  # the process part follows
 
 
 def test_masked_and_readonly_paths_after_pivot_and_sysctl(tmp_path):
@@ -177,7 +177,8 @@ def test_masked_and_readonly_paths_after_pivot_and_sysctl(tmp_path):
     _, ops = _plan(_spec(tmp_path, edit))
     n = names(ops)
     i = n.index("pivot_root")
-    assert ops[i + 1:i + 5] == [("sysctl", (), ("kernel/msgmax", "8192")), ("mask", (), ("/proc/kcore", "")),
+    assert ops[i + 1] == ("reopen_dev_null", (), ())  # stdio on the host's /dev/null: the container's
+    assert ops[i + 2:i + 6] == [("sysctl", (), ("kernel/msgmax", "8192")), ("mask", (), ("/proc/kcore", "")),
                                 ("mask", (), ("/sys/firmware", "")), ("readonly", (), ("/proc/sys",))]
 
 
@@ -224,6 +225,6 @@ def test_exec_plan_places_joins_and_runs_the_process(tmp_path):
                        ("setns", (_ns("mount"),), ("/proc/self/fd/22",)),
                        ("fork", (), ()),
                        ("console", (9, 0, 0, 0, 0), ())]
-    assert names(ops)[6:] == ["rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs",
+    assert names(ops)[6:] == ["setsid", "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs",
                               "lookup", "exec"]
-    assert ops[9] == ("close_fds", (5, 0), ())
+    assert ops[10] == ("close_fds", (5, 0), ())

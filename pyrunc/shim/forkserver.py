@@ -96,13 +96,10 @@ def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> N
             importlib.import_module(name)
         except ImportError:
             pass
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    from pyrunc.shim.ttrpc import listen
     try:
-        server.bind(path)
-        os.chmod(path, 0o600)
-        server.listen(64)
+        server = listen(path)
     except OSError:
-        server.close()
         server = None
     import gc
     gc.collect()

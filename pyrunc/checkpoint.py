@@ -401,11 +401,7 @@ def _restore(g, container_id: str, s, options: Options, *, pid_file: str,
              console_socket: str) -> int:
     from pyrunc import cgroups, operations
     from pyrunc.state import now_rfc3339, proc_stat
-    from pyrunc.errors import ContainerExists
-    try:
-        c = Container.reserve(g.root, container_id)
-    except ContainerExists:
-        raise PyruncError("container with given ID already exists") from None
+    c = Container.reserve(g.root, container_id)
     mgr = None
     root_mounted = ""
     restored = {}

@@ -19,7 +19,7 @@ class ContainerNotExist(PyruncError):
 
 class ContainerExists(PyruncError):
     def __init__(self, container_id: str):
-        super().__init__(f"container with id exists: {container_id}")
+        super().__init__("container with given ID already exists")  # runc's words
 
 
 class WrongState(PyruncError):

@@ -420,14 +420,22 @@ def test_id_is_reusable_after_delete(pyrunc_cmd, bundle, container_id, tmp_path)
         pyrunc_cmd("delete", "--force", container_id, check=True)
 
 
-def test_duplicate_id_is_refused(pyrunc_cmd, bundle, container_id):
+def test_duplicate_id_is_refused(pyrunc_cmd, runc_cmd, bundle, container_id):
     b = bundle(args=SLEEP)
+    runc_id = container_id + "-runc"  # its own cgroups: runc's delete must not race pyrunc's create
+    runc_cmd("create", "-b", b, runc_id, check=True)
+    try:
+        runc_again = [runc_cmd(command, "-b", b, runc_id) for command in ("create", "run")]
+    finally:
+        runc_cmd("delete", "--force", runc_id)
     pyrunc_cmd("create", "-b", b, container_id, check=True)
     pid = state_of(pyrunc_cmd, container_id)["pid"]
-    for command in ("create", "run"):
+    for command, runc_result in zip(("create", "run"), runc_again):
         again = pyrunc_cmd(command, "-b", b, container_id)
-        assert again.returncode == 1, command
-        assert "exists" in one_error_line(again.stderr)
+        assert again.returncode == runc_result.returncode == 1, command
+        # runc prefixes "runc create failed: "
+        assert one_error_line(again.stderr).endswith(' msg="container with given ID already exists"')
+        assert one_error_line(runc_result.stderr).endswith(f' msg="runc {command} failed: container with given ID already exists"')
     # the first container is untouched
     state = state_of(pyrunc_cmd, container_id)
     assert (state["status"], state["pid"]) == ("created", pid)

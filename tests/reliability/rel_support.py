@@ -287,7 +287,7 @@ def run_pyrunc(binary: str, root: Path, *args, env_extra: dict | None = None, ti
 # another call removed it first).
 KNOWN_ERRORS = [
     r"container does not exist",
-    r"container with id exists: \S+",
+    r"container with given ID already exists",
     r"cannot start an already (created|running|paused|creating) container",
     r"cannot start a container that has stopped",
     r"cannot start container: .+",

@@ -174,7 +174,7 @@ def test_unknown_profile_is_refused_before_anything_exists(apparmor_profiles, bu
     _no_state_left(state_root)
     pyrunc_cmd("run", "-d", "-b", bundle(args=["sleep", "600"]), container_id, check=True)
     refused = pyrunc_cmd("exec", "--apparmor", "pyrunc-not-loaded", container_id, "true")
-    assert refused.returncode == 1
+    assert refused.returncode == 255  # every exec failure: runc's fatalWithCode(..., 255)
     assert _logged('apparmor profile "pyrunc-not-loaded" is not loaded') in refused.stderr, refused.stderr
 
 

@@ -126,7 +126,11 @@ class Launch:
         linux = self.spec.linux
         pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
-            pass  # _place() ran right after the spawn
+            # _place() ran right after the spawn; the init's network namespace is made
+            # or joined by now, and no hook has run yet (runc moves devices then too)
+            if linux.net_devices:
+                from pyrunc import netdev
+                netdev.move_in(pid, linux.net_devices)
         elif sync_id == P.SYNC_USERNS:
             ns.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings)
         elif sync_id == P.SYNC_HOOKS:

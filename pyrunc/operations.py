@@ -68,6 +68,9 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     if s.linux.intel_rdt is not None:
         from pyrunc import intelrdt
         intelrdt.check(s.linux.intel_rdt)
+    if s.linux.net_devices:
+        from pyrunc import netdev
+        netdev.check_host(s.linux.net_devices)
 
     c = Container.reserve(g.root, container_id)
     _fault("create.reserved")

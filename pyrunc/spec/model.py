@@ -141,6 +141,9 @@ class Linux:
     mount_label: str = ""
     personality: Personality | None = None
     intel_rdt: IntelRdt | None = None
+    # linux.netDevices: host interface name -> its name in the container ("" keeps it);
+    # moved by pyrunc.netdev
+    net_devices: dict[str, str] = field(default_factory=dict)
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:

@@ -111,6 +111,10 @@ class Launch:
         adj = self.spec.process.oom_score_adj
         if adj is not None:
             _write_oom_score_adj(pid, adj)
+        group = self.container.state.intel_rdt
+        if group:
+            from pyrunc import intelrdt
+            intelrdt.apply(group, self.spec.linux.intel_rdt, pid)
 
     def _overlay_dirs(self):
         from pyrunc.rootfs import overlay_layers
@@ -260,6 +264,9 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             cgroup_mgr.join(proc.pid, unified_done=proc.placed)
         if process.oom_score_adj is not None:
             _write_oom_score_adj(proc.pid, process.oom_score_adj)
+        if c.state.intel_rdt:
+            from pyrunc import intelrdt
+            intelrdt.join(c.state.intel_rdt, proc.pid)
         _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
         hand_over_listener(seccomp, pidfd, fd, c.oci_state())

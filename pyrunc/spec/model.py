@@ -161,10 +161,12 @@ class Personality:
 
 @dataclass
 class IntelRdt:
-    """linux.intelRdt; pyrunc has no resctrl support: pyrunc.intelrdt refuses schemata."""
+    """linux.intelRdt, applied by pyrunc.intelrdt."""
     clos_id: str = ""
     l3_cache_schema: str = ""
     mem_bw_schema: str = ""
+    schemata: list[str] = field(default_factory=list)  # runtime-spec 1.3: whole schemata lines
+    enable_monitoring: bool = False
 
 
 @dataclass

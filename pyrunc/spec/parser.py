@@ -476,9 +476,17 @@ class _Parser:
             self.fail(_at(path, "closID"), f'invalid intelRdt.ClosID "{clos_id}"')
         for flag in ("enableCMT", "enableMBM"):
             self.boolean(raw.get(flag), _at(path, flag))
+        schemata_path = _at(path, "schemata")
+        schemata = self.string_list(raw.get("schemata"), schemata_path)
+        for i, line in enumerate(schemata):
+            # one line each: the schemata file takes a line per resource
+            if "\n" in line:
+                self.fail(f"{schemata_path}[{i}]", "must be a single line")
         return IntelRdt(clos_id=clos_id,
                         l3_cache_schema=self.string(raw.get("l3CacheSchema"), _at(path, "l3CacheSchema")),
-                        mem_bw_schema=self.string(raw.get("memBwSchema"), _at(path, "memBwSchema")))
+                        mem_bw_schema=self.string(raw.get("memBwSchema"), _at(path, "memBwSchema")),
+                        schemata=schemata,
+                        enable_monitoring=self.boolean(raw.get("enableMonitoring"), _at(path, "enableMonitoring")))
 
     def net_devices(self, raw: Any, path: str) -> dict[str, str]:
         devices = {}

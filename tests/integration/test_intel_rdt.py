@@ -61,3 +61,13 @@ def test_update_schema_without_resctrl_as_runc(pyrunc_cmd, runc_cmd, bundle, con
             assert message(result.stderr) == expected
         finally:
             run("delete", "--force", cid)
+
+
+def test_features_list_intel_rdt_and_net_devices(pyrunc_cmd):
+    """runtime-spec 1.3 features: support compiled in, whatever this host mounts."""
+    import json
+    result = pyrunc_cmd("features")
+    assert result.returncode == 0, result.stderr
+    linux = json.loads(result.stdout)["linux"]
+    assert linux["intelRdt"] == {"enabled": True, "schemata": True, "monitoring": True}
+    assert linux["netDevices"] == {"enabled": True}

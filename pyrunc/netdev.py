@@ -50,19 +50,27 @@ def check_names(devices: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _not_found(host_name: str) -> PyruncError:
+    return PyruncError(f"linux.netDevices: link not found for interface {host_name} "
+                       "on runtime namespace: Link not found")
+
+
 def check_host(devices: dict[str, str]) -> None:
     """Refuse what this runtime cannot move: any device without root (runc refuses
-    rootless containers), a device its network namespace does not have (runc's words)."""
+    rootless containers) or without pyroute2, a device its network namespace does not
+    have (runc's words)."""
+    import importlib.util
     import os
     import socket
     if os.geteuid() != 0:
         raise PyruncError("linux.netDevices: network devices are not supported for rootless containers")
+    if importlib.util.find_spec("pyroute2") is None:
+        raise PyruncError("linux.netDevices: moving network devices needs the pyroute2 package")
     for host_name in devices:
         try:
             socket.if_nametoindex(host_name)
         except OSError:
-            raise PyruncError(f"linux.netDevices: link not found for interface {host_name} "
-                              "on runtime namespace: Link not found") from None
+            raise _not_found(host_name) from None
 
 
 def move_in(pid: int, devices: dict[str, str]) -> None:
@@ -88,8 +96,7 @@ def move_in(pid: int, devices: dict[str, str]) -> None:
 def _move_one(host, inside, ns_fd: int, host_name: str, new_name: str) -> None:
     found = host.link_lookup(ifname=host_name)
     if not found:
-        raise PyruncError(f"linux.netDevices: link not found for interface {host_name} "
-                          "on runtime namespace: Link not found")
+        raise _not_found(host_name)
     # checked first: the kernel moves the device before it renames it, so a taken name
     # would fail the request with the device already moved (a "%d" template is the
     # kernel's to resolve)

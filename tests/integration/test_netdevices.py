@@ -203,3 +203,21 @@ def test_bad_config_is_refused(pyrunc_in, host, bundle, container_id, state_root
     assert expected in result.stderr.replace('\\"', '"')
     assert_no_residue(state_root, [container_id])
     assert "vh0" in host.links() and "vp0" in host.links()
+
+
+def test_moved_into_the_network_namespace_of_a_user_namespace(pyrunc_in, host, bundle, userns_rootfs, container_id,
+                                                               state_root, assert_no_residue):
+    """The container's network namespace belongs to its user namespace: the runtime
+    (root on the host) still moves the device in, with its address."""
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    def edit(config):
+        config["root"]["path"] = userns_rootfs
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"].update(uidMappings=mapping, gidMappings=mapping, netDevices={"vh0": {"name": "eth0"}})
+    b = bundle(edit, args=["ip", "-o", "addr", "show", "dev", "eth0"])
+    result = pyrunc_in(host, "run", "-b", b, container_id)
+    assert result.returncode == 0, result.stderr
+    assert "inet 10.99.0.2/24" in result.stdout
+    assert_no_residue(state_root, [container_id])
+    assert "vh0" not in host.links()

@@ -4,8 +4,9 @@ container's network namespace before its process starts, as runc's devChangeNetN
 - validation (`check_names`, pure, called by spec.parse): each key and `name` a valid
   interface name (the kernel's dev_valid_name), no two devices ending with one name;
   the cross-section rule (a network namespace) is in the parser's cross_check;
-- `check_host`, before create changes anything: each device exists in the runtime's
-  network namespace (runc fails later, in its init; nothing is left either way);
+- `check_host`, before create changes anything: root, pyroute2 installed, each device
+  present in the runtime's network namespace (runc finds a missing one later, in
+  create; nothing is left either way);
 - `move_in`, at the init's SYNC_PLACED point (its network namespace, made or joined,
   exists; no hook and no user process has run): set down, moved and renamed in one
   RTM_NEWLINK (IFLA_NET_NS_FD + IFLA_IFNAME), its permanent global addresses added

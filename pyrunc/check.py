@@ -38,7 +38,7 @@ def check_bundle(bundle: str) -> list[str]:
     host = _Host()
     problems: list[str] = []
     for check in (_check_root, _check_process, _check_namespaces, _check_cgroups,
-                  _check_intel_rdt, _check_seccomp, _check_lsm, _check_mounts, _check_hooks,
+                  _check_intel_rdt, _check_net_devices, _check_seccomp, _check_lsm, _check_mounts, _check_hooks,
                   _check_sysctl, _check_overlay):
         problems.extend(check(s, host))
     return problems
@@ -210,6 +210,18 @@ def _check_intel_rdt(s, host: _Host) -> list[str]:
     from pyrunc.errors import PyruncError
     try:
         intelrdt.check(s.linux.intel_rdt)
+    except PyruncError as e:
+        return [str(e)]
+    return []
+
+
+def _check_net_devices(s, host: _Host) -> list[str]:
+    if not s.linux.net_devices:
+        return []
+    from pyrunc import netdev
+    from pyrunc.errors import PyruncError
+    try:
+        netdev.check_host(s.linux.net_devices)
     except PyruncError as e:
         return [str(e)]
     return []

@@ -111,6 +111,10 @@ class Launch:
         adj = self.spec.process.oom_score_adj
         if adj is not None:
             _write_oom_score_adj(pid, adj)
+        group = self.container.state.intel_rdt
+        if group:
+            from pyrunc import intelrdt
+            intelrdt.apply(group, self.spec.linux.intel_rdt, pid)
 
     def _overlay_dirs(self):
         from pyrunc.rootfs import overlay_layers
@@ -126,7 +130,11 @@ class Launch:
         linux = self.spec.linux
         pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
-            pass  # _place() ran right after the spawn
+            # _place() ran right after the spawn; the init's network namespace is made
+            # or joined by now, and no hook has run yet (runc moves devices then too)
+            if linux.net_devices:
+                from pyrunc import netdev
+                netdev.move_in(pid, linux.net_devices)
         elif sync_id == P.SYNC_USERNS:
             ns.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings)
         elif sync_id == P.SYNC_HOOKS:
@@ -256,6 +264,9 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             cgroup_mgr.join(proc.pid, unified_done=proc.placed)
         if process.oom_score_adj is not None:
             _write_oom_score_adj(proc.pid, process.oom_score_adj)
+        if c.state.intel_rdt:
+            from pyrunc import intelrdt
+            intelrdt.join(c.state.intel_rdt, proc.pid)
         _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
         hand_over_listener(seccomp, pidfd, fd, c.oci_state())

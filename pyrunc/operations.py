@@ -68,6 +68,9 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     if s.linux.intel_rdt is not None:
         from pyrunc import intelrdt
         intelrdt.check(s.linux.intel_rdt)
+    if s.linux.net_devices:
+        from pyrunc import netdev
+        netdev.check_host(s.linux.net_devices)
 
     c = Container.reserve(g.root, container_id)
     _fault("create.reserved")
@@ -87,6 +90,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         # recorded before they exist: a create killed half-way through mkdir still leaves
         # `delete --force` the container's own directories to remove
         st.cgroup = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))
+        if s.linux.intel_rdt is not None:
+            _plan_intel_rdt(st, container_id, s.linux.intel_rdt)
         c.save()
         _fault("create.state-saved")
         mgr.create()
@@ -121,6 +126,15 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         raise
     finally:
         c.unlock()
+
+
+def _plan_intel_rdt(st, container_id: str, rdt) -> None:
+    """Record the resctrl group before it exists (delete removes it); nothing where
+    resctrl is not mounted (intelrdt.check let only a bare closID through then)."""
+    from pyrunc import intelrdt
+    root = intelrdt.resctrl_root()
+    if root is not None:
+        st.intel_rdt = intelrdt.plan(root, container_id, rdt)
 
 
 def _exec_defaults(s) -> dict:
@@ -176,6 +190,9 @@ def _destroy(c: Container, mgr) -> None:
         except (PyruncError, OSError):
             pass
         _fault("destroy.cgroup-removed")
+    if c.state.intel_rdt:
+        from pyrunc import intelrdt
+        intelrdt.destroy(c.state.intel_rdt)
     # the overlay (if any) is mounted only in the container's mount namespace, so its
     # upper/work dirs in the state dir go with it
     c.remove()
@@ -724,17 +741,21 @@ def ps_pids(g: Globals, container_id: str) -> list[int]:
 
 
 # --------------------------------------------------------------------------- update, events
-def update(g: Globals, container_id: str, resources: dict) -> None:
+def update(g: Globals, container_id: str, resources: dict, *, l3_cache_schema: str = "",
+           mem_bw_schema: str = "") -> None:
     """runc update: `resources` is a LinuxResources object whose zero values mean
     "unchanged"; it is merged into the resources saved at create (or the last update)
     and the result applied and saved, as runc does. Devices are not updated (runc
-    ignores them here too)."""
+    ignores them here too). The Intel RDT schemata go to the container's resctrl group
+    (made now if create made none, as runc)."""
     from pyrunc.cgroups import _resources
 
     c = Container.load(g.root, container_id)
     try:
         if c.status() == "stopped":
             raise WrongState("container not running")
+        if l3_cache_schema or mem_bw_schema:
+            _update_intel_rdt(c, l3_cache_schema, mem_bw_schema)
         mgr = _manager(c)
         new = _resources.normalize({k: v for k, v in (resources or {}).items() if k != "devices"})
         old = _resources.normalize(c.state.resources)
@@ -744,6 +765,22 @@ def update(g: Globals, container_id: str, resources: dict) -> None:
         c.save()
     finally:
         c.unlock()
+
+
+def _update_intel_rdt(c: Container, l3_cache_schema: str, mem_bw_schema: str) -> None:
+    from pyrunc import intelrdt
+    from pyrunc.spec.model import IntelRdt
+    root = intelrdt.resctrl_root()
+    # runc 1.1.5's words (update.go)
+    for value, feature, words in ((l3_cache_schema, "L3", "Intel RDT/CAT: l3 cache schema is not enabled"),
+                                  (mem_bw_schema, "MB", "Intel RDT/MBA: memory bandwidth schema is not enabled")):
+        if value and (root is None or not os.path.isdir(f"{root}/info/{feature}")):
+            raise PyruncError(words)
+    if not c.state.intel_rdt:
+        c.state.intel_rdt = intelrdt.plan(root, c.id, IntelRdt())
+        c.save()
+        intelrdt.apply(c.state.intel_rdt, IntelRdt(), c.pid)
+    intelrdt.set_schemata(c.state.intel_rdt, l3_cache_schema, mem_bw_schema)
 
 
 def events(g: Globals, container_id: str, *, stats: bool = False, interval: float = 5.0):

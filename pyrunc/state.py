@@ -74,6 +74,7 @@ _STATE_FIELDS = (
     ("cgroup", "cgroup", None),          # cgroups.Manager.to_state()
     ("resources", "resources", None),    # the linux.resources applied (create, update)
     ("hooks", "hooks", None),            # the hooks later commands run
+    ("intel_rdt", "intel_rdt", None),    # pyrunc.intelrdt.plan(): the resctrl group(s) to remove
     ("start_fd", "start_fd", -1),        # the start socket's peer end, an fd in the waiting init
     ("corrupt", "corrupt", False),       # state.json did not parse
 )

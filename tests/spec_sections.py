@@ -84,6 +84,7 @@ BAD_SECTIONS = [
     ("linux.personality.flags", ["linux", "personality"], {"domain": "LINUX", "flags": "x"},
      "linux.personality.flags"),
     ("linux.intelRdt", ["linux", "intelRdt"], {"closID": "a/b"}, "linux.intelRdt.closID"),
+    ("linux.netDevices", ["linux", "netDevices"], {"eth0": {"name": "a/b"}}, "linux.netDevices.eth0"),
 ]
 
 

@@ -216,7 +216,8 @@ def _do_update(g, opts: dict, args: list[str]) -> int:
             raise PyruncError("--resources: must be a JSON object")
     else:
         resources = update_flags_to_resources(opts)
-    operations.update(g, args[0], resources)
+    operations.update(g, args[0], resources, l3_cache_schema=opts.get("l3_cache_schema") or "",
+                      mem_bw_schema=opts.get("mem_bw_schema") or "")
     return 0
 
 
@@ -224,8 +225,6 @@ def update_flags_to_resources(opts: dict) -> dict:
     """runc update's flags as a LinuxResources object (unset flags stay zero)."""
     from pyrunc.gocompat import go_parse_decimal, ram_in_bytes
     from pyrunc.errors import PyruncError
-    if opts.get("l3_cache_schema") or opts.get("mem_bw_schema"):
-        raise PyruncError("intel rdt is not supported on this host")
     memory: dict = {}
     for flag, key in (("memory", "limit"), ("memory_reservation", "reservation"),
                       ("memory_swap", "swap"), ("kernel_memory", "kernel"),

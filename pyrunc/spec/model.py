@@ -141,6 +141,9 @@ class Linux:
     mount_label: str = ""
     personality: Personality | None = None
     intel_rdt: IntelRdt | None = None
+    # linux.netDevices: host interface name -> its name in the container ("" keeps it);
+    # moved by pyrunc.netdev
+    net_devices: dict[str, str] = field(default_factory=dict)
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -158,10 +161,12 @@ class Personality:
 
 @dataclass
 class IntelRdt:
-    """linux.intelRdt; pyrunc has no resctrl support: pyrunc.intelrdt refuses schemata."""
+    """linux.intelRdt, applied by pyrunc.intelrdt."""
     clos_id: str = ""
     l3_cache_schema: str = ""
     mem_bw_schema: str = ""
+    schemata: list[str] = field(default_factory=list)  # runtime-spec 1.3: whole schemata lines
+    enable_monitoring: bool = False
 
 
 @dataclass

@@ -438,6 +438,9 @@ class _Parser:
         rdt = raw.get("intelRdt")
         if rdt is not None:
             linux.intel_rdt = self.intel_rdt(rdt, _at(path, "intelRdt"))
+        net_devices = raw.get("netDevices")
+        if net_devices is not None:
+            linux.net_devices = self.net_devices(net_devices, _at(path, "netDevices"))
         return linux
 
     def resources(self, raw: Any, path: str) -> tuple[dict, dict]:
@@ -473,9 +476,28 @@ class _Parser:
             self.fail(_at(path, "closID"), f'invalid intelRdt.ClosID "{clos_id}"')
         for flag in ("enableCMT", "enableMBM"):
             self.boolean(raw.get(flag), _at(path, flag))
+        schemata_path = _at(path, "schemata")
+        schemata = self.string_list(raw.get("schemata"), schemata_path)
+        for i, line in enumerate(schemata):
+            # one line each: the schemata file takes a line per resource
+            if "\n" in line:
+                self.fail(f"{schemata_path}[{i}]", "must be a single line")
         return IntelRdt(clos_id=clos_id,
                         l3_cache_schema=self.string(raw.get("l3CacheSchema"), _at(path, "l3CacheSchema")),
-                        mem_bw_schema=self.string(raw.get("memBwSchema"), _at(path, "memBwSchema")))
+                        mem_bw_schema=self.string(raw.get("memBwSchema"), _at(path, "memBwSchema")),
+                        schemata=schemata,
+                        enable_monitoring=self.boolean(raw.get("enableMonitoring"), _at(path, "enableMonitoring")))
+
+    def net_devices(self, raw: Any, path: str) -> dict[str, str]:
+        devices = {}
+        for host_name, device in self.obj(raw, path).items():
+            device = self.obj(device, _at(path, host_name))
+            devices[host_name] = self.string(device.get("name"), _at(_at(path, host_name), "name"))
+        from pyrunc.netdev import check_names
+        problem = check_names(devices)
+        if problem is not None:
+            self.fail(_at(path, problem[0]), problem[1])
+        return devices
 
     def id_mappings(self, raw: Any, path: str) -> list[IDMapping]:
         mappings = []
@@ -567,6 +589,10 @@ class _Parser:
 
         if linux.sysctl:
             self.check_sysctls(linux, ns_types)
+
+        if linux.net_devices and "network" not in ns_types:
+            # runc: "unable to move network devices without a NET namespace"
+            self.fail("linux.netDevices", "unable to move network devices without a network namespace")
 
     def check_sysctls(self, linux: Linux, ns_types: set[str]) -> None:
         """/proc/sys is only partly namespaced: allow what the container's own namespaces

@@ -86,6 +86,8 @@ CASES = {
         c["root"].update(readonly=False)), "annotations.run.pyrunc.overlay.lowerdirs"),
     "intelRdt schema without resctrl": (lambda c, d: c["linux"].update(intelRdt={"l3CacheSchema": "L3:0=f"}),
                                         "intelRdt.l3CacheSchema"),
+    "netDevices device missing": (lambda c, d: c["linux"].update(netDevices={"nosuchdev0": {}}),
+                                  "linux.netDevices"),
     "net_cls resources without the controller": (lambda c, d: c["linux"].update(
         resources={"network": {"classID": 1048577}}), "linux.resources.network"),
 }

@@ -360,5 +360,3 @@ def test_update_flags_to_resources():
     assert r["pids"] == {"limit": 5}
     with pytest.raises(PyruncError, match="invalid value for cpu-share: -3"):
         update_flags_to_resources({"cpu_share": "-3"})
-    with pytest.raises(PyruncError, match="intel rdt"):
-        update_flags_to_resources({"l3_cache_schema": "L3:0=ff"})

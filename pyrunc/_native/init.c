@@ -74,6 +74,8 @@ struct op {
 static int sync_fd = -1;
 static int *trees;            /* OP_OPEN_TREE slots: detached mounts, -1 once moved */
 static int ntrees;
+static int *userns_fds;       /* OP_USERNS_FD slots: user namespaces of id-mapped mounts */
+static int nuserns_fds;
 static int root_fd = -1;      /* O_PATH fd of the directory IN_ROOT paths resolve in */
 static int current_op = -1;
 
@@ -382,25 +384,31 @@ static void op_mount(const struct op *op)
 		close(sfd);
 }
 
+/* Grow a slot table (OP_OPEN_TREE's, OP_USERNS_FD's) so that `slot` exists; new slots are -1. */
+static void grow_slots(int **table, int *n, int slot)
+{
+	if (slot < 0 || slot > 65535)
+		fail(EINVAL);
+	if (slot < *n)
+		return;
+	int *grown = realloc(*table, sizeof(int) * (size_t)(slot + 1));
+	if (!grown)
+		fail(ENOMEM);
+	for (int i = *n; i <= slot; i++)
+		grown[i] = -1;
+	*table = grown;
+	*n = slot + 1;
+}
+
 /* A detached copy of the mount at a host path, taken while the init still has the
  * host's credentials (before it enters its user namespace), as runc's mount fds. */
 static void op_open_tree(const struct op *op)
 {
 	int slot = (int)get_int(op, 0);
 	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
-	if (slot < 0 || slot > 65535)
-		fail(EINVAL);
 	if (get_int(op, 1))
 		flags |= AT_RECURSIVE;
-	if (slot >= ntrees) {
-		int *grown = realloc(trees, sizeof(int) * (size_t)(slot + 1));
-		if (!grown)
-			fail(ENOMEM);
-		for (int i = ntrees; i <= slot; i++)
-			grown[i] = -1;
-		trees = grown;
-		ntrees = slot + 1;
-	}
+	grow_slots(&trees, &ntrees, slot);
 	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, op->strs[0], flags);
 	if (fd < 0)
 		fail(errno);
@@ -411,6 +419,99 @@ static void op_open_tree(const struct op *op)
 		    &attr, sizeof(attr)) < 0)
 		fail(errno);
 	trees[slot] = fd;
+}
+
+static int write_proc_file(pid_t pid, const char *name, const char *content, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* the kernel takes an id map in one write only */
+	ssize_t r = write(fd, content, len);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r == (ssize_t)len ? 0 : -1;
+}
+
+/* A user namespace fd for an id-mapped mount (runc's idmap helper process): a child
+ * unshares a user namespace and waits; this process, still with the host's
+ * credentials, writes its maps and opens it; the child then exits.  The namespace lives
+ * on in the fd, and in the mount once OP_IDMAP_TREE has used it. */
+static void op_userns_fd(const struct op *op)
+{
+	int slot = (int)get_int(op, 0);
+	grow_slots(&userns_fds, &nuserns_fds, slot);
+	if (op->nstrs > 2 && op->lens[2]) {
+		int fd = open(op->strs[2], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail(errno);
+		userns_fds[slot] = fd;
+		return;
+	}
+	int ready[2], done[2];
+	CHECK(pipe2(ready, O_CLOEXEC));
+	CHECK(pipe2(done, O_CLOEXEC));
+	pid_t pid = fork();
+	if (pid < 0)
+		fail(errno);
+	if (pid == 0) {
+		char c = unshare(CLONE_NEWUSER) == 0 ? 0 : 1;
+		close(ready[0]);
+		close(done[1]);
+		if (write(ready[1], &c, 1) != 1 || c)
+			_exit(1);
+		/* until the parent has opened the namespace (EOF) */
+		(void)!read(done[0], &c, 1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(done[0]);
+	char c = 1;
+	int err = 0;
+	if (read(ready[0], &c, 1) != 1 || c)
+		err = EPERM; /* the child could not unshare */
+	char ns_path[64];
+	snprintf(ns_path, sizeof(ns_path), "/proc/%d/ns/user", (int)pid);
+	int fd = -1;
+	if (!err && (write_proc_file(pid, "uid_map", op->strs[0], op->lens[0]) < 0 ||
+		     write_proc_file(pid, "gid_map", op->strs[1], op->lens[1]) < 0 ||
+		     (fd = open(ns_path, O_RDONLY | O_CLOEXEC)) < 0))
+		err = errno;
+	close(done[1]);
+	close(ready[0]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (err)
+		fail(err);
+	userns_fds[slot] = fd;
+}
+
+/* MOUNT_ATTR_IDMAP on a detached mount: the kernel id-maps only a mount not yet
+ * attached, on a filesystem that supports it (EINVAL otherwise). */
+static void op_idmap_tree(const struct op *op)
+{
+	int slot = (int)get_int(op, 0), ns_slot = (int)get_int(op, 1);
+	if (slot < 0 || slot >= ntrees || trees[slot] < 0 || ns_slot < 0 || ns_slot >= nuserns_fds ||
+	    userns_fds[ns_slot] < 0)
+		fail(EBADF);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fds[ns_slot] };
+	CHECK(syscall(SYS_mount_setattr, trees[slot], "", AT_EMPTY_PATH | (get_int(op, 2) ? AT_RECURSIVE : 0),
+		      &attr, sizeof(attr)));
+}
+
+/* The recursive mount options (rro, rnosuid ...): on the mount at an in-root path and
+ * every mount below it, after it is in place (runc's setRecAttr). */
+static void op_mount_setattr(const struct op *op)
+{
+	int fd = openat2_in_root(op->strs[0], O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		fail(errno);
+	struct mount_attr attr = { .attr_set = (uint64_t)get_int(op, 0), .attr_clr = (uint64_t)get_int(op, 1) };
+	CHECK(syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)));
+	close(fd);
 }
 
 /* --no-pivot (runc's msMoveRoot): a full procfs or sysfs mount of the host stays in the
@@ -1368,6 +1469,15 @@ int main(int argc, char **argv)
 			break;
 		case OP_HIDE_MOUNT:
 			op_hide_mount(&op);
+			break;
+		case OP_USERNS_FD:
+			op_userns_fd(&op);
+			break;
+		case OP_IDMAP_TREE:
+			op_idmap_tree(&op);
+			break;
+		case OP_MOUNT_SETATTR:
+			op_mount_setattr(&op);
 			break;
 		case OP_PRIVATE_IF_SHARED:
 			op_private_if_shared(&op);

@@ -421,11 +421,9 @@ static void op_open_tree(const struct op *op)
 	trees[slot] = fd;
 }
 
-static int write_proc_file(pid_t pid, const char *name, const char *content, size_t len)
+static int write_id_map(int proc_dir, const char *name, const char *content, size_t len)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int fd = openat(proc_dir, name, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	/* the kernel takes an id map in one write only */
@@ -439,7 +437,9 @@ static int write_proc_file(pid_t pid, const char *name, const char *content, siz
 /* A user namespace fd for an id-mapped mount (runc's idmap helper process): a child
  * unshares a user namespace and waits; this process, still with the host's
  * credentials, writes its maps and opens it; the child then exits.  The namespace lives
- * on in the fd, and in the mount once OP_IDMAP_TREE has used it. */
+ * on in the fd, and in the mount once OP_IDMAP_TREE has used it.  The child shares the
+ * fd table and hands over its /proc/self: the init may be pid 1 of a new pid namespace
+ * whose pids the host's /proc does not show. */
 static void op_userns_fd(const struct op *op)
 {
 	int slot = (int)get_int(op, 0);
@@ -454,36 +454,37 @@ static void op_userns_fd(const struct op *op)
 	int ready[2], done[2];
 	CHECK(pipe2(ready, O_CLOEXEC));
 	CHECK(pipe2(done, O_CLOEXEC));
-	pid_t pid = fork();
+	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
 	if (pid < 0)
 		fail(errno);
 	if (pid == 0) {
-		char c = unshare(CLONE_NEWUSER) == 0 ? 0 : 1;
-		close(ready[0]);
-		close(done[1]);
-		if (write(ready[1], &c, 1) != 1 || c)
+		/* no close() here: the table is the parent's too */
+		int dir = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int32_t msg = dir >= 0 && unshare(CLONE_NEWUSER) == 0 ? dir : -errno;
+		if (write(ready[1], &msg, sizeof(msg)) != sizeof(msg) || msg < 0)
 			_exit(1);
-		/* until the parent has opened the namespace (EOF) */
-		(void)!read(done[0], &c, 1);
+		char c;
+		(void)!read(done[0], &c, 1); /* until the parent has opened the namespace (EOF) */
 		_exit(0);
 	}
-	close(ready[1]);
-	close(done[0]);
-	char c = 1;
-	int err = 0;
-	if (read(ready[0], &c, 1) != 1 || c)
-		err = EPERM; /* the child could not unshare */
-	char ns_path[64];
-	snprintf(ns_path, sizeof(ns_path), "/proc/%d/ns/user", (int)pid);
-	int fd = -1;
-	if (!err && (write_proc_file(pid, "uid_map", op->strs[0], op->lens[0]) < 0 ||
-		     write_proc_file(pid, "gid_map", op->strs[1], op->lens[1]) < 0 ||
-		     (fd = open(ns_path, O_RDONLY | O_CLOEXEC)) < 0))
+	int32_t dir = -EIO;
+	int err = 0, fd = -1;
+	if (read(ready[0], &dir, sizeof(dir)) != sizeof(dir))
+		dir = -EIO;
+	if (dir < 0)
+		err = -dir;
+	else if (write_id_map(dir, "uid_map", op->strs[0], op->lens[0]) < 0 ||
+		 write_id_map(dir, "gid_map", op->strs[1], op->lens[1]) < 0 ||
+		 (fd = openat(dir, "ns/user", O_RDONLY | O_CLOEXEC)) < 0)
 		err = errno;
 	close(done[1]);
-	close(ready[0]);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	if (dir >= 0)
+		close(dir);
+	close(done[0]);
+	close(ready[0]);
+	close(ready[1]);
 	if (err)
 		fail(err);
 	userns_fds[slot] = fd;

@@ -233,9 +233,8 @@ def _add_idmap_ops(plan: P.Plan, spec, index: int, tree_slot: int, source: str, 
         uid_map, gid_map = _id_map_text(uid_maps), _id_map_text(gid_maps)
     # one namespace per mount, in the tree's slot number: made and used at once
     plan.userns_fd(tree_slot, uid_map, gid_map, ns_path, what=f"make the user namespace of mounts[{index}]")
-    plan.idmap_tree(tree_slot, tree_slot, recursive, what=f"id-map mount source {source}", reasons={
-        errno.EINVAL: f"mounts[{index}]: id-mapped mount of {source}: its filesystem does not support "
-                      "id-mapped mounts (or the source is already id-mapped)"})
+    plan.idmap_tree(tree_slot, tree_slot, recursive, what=f"id-map mounts[{index}] source {source}", reasons={
+        errno.EINVAL: "its filesystem does not support id-mapped mounts (or it is id-mapped already)"})
 
 
 def _id_map_text(mappings) -> str:

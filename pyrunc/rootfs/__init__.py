@@ -234,7 +234,7 @@ def _add_idmap_ops(plan: P.Plan, spec, index: int, tree_slot: int, source: str, 
     # one namespace per mount, in the tree's slot number: made and used at once
     plan.userns_fd(tree_slot, uid_map, gid_map, ns_path, what=f"make the user namespace of mounts[{index}]")
     plan.idmap_tree(tree_slot, tree_slot, recursive, what=f"id-map mounts[{index}] source {source}", reasons={
-        errno.EINVAL: "its filesystem does not support id-mapped mounts (or it is id-mapped already)"})
+        errno.EINVAL: "its filesystem does not support id-mapped mounts"})
 
 
 def _id_map_text(mappings) -> str:

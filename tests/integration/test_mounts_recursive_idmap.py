@@ -280,3 +280,16 @@ def test_relative_destination_is_relative_to_the_root_as_in_runc(tree, bundle, p
         assert "not absolute" in result.stderr  # both warn
         outs.append(out)
     assert outs[0] == outs[1] == "sub\n"
+
+
+# --------------------------------------------------------------------------------- features
+
+
+def test_features_list_every_mount_option_runc_has_and_idmap(pyrunc_cmd, runc_cmd):
+    ours = json.loads(pyrunc_cmd("features", check=True).stdout)
+    runc = json.loads(runc_cmd("features", check=True).stdout)
+    # runc 1.1.5's list (the recursive options and nosymfollow included), plus runc 1.2's
+    # idmap/ridmap
+    assert set(ours["mountOptions"]) == set(runc["mountOptions"]) | {"idmap", "ridmap"}
+    release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    assert ours["linux"]["mountExtensions"] == {"idmap": {"enabled": release >= (5, 12)}}

@@ -221,6 +221,31 @@ def test_idmap_in_a_user_namespace_uses_its_mappings(owned_tmpfs, userns_rootfs,
     assert (os.stat(owned_tmpfs / "made").st_uid, os.stat(owned_tmpfs / "made").st_gid) == (0, 0)
 
 
+def test_idmap_with_a_joined_user_namespace_uses_that_namespace(owned_tmpfs, userns_rootfs, bundle, pyrunc_cmd,
+                                                                 container_id):
+    from test_namespaces import run_userns_sleeper
+    sleeper_id = container_id + "-a"
+    sleeper_pid = run_userns_sleeper(bundle, pyrunc_cmd, sleeper_id, userns_rootfs)
+    script = "stat -c '%u:%g' /mnt/hostfile; touch /mnt/made && stat -c '%u:%g' /mnt/made"
+
+    def edit(config):
+        config["root"] = {"path": userns_rootfs, "readonly": True}
+        config.pop("hostname", None)
+        config["linux"]["namespaces"] = [{"type": "mount"}, {"type": "pid"}, {"type": "ipc"},
+                                         {"type": "user", "path": f"/proc/{sleeper_pid}/ns/user"}]
+        config["mounts"] = [m for m in config["mounts"] if m["type"] not in ("sysfs", "cgroup")]
+        config["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(owned_tmpfs),
+                                 "options": ["bind", "idmap"]})
+    try:
+        out, mounts = split_output(run_inside(pyrunc_cmd, bundle(edit, args=script_with_mountinfo(script)),
+                                              container_id))
+    finally:
+        pyrunc_cmd("delete", "--force", sleeper_id)
+    assert out == "0:0\n0:0\n"
+    assert "idmapped" in mount_at(mounts, "/mnt").options
+    assert os.stat(owned_tmpfs / "made").st_uid == 0
+
+
 def test_idmapped_bind_of_ext4(tmp_path, bundle, pyrunc_cmd, container_id):
     source = tmp_path / "ext4src"
     source.mkdir(mode=0o777)

@@ -162,10 +162,11 @@ class Plan:
     def open_tree(self, slot: int, recursive: bool, source: str, what: str) -> None:
         self._add(OP_OPEN_TREE, (slot, int(recursive)), (source,), what=what)
 
-    def userns_fd(self, slot: int, uid_map: str, gid_map: str, ns_path: str, what: str) -> None:
+    def userns_fd(self, slot: int, uid_map: str, gid_map: str, ns_path: str, what: str,
+                  reasons: dict[int, str] | None = None) -> None:
         """A user namespace for an id-mapped mount, kept in `slot`: the one at ns_path,
         or (ns_path "") a new one with these maps, made by a child that then exits."""
-        self._add(OP_USERNS_FD, (slot,), (uid_map, gid_map, ns_path), what=what)
+        self._add(OP_USERNS_FD, (slot,), (uid_map, gid_map, ns_path), what=what, reasons=reasons)
 
     def idmap_tree(self, tree_slot: int, userns_slot: int, recursive: bool, what: str,
                    reasons: dict[int, str] | None = None) -> None:

@@ -232,7 +232,10 @@ def _add_idmap_ops(plan: P.Plan, spec, index: int, tree_slot: int, source: str, 
     else:
         uid_map, gid_map = _id_map_text(uid_maps), _id_map_text(gid_maps)
     # one namespace per mount, in the tree's slot number: made and used at once
-    plan.userns_fd(tree_slot, uid_map, gid_map, ns_path, what=f"make the user namespace of mounts[{index}]")
+    plan.userns_fd(tree_slot, uid_map, gid_map, ns_path, what=f"make the user namespace of mounts[{index}]",
+                   # writing another user namespace's maps takes CAP_SETUID/CAP_SETGID over
+                   # the host's ids: runc refuses id-mapped mounts for rootless containers
+                   reasons={errno.EPERM: "id-mapped mounts need root on the host: operation not permitted"})
     plan.idmap_tree(tree_slot, tree_slot, recursive, what=f"id-map mounts[{index}] source {source}", reasons={
         errno.EINVAL: "its filesystem does not support id-mapped mounts"})
 

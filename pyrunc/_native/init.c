@@ -491,7 +491,8 @@ static void op_userns_fd(const struct op *op)
 }
 
 /* MOUNT_ATTR_IDMAP on a detached mount: the kernel id-maps only a mount not yet
- * attached, on a filesystem that supports it (EINVAL otherwise). */
+ * attached, on a filesystem that supports it (EINVAL otherwise).  Uses up the slot's
+ * user namespace fd. */
 static void op_idmap_tree(const struct op *op)
 {
 	int slot = (int)get_int(op, 0), ns_slot = (int)get_int(op, 1);
@@ -501,6 +502,9 @@ static void op_idmap_tree(const struct op *op)
 	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fds[ns_slot] };
 	CHECK(syscall(SYS_mount_setattr, trees[slot], "", AT_EMPTY_PATH | (get_int(op, 2) ? AT_RECURSIVE : 0),
 		      &attr, sizeof(attr)));
+	/* the mount holds the namespace now */
+	close(userns_fds[ns_slot]);
+	userns_fds[ns_slot] = -1;
 }
 
 /* The recursive mount options (rro, rnosuid ...): on the mount at an in-root path and

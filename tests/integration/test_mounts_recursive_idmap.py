@@ -135,6 +135,20 @@ def test_clearing_an_access_time_attribute_works_where_runc_fails(option, restri
     assert result.returncode != 0 and "invalid argument" in result.stderr  # runc 1.1.5
 
 
+def test_recursive_attribute_on_a_fresh_tmpfs_as_in_runc(bundle, pyrunc_cmd, runc_cmd, container_id):
+    def edit(config):
+        config["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                                 "options": ["size=1m", "rro", "rnoexec"]})
+    b = bundle(edit, args=script_with_mountinfo(_probe("touch /scratch/x")))
+    seen = []
+    for runner in (pyrunc_cmd, runc_cmd):
+        out, mounts = split_output(run_inside(runner, b, container_id))
+        options = mount_at(mounts, "/scratch").options
+        assert out == "FAIL\n" and {"ro", "noexec"} <= options
+        seen.append(options)
+    assert seen[0] == seen[1]
+
+
 # the contrast for rro (true before recursive attributes existed, and after)
 def test_plain_ro_bind_leaves_the_submount_writable(tree, bundle, pyrunc_cmd, container_id):
     out, _ = _check_attr(pyrunc_cmd, bundle, container_id, tree, "ro", (set(), {"ro"}, WRITE, "OK"))

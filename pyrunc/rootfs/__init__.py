@@ -369,7 +369,8 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
     for prop in opts.propagation:
         plan.mount("", dest, flags=prop, what=f"set propagation of {shown}")
     if opts.rec_attr_set or opts.rec_attr_clr:
-        # runc's setRecAttr: after the mount and its propagation
+        # runc's setRecAttr, after the mount and its propagation; runc does it for binds
+        # only and drops the options silently elsewhere, pyrunc applies them to any mount
         plan.mount_setattr(dest, opts.rec_attr_set, opts.rec_attr_clr,
                            what=f"set the recursive attributes of {shown}")
 

@@ -17,7 +17,8 @@ def features() -> dict:
         "ociVersionMax": pyrunc.OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
                   "poststart", "poststop"],
-        "mountOptions": sorted({*options.FLAGS, *options.PROPAGATION, *options.EXTENSIONS}),
+        "mountOptions": sorted({*options.FLAGS, *options.PROPAGATION, *options.EXTENSIONS,
+                                *options.REC_ATTRS, *options.IDMAP}),
         "linux": {
             "namespaces": sorted(ns.supported()),
             "capabilities": caps.names_from_mask((1 << (caps.last_cap() + 1)) - 1),
@@ -36,6 +37,8 @@ def features() -> dict:
             # compiled in (the spec's meaning), whether or not this host mounts resctrl
             "intelRdt": {"enabled": True, "schemata": True, "monitoring": True},
             "netDevices": {"enabled": True},
+            # id-mapped bind mounts: mount_setattr(MOUNT_ATTR_IDMAP), kernel 5.12
+            "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
         },
         "annotations": {
             "run.pyrunc.version": pyrunc.__version__,
@@ -45,6 +48,14 @@ def features() -> dict:
             "run.pyrunc.checkpoint.enabled": "true" if _criu_installed() else "false",
         },
     }
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (major, minor)
+    except (IndexError, ValueError):
+        return False
 
 
 def _seccomp_in_kernel() -> bool:

@@ -60,6 +60,10 @@ OP_PROC_ATTR = 40
 OP_SETXATTR = 41
 OP_OPEN_TREE = 42
 OP_HIDE_MOUNT = 43
+# id-mapped and recursive-attribute mounts (50-54)
+OP_USERNS_FD = 50
+OP_IDMAP_TREE = 51
+OP_MOUNT_SETATTR = 52
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
@@ -157,6 +161,22 @@ class Plan:
 
     def open_tree(self, slot: int, recursive: bool, source: str, what: str) -> None:
         self._add(OP_OPEN_TREE, (slot, int(recursive)), (source,), what=what)
+
+    def userns_fd(self, slot: int, uid_map: str, gid_map: str, ns_path: str, what: str,
+                  reasons: dict[int, str] | None = None) -> None:
+        """A user namespace for an id-mapped mount, kept in `slot`: the one at ns_path,
+        or (ns_path "") a new one with these maps, made by a child that then exits."""
+        self._add(OP_USERNS_FD, (slot,), (uid_map, gid_map, ns_path), what=what, reasons=reasons)
+
+    def idmap_tree(self, tree_slot: int, userns_slot: int, recursive: bool, what: str,
+                   reasons: dict[int, str] | None = None) -> None:
+        """The detached mount of an OP_OPEN_TREE slot id-mapped through a userns_fd slot."""
+        self._add(OP_IDMAP_TREE, (tree_slot, userns_slot, int(recursive)), what=what, reasons=reasons)
+
+    def mount_setattr(self, path: str, attr_set: int, attr_clr: int, what: str,
+                      reasons: dict[int, str] | None = None) -> None:
+        """mount_setattr(AT_RECURSIVE) on the mount at an in-root path and every mount below it."""
+        self._add(OP_MOUNT_SETATTR, (attr_set, attr_clr), (path,), what=what, reasons=reasons)
 
     def private_if_shared(self, escaped_point: str, path: str, what: str) -> None:
         self._add(OP_PRIVATE_IF_SHARED, (), (escaped_point, path), what=what)

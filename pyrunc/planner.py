@@ -54,7 +54,8 @@ def probe_host(spec, cgroups: list, *, no_pivot: bool, cgroup_dirs_before_placem
 def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     """The init's plan, in phases:
 
-    1. bind sources opened while the host's root can reach them (user namespace only)
+    1. bind sources opened while the host's root can reach them (with a user namespace;
+       id-mapped ones always, and id-mapped there)
     2. namespaces: joined, then made (pyrunc.ns.namespace_ops), cgroup placement awaited
        where a namespace or fork needs it
     3. a new session keyring
@@ -70,7 +71,7 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     plan = cp.plan
     types = {n.type: n.path for n in linux.namespaces}
     ctx = _rootfs_context(spec, host, opts, types) if host.mounts is not None else None
-    if ctx is not None and ctx.userns:
+    if ctx is not None:
         from pyrunc import rootfs
         rootfs.add_bind_tree_ops(plan, spec, ctx)
     ns.namespace_ops(cp, linux)

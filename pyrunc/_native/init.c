@@ -74,6 +74,8 @@ struct op {
 static int sync_fd = -1;
 static int *trees;            /* OP_OPEN_TREE slots: detached mounts, -1 once moved */
 static int ntrees;
+static int *userns_fds;       /* OP_USERNS_FD slots: user namespaces of id-mapped mounts */
+static int nuserns_fds;
 static int root_fd = -1;      /* O_PATH fd of the directory IN_ROOT paths resolve in */
 static int current_op = -1;
 
@@ -382,25 +384,31 @@ static void op_mount(const struct op *op)
 		close(sfd);
 }
 
+/* Grow a slot table (OP_OPEN_TREE's, OP_USERNS_FD's) so that `slot` exists; new slots are -1. */
+static void grow_slots(int **table, int *n, int slot)
+{
+	if (slot < 0 || slot > 65535)
+		fail(EINVAL);
+	if (slot < *n)
+		return;
+	int *grown = realloc(*table, sizeof(int) * (size_t)(slot + 1));
+	if (!grown)
+		fail(ENOMEM);
+	for (int i = *n; i <= slot; i++)
+		grown[i] = -1;
+	*table = grown;
+	*n = slot + 1;
+}
+
 /* A detached copy of the mount at a host path, taken while the init still has the
  * host's credentials (before it enters its user namespace), as runc's mount fds. */
 static void op_open_tree(const struct op *op)
 {
 	int slot = (int)get_int(op, 0);
 	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
-	if (slot < 0 || slot > 65535)
-		fail(EINVAL);
 	if (get_int(op, 1))
 		flags |= AT_RECURSIVE;
-	if (slot >= ntrees) {
-		int *grown = realloc(trees, sizeof(int) * (size_t)(slot + 1));
-		if (!grown)
-			fail(ENOMEM);
-		for (int i = ntrees; i <= slot; i++)
-			grown[i] = -1;
-		trees = grown;
-		ntrees = slot + 1;
-	}
+	grow_slots(&trees, &ntrees, slot);
 	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, op->strs[0], flags);
 	if (fd < 0)
 		fail(errno);
@@ -411,6 +419,104 @@ static void op_open_tree(const struct op *op)
 		    &attr, sizeof(attr)) < 0)
 		fail(errno);
 	trees[slot] = fd;
+}
+
+static int write_id_map(int proc_dir, const char *name, const char *content, size_t len)
+{
+	int fd = openat(proc_dir, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* the kernel takes an id map in one write only */
+	ssize_t r = write(fd, content, len);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r == (ssize_t)len ? 0 : -1;
+}
+
+/* A user namespace fd for an id-mapped mount (runc's idmap helper process): a child
+ * unshares a user namespace and waits; this process, still with the host's
+ * credentials, writes its maps and opens it; the child then exits.  The namespace lives
+ * on in the fd, and in the mount once OP_IDMAP_TREE has used it.  The child shares the
+ * fd table and hands over its /proc/self: the init may be pid 1 of a new pid namespace
+ * whose pids the host's /proc does not show. */
+static void op_userns_fd(const struct op *op)
+{
+	int slot = (int)get_int(op, 0);
+	grow_slots(&userns_fds, &nuserns_fds, slot);
+	if (op->nstrs > 2 && op->lens[2]) {
+		int fd = open(op->strs[2], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail(errno);
+		userns_fds[slot] = fd;
+		return;
+	}
+	int ready[2], done[2];
+	CHECK(pipe2(ready, O_CLOEXEC));
+	CHECK(pipe2(done, O_CLOEXEC));
+	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+	if (pid < 0)
+		fail(errno);
+	if (pid == 0) {
+		/* no close() here: the table is the parent's too */
+		int dir = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int32_t msg = dir >= 0 && unshare(CLONE_NEWUSER) == 0 ? dir : -errno;
+		if (write(ready[1], &msg, sizeof(msg)) != sizeof(msg) || msg < 0)
+			_exit(1);
+		char c;
+		(void)!read(done[0], &c, 1); /* until the parent has opened the namespace (EOF) */
+		_exit(0);
+	}
+	int32_t dir = -EIO;
+	int err = 0, fd = -1;
+	if (read(ready[0], &dir, sizeof(dir)) != sizeof(dir))
+		dir = -EIO;
+	if (dir < 0)
+		err = -dir;
+	else if (write_id_map(dir, "uid_map", op->strs[0], op->lens[0]) < 0 ||
+		 write_id_map(dir, "gid_map", op->strs[1], op->lens[1]) < 0 ||
+		 (fd = openat(dir, "ns/user", O_RDONLY | O_CLOEXEC)) < 0)
+		err = errno;
+	close(done[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (dir >= 0)
+		close(dir);
+	close(done[0]);
+	close(ready[0]);
+	close(ready[1]);
+	if (err)
+		fail(err);
+	userns_fds[slot] = fd;
+}
+
+/* MOUNT_ATTR_IDMAP on a detached mount: the kernel id-maps only a mount not yet
+ * attached, on a filesystem that supports it (EINVAL otherwise).  Uses up the slot's
+ * user namespace fd. */
+static void op_idmap_tree(const struct op *op)
+{
+	int slot = (int)get_int(op, 0), ns_slot = (int)get_int(op, 1);
+	if (slot < 0 || slot >= ntrees || trees[slot] < 0 || ns_slot < 0 || ns_slot >= nuserns_fds ||
+	    userns_fds[ns_slot] < 0)
+		fail(EBADF);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fds[ns_slot] };
+	CHECK(syscall(SYS_mount_setattr, trees[slot], "", AT_EMPTY_PATH | (get_int(op, 2) ? AT_RECURSIVE : 0),
+		      &attr, sizeof(attr)));
+	/* the mount holds the namespace now */
+	close(userns_fds[ns_slot]);
+	userns_fds[ns_slot] = -1;
+}
+
+/* The recursive mount options (rro, rnosuid ...): on the mount at an in-root path and
+ * every mount below it, after it is in place (runc's setRecAttr). */
+static void op_mount_setattr(const struct op *op)
+{
+	int fd = openat2_in_root(op->strs[0], O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		fail(errno);
+	struct mount_attr attr = { .attr_set = (uint64_t)get_int(op, 0), .attr_clr = (uint64_t)get_int(op, 1) };
+	CHECK(syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)));
+	close(fd);
 }
 
 /* --no-pivot (runc's msMoveRoot): a full procfs or sysfs mount of the host stays in the
@@ -1368,6 +1474,15 @@ int main(int argc, char **argv)
 			break;
 		case OP_HIDE_MOUNT:
 			op_hide_mount(&op);
+			break;
+		case OP_USERNS_FD:
+			op_userns_fd(&op);
+			break;
+		case OP_IDMAP_TREE:
+			op_idmap_tree(&op);
+			break;
+		case OP_MOUNT_SETATTR:
+			op_mount_setattr(&op);
 			break;
 		case OP_PRIVATE_IF_SHARED:
 			op_private_if_shared(&op);

@@ -75,6 +75,15 @@ enum op_code {
 	OP_HIDE_MOUNT = 43,  /* strs: host path   --no-pivot: detach a full procfs/sysfs mount of
 	                        the host (or cover it with a tmpfs) so that no fully visible one
 	                        is left for a nested user namespace to mount over (runc) */
+	/* id-mapped and recursive-attribute mounts (50-54) */
+	OP_USERNS_FD = 50,   /* ints: slot; strs: uid_map, gid_map, path   a user namespace fd for
+	                        OP_IDMAP_TREE: the one at path, or (path "") a new one with these
+	                        maps, made by a child that exits once its namespace is open */
+	OP_IDMAP_TREE = 51,  /* ints: tree slot, userns slot, recursive (0/1)   MOUNT_ATTR_IDMAP on
+	                        the detached mount of an OP_OPEN_TREE slot (before it is placed);
+	                        the userns slot is closed after */
+	OP_MOUNT_SETATTR = 52, /* ints: attr_set, attr_clr; strs: in-root path
+	                        mount_setattr(AT_RECURSIVE) on the mount there and those below it */
 	OP_MAX
 };
 

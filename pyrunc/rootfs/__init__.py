@@ -198,18 +198,50 @@ def add_finish_ops(plan: P.Plan, spec) -> None:
 
 
 def add_bind_tree_ops(plan: P.Plan, spec, ctx: RootfsContext) -> None:
-    """With a user namespace: the init opens every bind source (a detached copy of its
-    mount) before it enters the namespace, while it can still reach what only the
-    host's root can (a source inside a 0700 directory), as runc hands its mount fds
-    over; the binds then move those copies into place.  Sets ctx.bind_trees."""
+    """Bind sources opened as detached copies of their mounts before the init enters
+    its namespaces, while it has the host's credentials.  With a user namespace every
+    bind source is (the init can still reach what only the host's root can: a source
+    inside a 0700 directory), as runc hands its mount fds over; an id-mapped bind always
+    is, and is id-mapped there: the kernel maps only a detached mount, and only for a
+    caller privileged over the filesystem and the map's namespace.  The binds then move
+    those copies into place.  Sets ctx.bind_trees."""
     ctx.bind_trees = {}
     for index, m in enumerate(spec.mounts):
         opts = O.parse(m.options)
         source = _bind_source(m, opts, ctx.bundle)
-        if source is None:
+        idmapped = opts.idmap is not None or bool(m.uid_mappings)
+        if source is None or not (ctx.userns or idmapped):
             continue
         slot = ctx.bind_trees[index] = len(ctx.bind_trees)
         plan.open_tree(slot, bool(opts.flags & O.MS_REC), source, what=f"open bind source {source}")
+        if idmapped:
+            _add_idmap_ops(plan, spec, index, slot, source, bool(opts.idmap))
+
+
+def _add_idmap_ops(plan: P.Plan, spec, index: int, tree_slot: int, source: str, recursive: bool) -> None:
+    """runc 1.2+: the mount's own mappings, else (idmap/ridmap alone) the container's
+    user namespace: the one it joins, or a new one with its mappings."""
+    m = spec.mounts[index]
+    uid_maps, gid_maps, ns_path = m.uid_mappings, m.gid_mappings, ""
+    if not uid_maps:
+        user_ns = spec.linux.namespace("user")
+        ns_path = user_ns.path
+        uid_maps, gid_maps = spec.linux.uid_mappings, spec.linux.gid_mappings
+    if ns_path:
+        uid_map = gid_map = ""
+    else:
+        uid_map, gid_map = _id_map_text(uid_maps), _id_map_text(gid_maps)
+    # one namespace per mount, in the tree's slot number: made and used at once
+    plan.userns_fd(tree_slot, uid_map, gid_map, ns_path, what=f"make the user namespace of mounts[{index}]",
+                   # writing another user namespace's maps takes CAP_SETUID/CAP_SETGID over
+                   # the host's ids: runc refuses id-mapped mounts for rootless containers
+                   reasons={errno.EPERM: "id-mapped mounts need root on the host: operation not permitted"})
+    plan.idmap_tree(tree_slot, tree_slot, recursive, what=f"id-map mounts[{index}] source {source}", reasons={
+        errno.EINVAL: "its filesystem does not support id-mapped mounts"})
+
+
+def _id_map_text(mappings) -> str:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 
 
 def host_pseudo_mounts() -> list[tuple[str, str]]:
@@ -336,6 +368,11 @@ def _add_mount(plan: P.Plan, m, ctx: RootfsContext, tree_slot: int | None) -> No
                           what=f'label {shown} "{ctx.mount_label}"')
     for prop in opts.propagation:
         plan.mount("", dest, flags=prop, what=f"set propagation of {shown}")
+    if opts.rec_attr_set or opts.rec_attr_clr:
+        # runc's setRecAttr, after the mount and its propagation; runc does it for binds
+        # only and drops the options silently elsewhere, pyrunc applies them to any mount
+        plan.mount_setattr(dest, opts.rec_attr_set, opts.rec_attr_clr,
+                           what=f"set the recursive attributes of {shown}")
 
 
 def _bind(plan: P.Plan, source: str, dest: str, flags: int, data: str, mkdir: int, what: str,

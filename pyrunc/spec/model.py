@@ -71,10 +71,13 @@ class Process:
 
 @dataclass
 class Mount:
-    destination: str  # absolute (a relative one is taken relative to /, with a warning, as runc 1.1)
+    destination: str  # absolute (a relative one is taken relative to /, with a warning, as runc)
     type: str = ""
     source: str = ""  # a relative source of a bind mount is resolved against the bundle directory
     options: list[str] = field(default_factory=list)
+    # an id-mapped bind (runtime-spec 1.2): the ids of the source as the mount shows them
+    uid_mappings: list["IDMapping"] = field(default_factory=list)
+    gid_mappings: list["IDMapping"] = field(default_factory=list)
 
 
 @dataclass

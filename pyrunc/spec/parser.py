@@ -340,8 +340,24 @@ class _Parser:
             ):
                 # As runc: a bind source is a host path, relative to the bundle.
                 source = os.path.join(bundle_real.get(), source)
-            mounts.append(Mount(destination=destination, type=mount_type, source=source, options=options))
+            mount = Mount(destination=destination, type=mount_type, source=source, options=options)
+            if item.get("uidMappings") is not None or item.get("gidMappings") is not None:
+                mount.uid_mappings = self.mount_id_mappings(item.get("uidMappings"), _at(item_path, "uidMappings"))
+                mount.gid_mappings = self.mount_id_mappings(item.get("gidMappings"), _at(item_path, "gidMappings"))
+            mounts.append(mount)
         return mounts
+
+    def mount_id_mappings(self, raw: Any, path: str) -> list[IDMapping]:
+        """An id-mapped mount's mappings: written to a user namespace's maps, whose
+        ranges may not overlap on either side (the kernel refuses the write)."""
+        mappings = self.id_mappings(raw, path)
+        for side in ("container_id", "host_id"):
+            ranges = sorted((getattr(m, side), i) for i, m in enumerate(mappings))
+            for (start, i), (next_start, j) in zip(ranges, ranges[1:]):
+                if start + mappings[i].size > next_start:
+                    json_name = "containerID" if side == "container_id" else "hostID"
+                    self.fail(f"{path}[{j}].{json_name}", f"{next_start} overlaps the range of {path}[{i}]")
+        return mappings
 
     def hooks(self, raw: Any, path: str) -> Hooks:
         raw = self.obj(raw, path)
@@ -551,6 +567,28 @@ class _Parser:
 
     # -- checks across sections (runc's configs/validate) ---------------------------------
 
+    def check_idmapped_mounts(self, spec: Spec, user_ns) -> None:
+        """runc 1.2+'s rules (configs/validate checkIDMapMounts): only a bind is id-mapped;
+        it needs both mappings, or `idmap`/`ridmap` with the container's user namespace
+        (whose mappings it then uses)."""
+        from pyrunc.rootfs import options as mount_options
+        for i, m in enumerate(spec.mounts):
+            flag = next((o for o in m.options if o in mount_options.IDMAP), None)
+            mapped = bool(m.uid_mappings or m.gid_mappings)
+            if not (flag or mapped):
+                continue
+            path = f"mounts[{i}]"
+            field_path = f"{path}.uidMappings" if mapped else f"{path}.options"
+            is_bind = m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
+            if not is_bind:
+                self.fail(field_path, "id-mapped mounts are only supported for bind mounts")
+            if mapped and not (m.uid_mappings and m.gid_mappings):
+                missing = "gidMappings" if m.uid_mappings else "uidMappings"
+                self.fail(f"{path}.{missing}", "id-mapped mounts must have both uid and gid mappings specified")
+            if not mapped and user_ns is None:
+                self.fail(field_path, f'"{flag}" needs {path}.uidMappings and gidMappings, '
+                                      "or a user namespace whose mappings it uses")
+
     def cross_check(self, spec: Spec) -> None:
         linux = spec.linux
         ns_types = {ns.type for ns in linux.namespaces}
@@ -574,6 +612,8 @@ class _Parser:
                 self.fail("linux.timeOffsets", "time offsets specified, but linux.namespaces has no time namespace")
             if time_ns.path:
                 self.fail("linux.timeOffsets", "time offsets cannot be set when joining an existing time namespace")
+
+        self.check_idmapped_mounts(spec, user_ns)
 
         if spec.hostname and "uts" not in ns_types:
             self.fail("hostname", "unable to set hostname without a private uts namespace")

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -465,21 +464,20 @@ def test_large_profile_uses_the_tree_and_stays_correct():
 
 # ------------------------------------------------------------------ the cache
 
-def test_cache_hit_returns_identical_bytes_and_is_fast(tmp_path):
+def test_cache_hit_returns_identical_bytes_from_the_cache(tmp_path):
+    """A second compile of the same profile reads the cached program instead of compiling
+    (what that saves is measured by `python3 -m bench`, not asserted here)."""
     profile = base_profile()
-    start = time.perf_counter()
     cold = compile_filter(profile, str(tmp_path))
-    cold_time = time.perf_counter() - start
     entries = os.listdir(tmp_path)
     assert len(entries) == 1 and entries[0].endswith(".bpf")
-    hits = []
-    for _ in range(20):
-        start = time.perf_counter()
+    cached = tmp_path / entries[0]
+    before = cached.stat()
+    for _ in range(3):
         assert compile_filter(copy.deepcopy(profile), str(tmp_path)) == cold
-        hits.append(time.perf_counter() - start)
-    hits.sort()
-    assert hits[len(hits) // 2] < 0.002, hits
-    assert hits[len(hits) // 2] < cold_time
+    after = cached.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # read, not rewritten
+    assert os.listdir(tmp_path) == entries
     assert cold == compile_filter(profile, None)
 
 

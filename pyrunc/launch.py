@@ -88,6 +88,7 @@ class Launch:
             self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep,
                                           cgroup=self.mgr.unified_path)
             _fault("launch.spawned")
+            set_initial_affinity(self.init.pid, self.spec.process)
             # join at once: the init goes on with its mounts meanwhile and waits only at
             # its SYNC_PLACED point (cp.wait_placed)
             self._place(self.init.pid, self.init.placed)
@@ -173,6 +174,22 @@ def _write_oom_score_adj(pid: int, value: int) -> None:
                 raise PyruncError(f"write {path}: permission denied (lowering oom_score_adj needs CAP_SYS_RESOURCE)")
 
 
+def set_initial_affinity(pid: int, process) -> None:
+    """process.execCPUAffinity.initial: the CPUs of the process the runtime just spawned,
+    before it joins the cgroups (runc 1.2); the init sets the final ones before exec."""
+    if process.exec_cpu_affinity is None:
+        return
+    from pyrunc.process_attrs import initial_cpus
+    cpus = initial_cpus(process)
+    if cpus is None:
+        return
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as e:
+        raise PyruncError(f"set CPU affinity {process.exec_cpu_affinity.initial} "
+                          f"(process.execCPUAffinity.initial): {os.strerror(e.errno).lower()}") from None
+
+
 def listen_fds() -> int:
     """How many systemd socket-activation fds (3...) the runtime was given: LISTEN_FDS,
     honoured only when LISTEN_PID names this process (systemd's rule, runc's too)."""
@@ -222,7 +239,7 @@ def hand_over_listener(seccomp, pidfd: int, fd: int, state: dict) -> None:
         send_to_listener(pidfd, fd, listener["path"], listener["metadata"], state)
 
 
-def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str, console_fd: int,
+def exec_in(c: Container, process, *, seccomp: dict | None, linux=None, console_socket: str, console_fd: int,
             preserve_fds: int, cgroup_mgr, detach: bool, inherited: list[int]):
     """Start `process` inside the running container `c` (runc exec): join every namespace
     of its init, its cgroup, then the same process setup as the init's.  Returns once
@@ -241,7 +258,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
             fds.append(console)
         bpf, flags = compile_seccomp(seccomp, c.root)
         cp = planner.exec_plan(process, namespaces, c.pid, console_fd=console, seccomp_bpf=bpf,
-                               seccomp_flags=flags, first_closed_fd=floor)
+                               seccomp_flags=flags, first_closed_fd=floor, linux=linux)
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
         proc = InitProcess.spawn(cp.plan, floor=floor, keep=[*inherited, *fds],
@@ -250,6 +267,12 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     finally:
         for fd in fds:
             os.close(fd)
+
+    try:
+        set_initial_affinity(proc.pid, process)
+    except BaseException:
+        proc.kill()
+        raise
 
     def on_sync(_sync_id: int) -> None:
         if cgroup_mgr is not None:

@@ -127,7 +127,25 @@ def _exec_defaults(s) -> dict:
     """What `exec` inherits from the container's config (runc keeps the whole config in
     its state): the process (env, user, caps, rlimits...) and the seccomp profile, as
     written in config.json (the spec keeps them; the file is not read again)."""
-    return {"process": s.process_json, "seccomp": s.linux.seccomp}
+    defaults = {"process": s.process_json, "seccomp": s.linux.seccomp}
+    # the container-wide attributes every exec'd process gets too (runc's setns init)
+    from pyrunc.record import as_dict
+    if s.linux.personality is not None:
+        defaults["personality"] = as_dict(s.linux.personality)
+    if s.linux.memory_policy is not None:
+        defaults["memory_policy"] = as_dict(s.linux.memory_policy)
+    return defaults
+
+
+def _exec_linux(defaults: dict):
+    """The container's linux.personality and linux.memoryPolicy, as an exec applies them."""
+    from pyrunc.spec.model import Linux, MemoryPolicy, Personality
+    linux = Linux()
+    if defaults.get("personality"):
+        linux.personality = Personality(**defaults["personality"])
+    if defaults.get("memory_policy"):
+        linux.memory_policy = MemoryPolicy(**defaults["memory_policy"])
+    return linux
 
 
 def _log_spec_warnings(s) -> None:
@@ -580,7 +598,8 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         # runc gives every exec'd process the container's oomScoreAdj unless it names one
         if process.oom_score_adj is None:
             process.oom_score_adj = (defaults.get("process") or {}).get("oomScoreAdj")
-        proc = exec_in(c, process, seccomp=defaults.get("seccomp"), console_socket=console_socket,
+        proc = exec_in(c, process, seccomp=defaults.get("seccomp"), linux=_exec_linux(defaults),
+                       console_socket=console_socket,
                        console_fd=console_fd, preserve_fds=preserve_fds, cgroup_mgr=mgr, detach=detach,
                        inherited=inherited)
         if console:

@@ -60,6 +60,12 @@ OP_PROC_ATTR = 40
 OP_SETXATTR = 41
 OP_OPEN_TREE = 42
 OP_HIDE_MOUNT = 43
+# process attributes set just before exec (pyrunc.process_attrs)
+OP_PERSONALITY = 55
+OP_SCHED_SETATTR = 56
+OP_IOPRIO_SET = 57
+OP_SET_MEMPOLICY = 58
+OP_SCHED_AFFINITY = 59
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
@@ -250,6 +256,22 @@ class Plan:
     def wait_start(self, fd: int, peer_fd: int, what: str) -> None:
         self._add(OP_WAIT_START, (fd, peer_fd), what=what)
 
+    def personality(self, persona: int, what: str) -> None:
+        self._add(OP_PERSONALITY, (persona,), what=what)
+
+    def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
+                      deadline: int, period: int, what: str) -> None:
+        self._add(OP_SCHED_SETATTR, (policy, flags, nice, priority, runtime, deadline, period), what=what)
+
+    def ioprio_set(self, ioprio: int, what: str) -> None:
+        self._add(OP_IOPRIO_SET, (ioprio,), what=what)
+
+    def set_mempolicy(self, mode: int, nodemask: bytes, what: str) -> None:
+        self._add(OP_SET_MEMPOLICY, (mode,), (nodemask,), what=what)
+
+    def sched_affinity(self, cpumask: bytes, what: str) -> None:
+        self._add(OP_SCHED_AFFINITY, (), (cpumask,), what=what)
+
     def exec(self, args: list[str], env: list[str], what: str) -> None:
         self._add(OP_EXEC, (len(args),), (*args, *env), what=what)
 
@@ -289,6 +311,10 @@ class Plan:
         return f"container init: {reason}"
 
 
+# ops whose strings are binary (a BPF program, CPU and node bitmaps)
+_BINARY_STRS = frozenset((OP_SECCOMP, OP_SET_MEMPOLICY, OP_SCHED_AFFINITY))
+
+
 def decode(data: bytes) -> list[tuple[str, tuple, tuple]]:
     """An encoded plan as data: [(op name, ints, strs)], e.g. ("mount", (flags, ...),
     (source, target, fstype, data)) -- for tests and debugging."""
@@ -306,7 +332,7 @@ def decode(data: bytes) -> list[tuple[str, tuple, tuple]]:
         for _ in range(nstrs):
             (size,) = struct.unpack_from("<I", data, pos)
             raw = data[pos + 4:pos + 4 + size]
-            strs.append(raw.decode() if code != OP_SECCOMP else raw)
+            strs.append(raw if code in _BINARY_STRS else raw.decode())
             pos += 4 + size + 1
         ops.append((names[code], ints, tuple(strs)))
     return ops
@@ -340,7 +366,7 @@ class ContainerPlan:
 
 def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
                 first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str],
-                program: str = "", home: bool = True) -> None:
+                program: str = "", home: bool = True, linux=None) -> None:
     """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.
 
     seccomp goes as late as possible: right before the wait for `start` when
@@ -354,8 +380,9 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
     start_fds: (the init's end of the start socket, its peer), for a container's init.
     program: the file to execute with process.args (default: args[0] searched in PATH);
     home: add HOME from the user's passwd entry when env has none.
+    linux: the container's linux section (personality, memoryPolicy), None for a hook.
     """
-    from pyrunc import caps, lsm, rlimits
+    from pyrunc import caps, lsm, process_attrs, rlimits
     from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
@@ -373,6 +400,9 @@ def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccom
         lsm.add_attr_op(plan, "apparmor", process.apparmor_profile)
     if process.selinux_label:
         lsm.add_attr_op(plan, "exec", process.selinux_label)
+    # personality, scheduler, I/O priority, memory policy, final CPU affinity: as late as
+    # possible, but while still root (CAP_SYS_NICE) and before any seccomp filter
+    process_attrs.add_ops(plan, process, linux)
     # before the filter too: the user gets its stdio pipes (fstatfs, fchown)
     plan.close_fds(first_closed_fd, process.user.uid,
                    what="mark inherited file descriptors close-on-exec, give the user its stdio")

@@ -86,15 +86,18 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
         if spec.root.readonly:
             rootfs.add_readonly_root(plan)
     P.process_ops(cp, spec.process, seccomp_bpf=opts.seccomp_bpf, seccomp_flags=opts.seccomp_flags,
-                  first_closed_fd=opts.first_closed_fd, start_fds=opts.start_fds, env=opts.env)
+                  first_closed_fd=opts.first_closed_fd, start_fds=opts.start_fds, env=opts.env,
+                  linux=linux)
     return cp
 
 
 def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, console_fd: int = -1,
-              seccomp_bpf: bytes | None = None, seccomp_flags: int = 0, first_closed_fd: int = 3) -> P.ContainerPlan:
+              seccomp_bpf: bytes | None = None, seccomp_flags: int = 0, first_closed_fd: int = 3,
+              linux=None) -> P.ContainerPlan:
     """The plan of a process joining the running container whose init is `pid` (exec):
     placed in its cgroups first, then its namespaces (`namespaces`: [(type, fd)] from
-    ns.open_namespaces_of), the console, and the same process setup as the init's."""
+    ns.open_namespaces_of), the console, and the same process setup as the init's
+    (linux: the container's personality and memory policy, which exec applies too)."""
     cp = P.ContainerPlan()
     plan = cp.plan
     plan.sync(P.SYNC_PLACED, what="wait for the runtime to place the process")
@@ -102,7 +105,7 @@ def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, console_f
     if process.terminal:
         P.console_op(plan, process, console_fd, bind_console=False)
     P.process_ops(cp, process, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
-                  first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env))
+                  first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env), linux=linux)
     return cp
 
 

@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1186,6 +1187,30 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* struct sched_attr of sched_setattr(2), SCHED_ATTR_SIZE_VER0 */
+struct sched_attr_v0 {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static void op_sched_setattr(const struct op *op)
+{
+	struct sched_attr_v0 attr = {
+		.size = sizeof(attr),
+		.sched_policy = (uint32_t)get_int(op, 0),
+		.sched_flags = (uint64_t)get_int(op, 1),
+		.sched_nice = (int32_t)get_int(op, 2),
+		.sched_priority = (uint32_t)get_int(op, 3),
+		.sched_runtime = (uint64_t)get_int(op, 4),
+		.sched_deadline = (uint64_t)get_int(op, 5),
+		.sched_period = (uint64_t)get_int(op, 6),
+	};
+	CHECK(syscall(SYS_sched_setattr, 0, &attr, 0));
+}
+
 static struct op op;
 
 int main(int argc, char **argv)
@@ -1382,6 +1407,25 @@ int main(int argc, char **argv)
 			break;
 		case OP_DUP2:
 			CHECK(dup2((int)get_int(&op, 0), (int)get_int(&op, 1)));
+			break;
+		case OP_PERSONALITY:
+			CHECK(personality((unsigned long)get_int(&op, 0)));
+			break;
+		case OP_SCHED_SETATTR:
+			op_sched_setattr(&op);
+			break;
+		case OP_IOPRIO_SET:
+			/* IOPRIO_WHO_PROCESS = 1, this process */
+			CHECK(syscall(SYS_ioprio_set, 1, 0, (int)get_int(&op, 0)));
+			break;
+		case OP_SET_MEMPOLICY:
+			/* the kernel reads maxnode - 1 bits */
+			CHECK(syscall(SYS_set_mempolicy, (int)get_int(&op, 0),
+				      op.lens[0] ? (const unsigned long *)op.strs[0] : NULL,
+				      op.lens[0] ? (unsigned long)op.lens[0] * 8 + 1 : 0UL));
+			break;
+		case OP_SCHED_AFFINITY:
+			CHECK(syscall(SYS_sched_setaffinity, 0, (size_t)op.lens[0], op.strs[0]));
 			break;
 		default:
 			fail(ENOSYS);

@@ -75,6 +75,13 @@ enum op_code {
 	OP_HIDE_MOUNT = 43,  /* strs: host path   --no-pivot: detach a full procfs/sysfs mount of
 	                        the host (or cover it with a tmpfs) so that no fully visible one
 	                        is left for a nested user namespace to mount over (runc) */
+	/* process attributes, set just before exec (pyrunc/process_attrs.py) */
+	OP_PERSONALITY = 55,   /* ints: persona                        personality(2) */
+	OP_SCHED_SETATTR = 56, /* ints: policy, flags, nice, priority, runtime, deadline, period */
+	OP_IOPRIO_SET = 57,    /* ints: ioprio (class << 13 | level)   ioprio_set(IOPRIO_WHO_PROCESS, 0) */
+	OP_SET_MEMPOLICY = 58, /* ints: mode | mode flags; strs: node bitmap (unsigned longs,
+	                          empty: no nodes) */
+	OP_SCHED_AFFINITY = 59, /* strs: CPU bitmap (unsigned longs)   sched_setaffinity(0) */
 	OP_MAX
 };
 

@@ -27,18 +27,22 @@ from pyrunc.ns import KINDS
 from pyrunc.spec.model import (
     Capabilities,
     ConsoleSize,
+    CPUAffinity,
     Device,
     Hook,
     Hooks,
     IDMapping,
     IntelRdt,
+    IOPriority,
     Linux,
+    MemoryPolicy,
     Mount,
     Namespace,
     Personality,
     Process,
     Rlimit,
     Root,
+    Scheduler,
     Spec,
     User,
 )
@@ -79,6 +83,8 @@ UINT32_MAX = (1 << 32) - 1
 UINT64_MAX = (1 << 64) - 1
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
 
 _VERSION_SUFFIX_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+~-")
 
@@ -266,7 +272,92 @@ class _Parser:
             oom_score_adj=self.opt_integer(raw.get("oomScoreAdj"), oom_path, -1000, 1000),
             apparmor_profile=self.string(raw.get("apparmorProfile"), _at(path, "apparmorProfile")),
             selinux_label=self.string(raw.get("selinuxLabel"), _at(path, "selinuxLabel")),
+            scheduler=self.scheduler(raw.get("scheduler"), _at(path, "scheduler")),
+            io_priority=self.io_priority(raw.get("ioPriority"), _at(path, "ioPriority")),
+            exec_cpu_affinity=self.cpu_affinity(raw.get("execCPUAffinity"), _at(path, "execCPUAffinity")),
         )
+
+    def name_in(self, value: Any, path: str, names, what: str) -> str:
+        """A required string that is one of `names` (the kernel's constant names)."""
+        if value is None:
+            self.missing(path)
+        name = self.string(value, path)
+        if name not in names:
+            self.fail(path, f'unknown {what} "{name}"')
+        return name
+
+    def names_in(self, value: Any, path: str, names, what: str) -> list[str]:
+        items = self.string_list(value, path)
+        for i, name in enumerate(items):
+            if name not in names:
+                self.fail(f"{path}[{i}]", f'unknown {what} "{name}"')
+        return items
+
+    def scheduler(self, raw: Any, path: str) -> Optional[Scheduler]:
+        """process.scheduler: runc 1.4's validation (policy required, nice in [-20, 19],
+        priority only for SCHED_FIFO/SCHED_RR, runtime/deadline/period only for
+        SCHED_DEADLINE), plus what sched_setattr(2) would refuse later: a policy Linux
+        lacks, a realtime priority outside [1, 99]."""
+        if raw is None:
+            return None
+        from pyrunc import process_attrs as pa
+        raw = self.obj(raw, path)
+        policy_path = _at(path, "policy")
+        policy = self.name_in(raw.get("policy"), policy_path, pa.SCHED_POLICIES, "scheduler policy")
+        if policy in pa.UNSUPPORTED_POLICIES:
+            self.fail(policy_path, f"{policy} is not supported by Linux")
+        nice = self.opt_integer(raw.get("nice"), _at(path, "nice"), INT32_MIN, INT32_MAX) or 0
+        if not -20 <= nice <= 19:
+            self.fail(_at(path, "nice"), f"{nice} is out of range [-20, 19]")
+        priority_path = _at(path, "priority")
+        priority = self.opt_integer(raw.get("priority"), priority_path, INT32_MIN, INT32_MAX) or 0
+        if policy in pa.REALTIME_POLICIES:
+            if not 1 <= priority <= 99:
+                self.fail(priority_path, f"{priority} is out of range [1, 99] for {policy}")
+        elif priority:
+            self.fail(priority_path, "can only be specified for SCHED_FIFO or SCHED_RR policy")
+        times = {}
+        for name in ("runtime", "deadline", "period"):
+            times[name] = self.opt_integer(raw.get(name), _at(path, name), 0, UINT64_MAX) or 0
+            if times[name] and policy != "SCHED_DEADLINE":
+                self.fail(_at(path, name), "can only be specified for SCHED_DEADLINE policy")
+        if policy == "SCHED_DEADLINE":
+            # sched_setattr(2): 0 < runtime <= deadline <= period (period 0: = deadline)
+            period = times["period"] or times["deadline"]
+            if not 0 < times["runtime"] <= times["deadline"] <= period:
+                self.fail(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
+        return Scheduler(policy=policy, nice=nice, priority=priority,
+                         flags=self.names_in(raw.get("flags"), _at(path, "flags"), pa.SCHED_FLAGS,
+                                             "scheduler flag"), **times)
+
+    def io_priority(self, raw: Any, path: str) -> Optional[IOPriority]:
+        if raw is None:
+            return None
+        from pyrunc import process_attrs as pa
+        raw = self.obj(raw, path)
+        io_class = self.name_in(raw.get("class"), _at(path, "class"), pa.IOPRIO_CLASSES, "I/O priority class")
+        priority = self.opt_integer(raw.get("priority"), _at(path, "priority"), INT64_MIN, INT64_MAX) or 0
+        if not 0 <= priority <= 7:
+            self.fail(_at(path, "priority"), f"{priority} is out of range [0, 7]")
+        return IOPriority(io_class=io_class, priority=priority)
+
+    def cpu_list(self, value: Any, path: str) -> str:
+        """A CPU or node list as written ("0-3,7"), checked with runc's rules; "" absent."""
+        from pyrunc import process_attrs as pa
+        text = self.string(value, path)
+        if text:
+            try:
+                pa.parse_cpu_list(text)
+            except ValueError as e:
+                self.fail(path, f'invalid list "{text}": {e}')
+        return text
+
+    def cpu_affinity(self, raw: Any, path: str) -> Optional[CPUAffinity]:
+        if raw is None:
+            return None
+        raw = self.obj(raw, path)
+        return CPUAffinity(initial=self.cpu_list(raw.get("initial"), _at(path, "initial")),
+                           final=self.cpu_list(raw.get("final"), _at(path, "final")))
 
     def user(self, raw: Any, path: str) -> User:
         raw = self.obj(raw, path)
@@ -435,6 +526,9 @@ class _Parser:
         personality = raw.get("personality")
         if personality is not None:
             linux.personality = self.personality(personality, _at(path, "personality"))
+        policy = raw.get("memoryPolicy")
+        if policy is not None:
+            linux.memory_policy = self.memory_policy(policy, _at(path, "memoryPolicy"))
         rdt = raw.get("intelRdt")
         if rdt is not None:
             linux.intel_rdt = self.intel_rdt(rdt, _at(path, "intelRdt"))
@@ -462,9 +556,44 @@ class _Parser:
         return parse_profile(raw)
 
     def personality(self, raw: Any, path: str) -> Personality:
+        from pyrunc.process_attrs import PERSONALITY_DOMAINS
         raw = self.obj(raw, path)
-        return Personality(domain=self.string(raw.get("domain"), _at(path, "domain")),
-                           flags=self.string_list(raw.get("flags"), _at(path, "flags")))
+        domain_path = _at(path, "domain")
+        domain = self.string(raw.get("domain"), domain_path)
+        if domain not in PERSONALITY_DOMAINS:
+            # runc >= 1.2's words
+            self.fail(domain_path, f"invalid personality domain {domain}")
+        flags = self.string_list(raw.get("flags"), _at(path, "flags"))
+        if flags:
+            self.warn(_at(path, "flags"), f"ignoring unsupported personality flags {flags} (as runc)")
+        return Personality(domain=domain, flags=flags)
+
+    def memory_policy(self, raw: Any, path: str) -> MemoryPolicy:
+        """linux.memoryPolicy: runc 1.4's names (its "invalid memory policy mode/flag"
+        words), plus what set_mempolicy(2) refuses for any host: nodes with a mode that
+        takes none or none with one that needs them, static and relative nodes together."""
+        from pyrunc import process_attrs as pa
+        raw = self.obj(raw, path)
+        mode_path = _at(path, "mode")
+        if raw.get("mode") is None:
+            self.missing(mode_path)
+        mode = self.string(raw.get("mode"), mode_path)
+        if mode not in pa.MPOL_MODES:
+            self.fail(mode_path, f'invalid memory policy mode "{mode}"')
+        nodes_path = _at(path, "nodes")
+        nodes = self.cpu_list(raw.get("nodes"), nodes_path)
+        flags_path = _at(path, "flags")
+        flags = self.string_list(raw.get("flags"), flags_path)
+        for i, flag in enumerate(flags):
+            if flag not in pa.MPOL_FLAGS:
+                self.fail(f"{flags_path}[{i}]", f'invalid memory policy flag "{flag}"')
+        if nodes and mode in pa.MPOL_NO_NODES:
+            self.fail(nodes_path, f"{mode} takes no nodes")
+        if not nodes and mode in pa.MPOL_NEED_NODES:
+            self.fail(nodes_path, f"{mode} needs nodes")
+        if "MPOL_F_STATIC_NODES" in flags and "MPOL_F_RELATIVE_NODES" in flags:
+            self.fail(flags_path, "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES are mutually exclusive")
+        return MemoryPolicy(mode=mode, nodes=nodes, flags=flags)
 
     def intel_rdt(self, raw: Any, path: str) -> IntelRdt:
         raw = self.obj(raw, path)

@@ -86,6 +86,9 @@ def _create_flags(bundle_usage: str) -> list[Flag]:
         Flag(("console-socket",), STR, "console_socket", "",
              "path to an AF_UNIX socket which will receive a file descriptor referencing "
              "the master end of the console's pseudoterminal"),
+        Flag(("pidfd-socket",), STR, "pidfd_socket", "",
+             "path to an AF_UNIX socket which will receive a file descriptor referencing "
+             "the init process"),
         Flag(("pid-file",), STR, "pid_file", "", "specify the file to write the process id to"),
         Flag(("no-pivot",), BOOL, "no_pivot", False,
              "do not use pivot root to jail process inside rootfs.  This should be used "
@@ -273,6 +276,9 @@ following will output a list of processes running in the container:
             [Flag(("console-socket",), STR, "console_socket", "",
                   "path to an AF_UNIX socket which will receive a file descriptor referencing "
                   "the master end of the console's pseudoterminal"),
+             Flag(("pidfd-socket",), STR, "pidfd_socket", "",
+                  "path to an AF_UNIX socket which will receive a file descriptor referencing "
+                  "the exec process"),
              Flag(("cwd",), STR, "cwd", "", "current working directory in the container"),
              Flag(("env", "e"), LIST, "env", (), "set environment variables"),
              Flag(("tty", "t"), BOOL, "tty", False, "allocate a pseudo-TTY"),

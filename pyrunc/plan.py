@@ -260,8 +260,9 @@ class Plan:
         self._add(OP_PERSONALITY, (persona,), what=what)
 
     def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
-                      deadline: int, period: int, what: str) -> None:
-        self._add(OP_SCHED_SETATTR, (policy, flags, nice, priority, runtime, deadline, period), what=what)
+                      deadline: int, period: int, what: str, reasons: dict[int, str] | None = None) -> None:
+        self._add(OP_SCHED_SETATTR, (policy, flags, nice, priority, runtime, deadline, period), what=what,
+                  reasons=reasons)
 
     def ioprio_set(self, ioprio: int, what: str) -> None:
         self._add(OP_IOPRIO_SET, (ioprio,), what=what)

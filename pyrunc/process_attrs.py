@@ -9,6 +9,8 @@ touches the host.
 """
 from __future__ import annotations
 
+import errno
+
 # include/uapi/linux/sched.h
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
                   "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
@@ -96,8 +98,13 @@ def add_ops(plan, process, linux=None) -> None:
         flags = 0
         for name in s.flags:
             flags |= SCHED_FLAGS[name]
+        reasons = None
+        if s.policy in REALTIME_POLICIES:
+            # the kernel's rule, with RT group scheduling: a cgroup without realtime time
+            reasons = {errno.EPERM: "operation not permitted (a realtime policy needs CAP_SYS_NICE and, "
+                                    "with cgroup v1's cpu controller, linux.resources.cpu.realtimeRuntime)"}
         plan.sched_setattr(SCHED_POLICIES[s.policy], flags, s.nice, s.priority, s.runtime, s.deadline,
-                           s.period, what=f"set scheduler {s.policy} (process.scheduler)")
+                           s.period, what=f"set scheduler {s.policy} (process.scheduler)", reasons=reasons)
     io = process.io_priority
     if io is not None:
         plan.ioprio_set(ioprio_value(io.io_class, io.priority),

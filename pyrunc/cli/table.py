@@ -112,8 +112,9 @@ def _run_flags() -> list[Flag]:
         Flag(("detach", "d"), BOOL, "detach", False, "detach from the container's process"),
         Flag(("keep",), BOOL, "keep", False, "do not delete the container after it exits"),
     ]
-    flags.insert(5, Flag(("no-subreaper",), BOOL, "no_subreaper", False,
-                         "disable the use of the subreaper used to reap reparented processes"))
+    after_pid_file = 1 + next(i for i, f in enumerate(flags) if f.dest == "pid_file")
+    flags.insert(after_pid_file, Flag(("no-subreaper",), BOOL, "no_subreaper", False,
+                                      "disable the use of the subreaper used to reap reparented processes"))
     return flags
 
 

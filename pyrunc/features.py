@@ -6,7 +6,7 @@ import os
 
 def features() -> dict:
     import pyrunc
-    from pyrunc import caps, cgroups, lsm, ns
+    from pyrunc import caps, cgroups, lsm, ns, process_attrs
     from pyrunc.rootfs import options
     from pyrunc.seccomp import profile, supported_architectures
 
@@ -34,6 +34,9 @@ def features() -> dict:
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
+            # runtime-spec 1.3 / runc 1.4: linux.memoryPolicy, applied with set_mempolicy
+            "memoryPolicy": {"modes": sorted(process_attrs.MPOL_MODES),
+                             "flags": sorted(process_attrs.MPOL_FLAGS)},
         },
         "annotations": {
             "run.pyrunc.version": pyrunc.__version__,

@@ -267,8 +267,8 @@ class Plan:
     def ioprio_set(self, ioprio: int, what: str) -> None:
         self._add(OP_IOPRIO_SET, (ioprio,), what=what)
 
-    def set_mempolicy(self, mode: int, nodemask: bytes, what: str) -> None:
-        self._add(OP_SET_MEMPOLICY, (mode,), (nodemask,), what=what)
+    def set_mempolicy(self, mode: int, nodemask: bytes, what: str, reasons: dict[int, str] | None = None) -> None:
+        self._add(OP_SET_MEMPOLICY, (mode,), (nodemask,), what=what, reasons=reasons)
 
     def sched_affinity(self, cpumask: bytes, what: str) -> None:
         self._add(OP_SCHED_AFFINITY, (), (cpumask,), what=what)

@@ -115,7 +115,10 @@ def add_ops(plan, process, linux=None) -> None:
         for name in mp.flags:
             mode |= MPOL_FLAGS[name]
         nodes = mask_bytes(parse_cpu_list(mp.nodes)) if mp.nodes else b""
-        plan.set_mempolicy(mode, nodes, what=f"set memory policy {mp.mode} (linux.memoryPolicy)")
+        plan.set_mempolicy(mode, nodes, what=f"set memory policy {mp.mode} (linux.memoryPolicy)",
+                           reasons={errno.ENOSYS: "the kernel has no NUMA support",
+                                    errno.EINVAL: "invalid argument (a node the host lacks or does not "
+                                                  "allow, or a flag this mode does not take)"})
     affinity = process.exec_cpu_affinity
     if affinity is not None and (affinity.initial or affinity.final):
         if affinity.final:

@@ -374,3 +374,13 @@ def test_pidfd_socket_that_does_not_exist_leaves_nothing(pyrunc_cmd, bundle, con
     assert f"connect pidfd socket {missing}: no such file or directory" in result.stderr
     assert result.stderr.count("\n") == 1
     assert_no_residue(state_root, [container_id])
+
+
+def test_features_lists_memory_policy(pyrunc_cmd):
+    """runc 1.4's features.json shape: linux.memoryPolicy.{modes,flags}."""
+    features = json.loads(pyrunc_cmd("features", check=True).stdout)["linux"]
+    assert features["memoryPolicy"]["modes"] == sorted([
+        "MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_LOCAL",
+        "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"])
+    assert features["memoryPolicy"]["flags"] == ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
+                                                 "MPOL_F_STATIC_NODES"]

@@ -137,8 +137,9 @@ class Launch:
             hooks.run_all(_as_dicts(h.create_runtime), state, "createRuntime")
             # runc runs these from its init: in the rootfs before pivot_root, with the
             # process's environment
+            from pyrunc.process import dedupe_env
             hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=pid,
-                          cwd=self.spec.root.path, env=P.dedupe_env(self.spec.process.env))
+                          cwd=self.spec.root.path, env=dedupe_env(self.spec.process.env))
 
     def _on_listener(self, pidfd: int, fd: int) -> None:
         hand_over_listener(self.spec.linux.seccomp, pidfd, fd, self._creating_state())
@@ -231,6 +232,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     from pyrunc._native import set_subreaper
 
     from pyrunc import ns, planner
+    from pyrunc.caps import last_cap
     floor = 3 + preserve_fds
     fds: list[int] = []
     try:
@@ -240,8 +242,8 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
         if console >= 0:
             fds.append(console)
         bpf, flags = compile_seccomp(seccomp, c.root)
-        cp = planner.exec_plan(process, namespaces, c.pid, console_fd=console, seccomp_bpf=bpf,
-                               seccomp_flags=flags, first_closed_fd=floor)
+        cp = planner.exec_plan(process, namespaces, c.pid, last_cap=last_cap(), console_fd=console,
+                               seccomp_bpf=bpf, seccomp_flags=flags, first_closed_fd=floor)
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
         proc = InitProcess.spawn(cp.plan, floor=floor, keep=[*inherited, *fds],

@@ -57,7 +57,7 @@ class Launch:
         s = self.spec
         host = planner.probe_host(s, cgroup_hierarchies(self.mgr), no_pivot=self.no_pivot,
                                   cgroup_dirs_before_placement=getattr(self.mgr, "dirs_before_join", True))
-        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root)
+        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root, s.linux.seccomp_profile)
         opts = planner.PlanOptions(
             container_id=self.container.id, env=self._env()[0], start_fds=(fds["start"], fds["start_peer"]),
             first_closed_fd=first_closed_fd, console_fd=fds.get("console", -1), no_pivot=self.no_pivot,
@@ -209,13 +209,14 @@ def console_above(console_fd: int, console_socket: str, floor: int) -> int:
         s.close()
 
 
-def compile_seccomp(seccomp, state_root: str) -> tuple[bytes | None, int]:
-    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one."""
+def compile_seccomp(seccomp, state_root: str, profile=None) -> tuple[bytes | None, int]:
+    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one.
+    `profile`: the parsed profile when the caller has it (create: the Spec's)."""
     if not seccomp:
         return None, 0
     from pyrunc.seccomp import compile_filter
     from pyrunc.state import cache_dir
-    return compile_filter(seccomp, cache_dir(state_root, "seccomp"))
+    return compile_filter(seccomp, cache_dir(state_root, "seccomp"), profile)
 
 
 def hand_over_listener(seccomp, pidfd: int, fd: int, state: dict) -> None:

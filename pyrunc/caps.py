@@ -117,10 +117,12 @@ def names_from_mask(bits: int) -> list[str]:
     return names
 
 
-def split_by_kernel(names) -> tuple[list[str], list[str]]:
-    """(names the running kernel supports, names unknown to this table or the kernel),
-    order kept.  runc drops the second group with a warning (see warn_ignored)."""
-    limit = last_cap()
+def split_by_kernel(names, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """(names the kernel supports, names unknown to this table or the kernel), order
+    kept; `limit` is the kernel's last capability (default: the running kernel's,
+    last_cap()).  runc drops the second group with a warning (see warn_ignored)."""
+    if limit is None:
+        limit = last_cap()
     supported: list[str] = []
     unsupported: list[str] = []
     for name in names:

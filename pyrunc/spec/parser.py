@@ -22,7 +22,7 @@ if False:  # annotations only: importing typing costs ~3 ms on the create path
     from typing import Any, NoReturn, Optional
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec.jsontype import wrong_type as _wrong_type
+from pyrunc.spec.jsontype import Reader
 from pyrunc.ns import KINDS
 from pyrunc.spec.model import (
     Capabilities,
@@ -108,8 +108,9 @@ def _at(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-class _Parser:
-    """Holds the message prefix ("config.json: ") and collects warnings."""
+class _Parser(Reader):
+    """The config's sections over the JSON type checks of `Reader`; holds the message
+    prefix ("config.json: ") and collects warnings."""
 
     __slots__ = ("prefix", "warnings")
 
@@ -117,91 +118,12 @@ class _Parser:
         self.prefix = prefix
         self.warnings: list[str] = []
 
-    # -- errors ---------------------------------------------------------------------------
-
     def fail(self, path: str, message: str) -> NoReturn:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{self.prefix}{where}{message}")
 
-    def wrong_type(self, path: str, expected: str, value: Any) -> NoReturn:
-        self.fail(path, _wrong_type(expected, value))
-
-    def missing(self, path: str) -> NoReturn:
-        self.fail(path, "required field is missing")
-
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{self.prefix}{path}: {message}")
-
-    # -- JSON types -----------------------------------------------------------------------
-
-    def obj(self, value: Any, path: str) -> dict:
-        """An object; null or absent is {}."""
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.wrong_type(path, "an object", value)
-        return value
-
-    def array(self, value: Any, path: str) -> list:
-        """An array; null or absent is []."""
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.wrong_type(path, "an array", value)
-        return value
-
-    def string(self, value: Any, path: str, *, nul_ok: bool = False) -> str:
-        """A string; null or absent is "". NUL bytes are refused unless `nul_ok`: these
-        strings end up as C strings (paths, argv, env) where NUL would silently truncate."""
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            self.wrong_type(path, "a string", value)
-        if not nul_ok and "\0" in value:
-            self.fail(path, "must not contain a NUL byte")
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool:
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            self.wrong_type(path, "a boolean", value)
-        return value
-
-    def integer(self, value: Any, path: str, low: int, high: int) -> int:
-        """An integer within [low, high]; the caller handles null/absent."""
-        # bool is an int subclass in Python but not a number in JSON.
-        if type(value) is not int:
-            self.wrong_type(path, "an integer", value)
-        if not low <= value <= high:
-            self.fail(path, f"{value} is out of range [{low}, {high}]")
-        return value
-
-    def opt_integer(self, value: Any, path: str, low: int, high: int) -> Optional[int]:
-        return None if value is None else self.integer(value, path, low, high)
-
-    def req_integer(self, value: Any, path: str, low: int, high: int) -> int:
-        if value is None:
-            self.missing(path)
-        return self.integer(value, path, low, high)
-
-    def string_list(self, value: Any, path: str) -> list[str]:
-        items = self.array(value, path)
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                self.wrong_type(f"{path}[{i}]", "a string", item)
-            if "\0" in item:
-                self.fail(f"{path}[{i}]", "must not contain a NUL byte")
-        return list(items)
-
-    def string_map(self, value: Any, path: str, *, nul_ok: bool = False) -> dict[str, str]:
-        mapping = self.obj(value, path)
-        for key, item in mapping.items():
-            if not isinstance(item, str):
-                self.wrong_type(f'{path}["{key}"]', "a string", item)
-            if not nul_ok and "\0" in item:
-                self.fail(f'{path}["{key}"]', "must not contain a NUL byte")
-        return dict(mapping)
 
     # -- sections -------------------------------------------------------------------------
 

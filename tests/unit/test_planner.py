@@ -230,6 +230,22 @@ def test_exec_plan_places_joins_and_runs_the_process(tmp_path):
     assert ops[10] == ("close_fds", (5, 0), ())
 
 
+def test_capabilities_follow_the_host_facts_last_cap(tmp_path):
+    """The kernel's last capability is a host fact, not read while building: names above
+    it are left out of every set and the bounding set is dropped up to it."""
+    def edit(raw):
+        for kind in ("bounding", "effective", "permitted"):
+            raw["process"]["capabilities"][kind] = ["CAP_KILL", "CAP_BPF"]  # 5, 39
+    s = _spec(tmp_path, edit)
+    for last_cap, kept in ((40, (1 << 5) | (1 << 39)), (38, 1 << 5)):
+        host = planner.HostFacts(cgroups=CGROUPS, mounts=_host().mounts, last_cap=last_cap)
+        ops = dict((name, ints) for name, ints, _ in _plan(s, host)[1] if name in ("bounding", "capset"))
+        assert ops["bounding"] == (kept, last_cap)
+        assert ops["capset"][:2] == (kept, kept)
+        exec_ops = P.decode(planner.exec_plan(s.process, [], 1, last_cap=last_cap).plan.encode())
+        assert [ints for name, ints, _ in exec_ops if name == "bounding"] == [(kept, last_cap)]
+
+
 # --- process attributes (pyrunc.process_attrs): personality, scheduler, I/O priority,
 # memory policy, CPU affinity, as ops before the fds are handed over and any filter loads
 

@@ -19,9 +19,8 @@ config is created twice.
    private mount namespace that pyrunc inherits, so a mount it left would show here).
 """
 import json
-import re
-
 import os
+import re
 
 import pytest
 

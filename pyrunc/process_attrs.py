@@ -88,11 +88,21 @@ def ioprio_value(io_class: str, priority: int) -> int:
 
 def add_ops(plan, process, linux=None) -> None:
     """The attributes of `process` (and, for a container's process, of `linux`), each one
-    op, in the order runc's init sets them; every op names its field in its error."""
+    op; every op names its field in its error."""
     if linux is not None and linux.personality is not None:
         domain = linux.personality.domain
         plan.personality(PERSONALITY_DOMAINS[domain],
                          what=f"set personality {domain} (linux.personality)")
+    # the final CPUs before the scheduler: a SCHED_DEADLINE task may not change its
+    # affinity, and may only be made one while its affinity spans its root domain
+    affinity = process.exec_cpu_affinity
+    if affinity is not None and (affinity.initial or affinity.final):
+        if affinity.final:
+            plan.sched_affinity(mask_bytes(parse_cpu_list(affinity.final)),
+                                what=f"set CPU affinity {affinity.final} (process.execCPUAffinity.final)")
+        else:
+            plan.sched_affinity(ALL_CPUS, what="reset the CPU affinity to the cgroup's CPUs "
+                                               "(process.execCPUAffinity.initial without final)")
     s = process.scheduler
     if s is not None:
         flags = 0
@@ -103,6 +113,10 @@ def add_ops(plan, process, linux=None) -> None:
             # the kernel's rule, with RT group scheduling: a cgroup without realtime time
             reasons = {errno.EPERM: "operation not permitted (a realtime policy needs CAP_SYS_NICE and, "
                                     "with cgroup v1's cpu controller, linux.resources.cpu.realtimeRuntime)"}
+        elif s.policy == "SCHED_DEADLINE":
+            reasons = {errno.EPERM: "operation not permitted (SCHED_DEADLINE needs CAP_SYS_NICE and a CPU "
+                                    "affinity spanning its root domain)",
+                       errno.EBUSY: "device or resource busy (the CPUs' deadline bandwidth is exhausted)"}
         plan.sched_setattr(SCHED_POLICIES[s.policy], flags, s.nice, s.priority, s.runtime, s.deadline,
                            s.period, what=f"set scheduler {s.policy} (process.scheduler)", reasons=reasons)
     io = process.io_priority
@@ -119,14 +133,6 @@ def add_ops(plan, process, linux=None) -> None:
                            reasons={errno.ENOSYS: "the kernel has no NUMA support",
                                     errno.EINVAL: "invalid argument (a node the host lacks or does not "
                                                   "allow, or a flag this mode does not take)"})
-    affinity = process.exec_cpu_affinity
-    if affinity is not None and (affinity.initial or affinity.final):
-        if affinity.final:
-            plan.sched_affinity(mask_bytes(parse_cpu_list(affinity.final)),
-                                what=f"set CPU affinity {affinity.final} (process.execCPUAffinity.final)")
-        else:
-            plan.sched_affinity(ALL_CPUS, what="reset the CPU affinity to the cgroup's CPUs "
-                                               "(process.execCPUAffinity.initial without final)")
 
 
 def initial_cpus(process) -> set[int] | None:

@@ -148,6 +148,18 @@ def test_exec_cpu_affinity_initial_during_setup_then_reset(pyrunc_cmd, bundle, c
 
 
 @needs_two_cpus
+def test_exec_cpu_affinity_initial_then_deadline(pyrunc_cmd, bundle, container_id):
+    """The affinity is reset before the scheduler is set: a SCHED_DEADLINE process may only
+    be made one while its affinity spans every CPU (the kernel's rule)."""
+    pid = started(pyrunc_cmd, bundle, container_id,
+                  set_process(execCPUAffinity={"initial": str(CPUS[0])},
+                              scheduler={"policy": "SCHED_DEADLINE", "runtime": 1_000_000,
+                                         "deadline": 10_000_000, "period": 100_000_000}))
+    assert os.sched_getscheduler(pid) == 6
+    assert os.sched_getaffinity(pid) == set(CPUS)
+
+
+@needs_two_cpus
 def test_exec_cpu_affinity_initial_and_final(pyrunc_cmd, bundle, container_id, tmp_path):
     pid = started(pyrunc_cmd, bundle, container_id,
                   set_process(execCPUAffinity={"initial": str(CPUS[0]), "final": str(CPUS[-1])}))

@@ -266,10 +266,10 @@ def test_process_attributes_ops(tmp_path):
     _, ops = _plan(_spec(tmp_path, edit))
     assert _process_part(ops) == [
         ("personality", (8,), ()),
+        ("sched_affinity", (), ((0b11010).to_bytes(8, "little"),)),
         ("sched_setattr", (2, 1, 0, 4, 0, 0, 0), ()),
         ("ioprio_set", ((1 << 13) | 2,), ()),
         ("set_mempolicy", (3 | 1 << 15,), ((0b11).to_bytes(8, "little"),)),
-        ("sched_affinity", (), ((0b11010).to_bytes(8, "little"),)),
     ]
 
 

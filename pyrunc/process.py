@@ -36,7 +36,7 @@ def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes
     home: add HOME from the user's passwd entry when env has none.
     linux: the container's linux section (personality, memoryPolicy), None for a hook.
     """
-    from pyrunc import caps, lsm, process_attrs, rlimits
+    from pyrunc import caps, lsm, rlimits
     from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
@@ -54,9 +54,12 @@ def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes
         lsm.add_attr_op(plan, "apparmor", process.apparmor_profile)
     if process.selinux_label:
         lsm.add_attr_op(plan, "exec", process.selinux_label)
-    # personality, scheduler, I/O priority, memory policy, final CPU affinity: as late as
+    # personality, CPU affinity, scheduler, I/O priority, memory policy: as late as
     # possible, but while still root (CAP_SYS_NICE) and before any seccomp filter
-    process_attrs.add_ops(plan, process, linux)
+    if (process.scheduler or process.io_priority or process.exec_cpu_affinity
+            or (linux is not None and (linux.personality or linux.memory_policy))):
+        from pyrunc import process_attrs  # only for a config that has one
+        process_attrs.add_ops(plan, process, linux)
     # before the filter too: the user gets its stdio pipes (fstatfs, fchown)
     plan.close_fds(first_closed_fd, process.user.uid,
                    what="mark inherited file descriptors close-on-exec, give the user its stdio")

@@ -77,6 +77,13 @@ class Reader:
             self.fail(path, "must not contain a NUL byte")
         return value
 
+    def req_string(self, value: Any, path: str) -> str:
+        """A string that must be given and not be empty."""
+        text = self.string(value, path)
+        if not text:
+            self.missing(path)
+        return text
+
     def boolean(self, value: Any, path: str) -> bool:
         """A boolean; null or absent is False."""
         if value is None:

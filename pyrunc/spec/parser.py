@@ -125,6 +125,33 @@ class _Parser(Reader):
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{self.prefix}{path}: {message}")
 
+    def typed_items(self, raw: Any, path: str, known, what: str):
+        """The objects of an array keyed by their "type", each of a `known` type and none
+        twice (process.rlimits, linux.namespaces): (item, its path, its type) in order."""
+        seen: set[str] = set()
+        for i, item in enumerate(self.array(raw, path)):
+            item_path = f"{path}[{i}]"
+            item = self.obj(item, item_path)
+            type_path = _at(item_path, "type")
+            kind = self.req_string(item.get("type"), type_path)
+            if kind not in known:
+                self.fail(type_path, f'unknown {what} "{kind}"')
+            if kind in seen:
+                self.fail(type_path, f'duplicate {what} "{kind}"')
+            seen.add(kind)
+            yield item, item_path, kind
+
+    def container_path(self, value: Any, path: str) -> str:
+        """A required path inside the container (a mount's destination, a device node).
+        runc 1.1 takes a relative one from the container's / (securejoin): say so and
+        normalise it."""
+        container_path = self.req_string(value, path)
+        if not container_path.startswith("/"):
+            absolute = os.path.normpath("/" + container_path)
+            self.warn(path, f'"{container_path}" is not absolute, taken as "{absolute}"')
+            container_path = absolute
+        return container_path
+
     # -- sections -------------------------------------------------------------------------
 
     def oci_version(self, raw: dict) -> str:
@@ -148,9 +175,7 @@ class _Parser(Reader):
             self.fail(args_path, "must not be empty")
 
         cwd_path = _at(path, "cwd")
-        cwd = self.string(raw.get("cwd"), cwd_path)
-        if not cwd:
-            self.missing(cwd_path)
+        cwd = self.req_string(raw.get("cwd"), cwd_path)
         if not cwd.startswith("/"):
             self.fail(cwd_path, f'"{cwd}" is not an absolute path')
 
@@ -311,19 +336,7 @@ class _Parser(Reader):
         from pyrunc.rlimits import RLIMITS
 
         limits = []
-        seen: set[str] = set()
-        for i, item in enumerate(self.array(raw, path)):
-            item_path = f"{path}[{i}]"
-            item = self.obj(item, item_path)
-            type_path = _at(item_path, "type")
-            rtype = self.string(item.get("type"), type_path)
-            if not rtype:
-                self.missing(type_path)
-            if rtype not in RLIMITS:
-                self.fail(type_path, f'unknown rlimit "{rtype}"')
-            if rtype in seen:
-                self.fail(type_path, f'duplicate rlimit "{rtype}"')
-            seen.add(rtype)
+        for item, item_path, rtype in self.typed_items(raw, path, RLIMITS, "rlimit"):
             soft = self.req_integer(item.get("soft"), _at(item_path, "soft"), 0, UINT64_MAX)
             hard = self.req_integer(item.get("hard"), _at(item_path, "hard"), 0, UINT64_MAX)
             if soft > hard:
@@ -336,15 +349,7 @@ class _Parser(Reader):
         for i, item in enumerate(self.array(raw, path)):
             item_path = f"{path}[{i}]"
             item = self.obj(item, item_path)
-            dest_path = _at(item_path, "destination")
-            destination = self.string(item.get("destination"), dest_path)
-            if not destination:
-                self.missing(dest_path)
-            if not destination.startswith("/"):
-                # runc 1.1 warns and mounts it relative to the container's / (securejoin).
-                absolute = os.path.normpath("/" + destination)
-                self.warn(dest_path, f'"{destination}" is not absolute, taken as "{absolute}"')
-                destination = absolute
+            destination = self.container_path(item.get("destination"), _at(item_path, "destination"))
             mount_type = self.string(item.get("type"), _at(item_path, "type"))
             source = self.string(item.get("source"), _at(item_path, "source"))
             options = self.string_list(item.get("options"), _at(item_path, "options"))
@@ -366,9 +371,7 @@ class _Parser(Reader):
                 item_path = f"{kind_path}[{i}]"
                 item = self.obj(item, item_path)
                 hook_path = _at(item_path, "path")
-                executable = self.string(item.get("path"), hook_path)
-                if not executable:
-                    self.missing(hook_path)
+                executable = self.req_string(item.get("path"), hook_path)
                 if not executable.startswith("/"):
                     self.fail(hook_path, f'"{executable}" is not an absolute path')
                 timeout_path = _at(item_path, "timeout")
@@ -392,19 +395,8 @@ class _Parser(Reader):
         linux = Linux()
 
         ns_path = _at(path, "namespaces")
-        seen: set[str] = set()
-        for i, item in enumerate(self.array(raw.get("namespaces"), ns_path)):
-            item_path = f"{ns_path}[{i}]"
-            item = self.obj(item, item_path)
-            type_path = _at(item_path, "type")
-            ns_type = self.string(item.get("type"), type_path)
-            if not ns_type:
-                self.missing(type_path)
-            if ns_type not in NAMESPACE_TYPES:
-                self.fail(type_path, f'unknown namespace type "{ns_type}"')
-            if ns_type in seen:
-                self.fail(type_path, f'duplicate namespace type "{ns_type}"')
-            seen.add(ns_type)
+        for item, item_path, ns_type in self.typed_items(raw.get("namespaces"), ns_path, NAMESPACE_TYPES,
+                                                         "namespace type"):
             ns_file = self.string(item.get("path"), _at(item_path, "path"))
             if ns_file and not ns_file.startswith("/"):
                 self.fail(_at(item_path, "path"), f'"{ns_file}" is not an absolute path')
@@ -546,20 +538,10 @@ class _Parser(Reader):
     def device(self, raw: Any, path: str) -> Device:
         raw = self.obj(raw, path)
         type_path = _at(path, "type")
-        dev_type = self.string(raw.get("type"), type_path)
-        if not dev_type:
-            self.missing(type_path)
+        dev_type = self.req_string(raw.get("type"), type_path)
         if dev_type not in DEVICE_TYPES:
             self.fail(type_path, f'invalid device type "{dev_type}" (expected c, b, u or p)')
-        node_path = _at(path, "path")
-        node = self.string(raw.get("path"), node_path)
-        if not node:
-            self.missing(node_path)
-        if not node.startswith("/"):
-            # runc joins it to the rootfs like an absolute one; say so and normalise.
-            absolute = os.path.normpath("/" + node)
-            self.warn(node_path, f'"{node}" is not absolute, taken as "{absolute}"')
-            node = absolute
+        node = self.container_path(raw.get("path"), _at(path, "path"))
         if dev_type == "p":
             # A fifo has no device number; the spec lets major/minor be omitted.
             major = self.opt_integer(raw.get("major"), _at(path, "major"), INT64_MIN, INT64_MAX) or 0

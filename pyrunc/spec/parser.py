@@ -224,20 +224,20 @@ class _Parser(Reader):
             exec_cpu_affinity=self.cpu_affinity(raw.get("execCPUAffinity"), _at(path, "execCPUAffinity")),
         )
 
-    def name_in(self, value: Any, path: str, names, what: str) -> str:
-        """A required string that is one of `names` (the kernel's constant names)."""
-        if value is None:
-            self.missing(path)
-        name = self.string(value, path)
+    def name_in(self, value: Any, path: str, names, unknown: str) -> str:
+        """A required string that is one of `names` (the kernel's constant names); another
+        is refused as `<unknown> "<name>"`."""
+        name = self.req_string(value, path)
         if name not in names:
-            self.fail(path, f'unknown {what} "{name}"')
+            self.fail(path, f'{unknown} "{name}"')
         return name
 
-    def names_in(self, value: Any, path: str, names, what: str) -> list[str]:
+    def names_in(self, value: Any, path: str, names, unknown: str) -> list[str]:
+        """An array of strings each one of `names` (as name_in)."""
         items = self.string_list(value, path)
         for i, name in enumerate(items):
             if name not in names:
-                self.fail(f"{path}[{i}]", f'unknown {what} "{name}"')
+                self.fail(f"{path}[{i}]", f'{unknown} "{name}"')
         return items
 
     def scheduler(self, raw: Any, path: str) -> Optional[Scheduler]:
@@ -250,7 +250,7 @@ class _Parser(Reader):
         from pyrunc import process_attrs as pa
         raw = self.obj(raw, path)
         policy_path = _at(path, "policy")
-        policy = self.name_in(raw.get("policy"), policy_path, pa.SCHED_POLICIES, "scheduler policy")
+        policy = self.name_in(raw.get("policy"), policy_path, pa.SCHED_POLICIES, "unknown scheduler policy")
         if policy in pa.UNSUPPORTED_POLICIES:
             self.fail(policy_path, f"{policy} is not supported by Linux")
         nice = self.opt_integer(raw.get("nice"), _at(path, "nice"), INT32_MIN, INT32_MAX) or 0
@@ -275,14 +275,15 @@ class _Parser(Reader):
                 self.fail(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
         return Scheduler(policy=policy, nice=nice, priority=priority,
                          flags=self.names_in(raw.get("flags"), _at(path, "flags"), pa.SCHED_FLAGS,
-                                             "scheduler flag"), **times)
+                                             "unknown scheduler flag"), **times)
 
     def io_priority(self, raw: Any, path: str) -> Optional[IOPriority]:
         if raw is None:
             return None
         from pyrunc import process_attrs as pa
         raw = self.obj(raw, path)
-        io_class = self.name_in(raw.get("class"), _at(path, "class"), pa.IOPRIO_CLASSES, "I/O priority class")
+        io_class = self.name_in(raw.get("class"), _at(path, "class"), pa.IOPRIO_CLASSES,
+                               "unknown I/O priority class")
         priority = self.opt_integer(raw.get("priority"), _at(path, "priority"), INT64_MIN, INT64_MAX) or 0
         if not 0 <= priority <= 7:
             self.fail(_at(path, "priority"), f"{priority} is out of range [0, 7]")
@@ -488,19 +489,11 @@ class _Parser(Reader):
         takes none or none with one that needs them, static and relative nodes together."""
         from pyrunc import process_attrs as pa
         raw = self.obj(raw, path)
-        mode_path = _at(path, "mode")
-        if raw.get("mode") is None:
-            self.missing(mode_path)
-        mode = self.string(raw.get("mode"), mode_path)
-        if mode not in pa.MPOL_MODES:
-            self.fail(mode_path, f'invalid memory policy mode "{mode}"')
+        mode = self.name_in(raw.get("mode"), _at(path, "mode"), pa.MPOL_MODES, "invalid memory policy mode")
         nodes_path = _at(path, "nodes")
         nodes = self.cpu_list(raw.get("nodes"), nodes_path)
         flags_path = _at(path, "flags")
-        flags = self.string_list(raw.get("flags"), flags_path)
-        for i, flag in enumerate(flags):
-            if flag not in pa.MPOL_FLAGS:
-                self.fail(f"{flags_path}[{i}]", f'invalid memory policy flag "{flag}"')
+        flags = self.names_in(raw.get("flags"), flags_path, pa.MPOL_FLAGS, "invalid memory policy flag")
         if nodes and mode in pa.MPOL_NO_NODES:
             self.fail(nodes_path, f"{mode} takes no nodes")
         if not nodes and mode in pa.MPOL_NEED_NODES:

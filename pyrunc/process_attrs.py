@@ -21,6 +21,9 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
 REALTIME_POLICIES = frozenset(("SCHED_FIFO", "SCHED_RR"))
+# the utilization clamps need sched_util_min/max, for which the spec has no field (runc
+# sends zeros: a clamp to 0); refused rather than guessed
+UNVALUED_SCHED_FLAGS = frozenset(("SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"))
 
 # include/uapi/linux/ioprio.h
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}

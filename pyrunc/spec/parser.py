@@ -273,9 +273,12 @@ class _Parser(Reader):
             period = times["period"] or times["deadline"]
             if not 0 < times["runtime"] <= times["deadline"] <= period:
                 self.fail(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
-        return Scheduler(policy=policy, nice=nice, priority=priority,
-                         flags=self.names_in(raw.get("flags"), _at(path, "flags"), pa.SCHED_FLAGS,
-                                             "unknown scheduler flag"), **times)
+        flags_path = _at(path, "flags")
+        flags = self.names_in(raw.get("flags"), flags_path, pa.SCHED_FLAGS, "unknown scheduler flag")
+        for i, flag in enumerate(flags):
+            if flag in pa.UNVALUED_SCHED_FLAGS:
+                self.fail(f"{flags_path}[{i}]", f"{flag} is not supported: the spec gives no clamp value")
+        return Scheduler(policy=policy, nice=nice, priority=priority, flags=flags, **times)
 
     def io_priority(self, raw: Any, path: str) -> Optional[IOPriority]:
         if raw is None:

@@ -245,6 +245,25 @@ def test_exec_applies_process_and_container_attributes(pyrunc_cmd, bundle, conta
         assert os.sched_getaffinity(pid) == {CPUS[-1]}
 
 
+def test_exec_without_process_file_inherits_the_containers_attributes(pyrunc_cmd, bundle, container_id, tmp_path):
+    """exec without -p starts from the container's process (runc): its I/O priority and
+    scheduler too; and the container's memory policy (runc's setns init)."""
+    def edit(config):
+        config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 5}
+        config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 3}
+        if os.path.exists("/proc/self/numa_maps"):
+            config["linux"]["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0"}
+    started(pyrunc_cmd, bundle, container_id, edit)
+    pid_file = tmp_path / "exec.pid"
+    pyrunc_cmd("exec", "-d", "--pid-file", str(pid_file), container_id, "sleep", "60", check=True)
+    pid = int(pid_file.read_text())
+    assert ioprio_of(pid) == (2 << 13) | 5
+    assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+    assert os.getpriority(os.PRIO_PROCESS, pid) == 3
+    if os.path.exists("/proc/self/numa_maps"):
+        assert "interleave:0" in numa_policies(pid)
+
+
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("where, value, words", [

@@ -6,7 +6,7 @@ import os
 
 def features() -> dict:
     import pyrunc
-    from pyrunc import caps, cgroups, lsm, ns
+    from pyrunc import caps, cgroups, lsm, ns, process_attrs
     from pyrunc.rootfs import options
     from pyrunc.seccomp import profile, supported_architectures
 
@@ -39,6 +39,9 @@ def features() -> dict:
             "netDevices": {"enabled": True},
             # id-mapped bind mounts: mount_setattr(MOUNT_ATTR_IDMAP), kernel 5.12
             "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
+            # runtime-spec 1.3 / runc 1.4: linux.memoryPolicy, applied with set_mempolicy
+            "memoryPolicy": {"modes": sorted(process_attrs.MPOL_MODES),
+                             "flags": sorted(process_attrs.MPOL_FLAGS)},
         },
         "annotations": {
             "run.pyrunc.version": pyrunc.__version__,

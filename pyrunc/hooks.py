@@ -80,14 +80,17 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
     if as_process is not None:
         import copy
 
+        from pyrunc.caps import last_cap
+        from pyrunc.process import process_ops
         from pyrunc.seccomp import FLAG_NEW_LISTENER, FLAG_TSYNC_ESRCH
         process, bpf, flags = as_process
         process = copy.copy(process)
         process.args = list(args)
         # the filter without a listener of its own: a notified call gets ENOSYS
-        P.process_ops(cp, process, seccomp_bpf=bpf, seccomp_flags=flags & ~(FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH),
-                      first_closed_fd=3, start_fds=None, env=process.env if env is None else env,
-                      program=path, home=env is None)
+        process_ops(cp, process, last_cap=last_cap(), seccomp_bpf=bpf,
+                    seccomp_flags=flags & ~(FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH),
+                    first_closed_fd=3, start_fds=None, env=process.env if env is None else env,
+                    program=path, home=env is None)
     else:
         plan.close_fds(3, None, what="close file descriptors")
         plan.chdir(cwd, what=f"chdir to {cwd}")

@@ -57,7 +57,7 @@ class Launch:
         s = self.spec
         host = planner.probe_host(s, cgroup_hierarchies(self.mgr), no_pivot=self.no_pivot,
                                   cgroup_dirs_before_placement=getattr(self.mgr, "dirs_before_join", True))
-        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root)
+        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root, s.linux.seccomp_profile)
         opts = planner.PlanOptions(
             container_id=self.container.id, env=self._env()[0], start_fds=(fds["start"], fds["start_peer"]),
             first_closed_fd=first_closed_fd, console_fd=fds.get("console", -1), no_pivot=self.no_pivot,
@@ -88,9 +88,12 @@ class Launch:
             self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep,
                                           cgroup=self.mgr.unified_path)
             _fault("launch.spawned")
-            # join at once: the init goes on with its mounts meanwhile and waits only at
-            # its SYNC_PLACED point (cp.wait_placed)
-            self._place(self.init.pid, self.init.placed)
+            _fault("launch.before-placed")
+            set_initial_affinity(self.init.pid, self.spec.process)
+            place(self.init, self.mgr, self.spec.process.oom_score_adj, fault_point="launch.placed")
+            if self.container.state.intel_rdt:
+                from pyrunc import intelrdt
+                intelrdt.apply(self.container.state.intel_rdt, self.spec.linux.intel_rdt, self.init.pid)
         finally:
             start_end.close()
             start_peer.close()
@@ -103,18 +106,6 @@ class Launch:
         if st is None:
             raise SpawnError("container init exited before it was created")
         return self.init.pid, st[2]
-
-    def _place(self, pid: int, in_unified: bool) -> None:
-        _fault("launch.before-placed")
-        self.mgr.join(pid, unified_done=in_unified)
-        _fault("launch.placed")
-        adj = self.spec.process.oom_score_adj
-        if adj is not None:
-            _write_oom_score_adj(pid, adj)
-        group = self.container.state.intel_rdt
-        if group:
-            from pyrunc import intelrdt
-            intelrdt.apply(group, self.spec.linux.intel_rdt, pid)
 
     def _overlay_dirs(self):
         from pyrunc.rootfs import overlay_layers
@@ -130,7 +121,7 @@ class Launch:
         linux = self.spec.linux
         pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
-            # _place() ran right after the spawn; the init's network namespace is made
+            # place() ran right after the spawn; the init's network namespace is made
             # or joined by now, and no hook has run yet (runc moves devices then too)
             if linux.net_devices:
                 from pyrunc import netdev
@@ -145,8 +136,9 @@ class Launch:
             hooks.run_all(_as_dicts(h.create_runtime), state, "createRuntime")
             # runc runs these from its init: in the rootfs before pivot_root, with the
             # process's environment
+            from pyrunc.process import dedupe_env
             hooks.run_all(_as_dicts(h.create_container), state, "createContainer", ns_pid=pid,
-                          cwd=self.spec.root.path, env=P.dedupe_env(self.spec.process.env))
+                          cwd=self.spec.root.path, env=dedupe_env(self.spec.process.env))
 
     def _on_listener(self, pidfd: int, fd: int) -> None:
         hand_over_listener(self.spec.linux.seccomp, pidfd, fd, self._creating_state())
@@ -169,6 +161,19 @@ def _as_dicts(hooks) -> list[dict]:
     return [asdict(h) for h in hooks]
 
 
+def place(proc, mgr, oom_score_adj: int | None, *, fault_point: str) -> None:
+    """The placement step of every container process (create's init, exec's process),
+    right after the spawn: join the container's cgroups (those CLONE_INTO_CGROUP has not
+    joined it to; `mgr` None: the container has none) and set process.oomScoreAdj.  The
+    init goes on meanwhile (with its mounts, for create) and waits only at its
+    SYNC_PLACED point, which its runtime answers once this has returned."""
+    if mgr is not None:
+        mgr.join(proc.pid, unified_done=proc.placed)
+    _fault(fault_point)
+    if oom_score_adj is not None:
+        _write_oom_score_adj(proc.pid, oom_score_adj)
+
+
 def _write_oom_score_adj(pid: int, value: int) -> None:
     path = f"/proc/{pid}/oom_score_adj"
     try:
@@ -179,6 +184,22 @@ def _write_oom_score_adj(pid: int, value: int) -> None:
         with open(path) as f:
             if int(f.read()) != value:
                 raise PyruncError(f"write {path}: permission denied (lowering oom_score_adj needs CAP_SYS_RESOURCE)")
+
+
+def set_initial_affinity(pid: int, process) -> None:
+    """process.execCPUAffinity.initial: the CPUs of the process the runtime just spawned,
+    before it joins the cgroups (runc 1.2); the init sets the final ones before exec."""
+    if process.exec_cpu_affinity is None:
+        return
+    from pyrunc.process_attrs import initial_cpus
+    cpus = initial_cpus(process)
+    if cpus is None:
+        return
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as e:
+        raise PyruncError(f"set CPU affinity {process.exec_cpu_affinity.initial} "
+                          f"(process.execCPUAffinity.initial): {os.strerror(e.errno).lower()}") from None
 
 
 def listen_fds() -> int:
@@ -212,13 +233,14 @@ def console_above(console_fd: int, console_socket: str, floor: int) -> int:
         s.close()
 
 
-def compile_seccomp(seccomp, state_root: str) -> tuple[bytes | None, int]:
-    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one."""
+def compile_seccomp(seccomp, state_root: str, profile=None) -> tuple[bytes | None, int]:
+    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one.
+    `profile`: the parsed profile when the caller has it (create: the Spec's)."""
     if not seccomp:
         return None, 0
     from pyrunc.seccomp import compile_filter
     from pyrunc.state import cache_dir
-    return compile_filter(seccomp, cache_dir(state_root, "seccomp"))
+    return compile_filter(seccomp, cache_dir(state_root, "seccomp"), profile)
 
 
 def hand_over_listener(seccomp, pidfd: int, fd: int, state: dict) -> None:
@@ -230,7 +252,7 @@ def hand_over_listener(seccomp, pidfd: int, fd: int, state: dict) -> None:
         send_to_listener(pidfd, fd, listener["path"], listener["metadata"], state)
 
 
-def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str, console_fd: int,
+def exec_in(c: Container, process, *, seccomp: dict | None, linux=None, console_socket: str, console_fd: int,
             preserve_fds: int, cgroup_mgr, detach: bool, inherited: list[int]):
     """Start `process` inside the running container `c` (runc exec): join every namespace
     of its init, its cgroup, then the same process setup as the init's.  Returns once
@@ -239,6 +261,7 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
     from pyrunc._native import set_subreaper
 
     from pyrunc import ns, planner
+    from pyrunc.caps import last_cap
     floor = 3 + preserve_fds
     fds: list[int] = []
     try:
@@ -248,8 +271,8 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
         if console >= 0:
             fds.append(console)
         bpf, flags = compile_seccomp(seccomp, c.root)
-        cp = planner.exec_plan(process, namespaces, c.pid, console_fd=console, seccomp_bpf=bpf,
-                               seccomp_flags=flags, first_closed_fd=floor)
+        cp = planner.exec_plan(process, namespaces, c.pid, last_cap=last_cap(), console_fd=console,
+                               seccomp_bpf=bpf, seccomp_flags=flags, first_closed_fd=floor, linux=linux)
         if not detach:
             set_subreaper()  # a process forked into the pid namespace is reparented to us
         proc = InitProcess.spawn(cp.plan, floor=floor, keep=[*inherited, *fds],
@@ -259,19 +282,16 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
         for fd in fds:
             os.close(fd)
 
-    def on_sync(_sync_id: int) -> None:
-        if cgroup_mgr is not None:
-            cgroup_mgr.join(proc.pid, unified_done=proc.placed)
-        if process.oom_score_adj is not None:
-            _write_oom_score_adj(proc.pid, process.oom_score_adj)
-        if c.state.intel_rdt:
-            from pyrunc import intelrdt
-            intelrdt.join(c.state.intel_rdt, proc.pid)
-        _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
         hand_over_listener(seccomp, pidfd, fd, c.oci_state())
     try:
-        proc.follow(on_sync, on_listener=on_listener)
+        # the plan's first op waits for this (SYNC_PLACED), the only sync point of exec
+        set_initial_affinity(proc.pid, process)
+        place(proc, cgroup_mgr, process.oom_score_adj, fault_point="exec.placed")
+        if c.state.intel_rdt:
+            from pyrunc import intelrdt
+            intelrdt.join(c.state.intel_rdt, proc.pid)
+        proc.follow(on_listener=on_listener)
     except BaseException:
         proc.kill()
         raise

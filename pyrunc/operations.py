@@ -32,11 +32,13 @@ class Globals:
 
 # --------------------------------------------------------------------------- create
 def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
-           console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
-           preserve_fds: int = 0, console_fd: int = -1, inherited: list[int] | None = None,
-           loaded=None) -> None:
+           console_socket: str = "", pidfd_socket: str = "", no_pivot: bool = False,
+           no_new_keyring: bool = False, preserve_fds: int = 0, console_fd: int = -1,
+           inherited: list[int] | None = None, loaded=None) -> None:
     """Create a container whose init waits for `start`.
 
+    pidfd_socket: an AF_UNIX socket that receives a pidfd of the init once it is created
+    (runc >= 1.2's --pidfd-socket).
     console_fd: an already connected console socket (foreground `run` with a tty).
     inherited: the caller's fds to pass (default: the open ones among the preserved
     range, looked up now, before this process opens anything).
@@ -72,7 +74,14 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         from pyrunc import netdev
         netdev.check_host(s.linux.net_devices)
 
-    c = Container.reserve(g.root, container_id)
+    # connected before anything exists: a bad socket path leaves nothing behind
+    pidfd_conn = _connect_pidfd_socket(pidfd_socket)
+    try:
+        c = Container.reserve(g.root, container_id)
+    except BaseException:
+        if pidfd_conn is not None:
+            pidfd_conn.close()
+        raise
     _fault("create.reserved")
     mgr = None
     launch = None
@@ -110,6 +119,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         del st.creator
         if pid_file:
             _write_pid_file(pid_file, pid)
+        if pidfd_conn is not None:
+            _send_pidfd(pidfd_conn, pid, b"standard")
         c.save()
         _fault("create.saved")
         launch.close()
@@ -126,6 +137,39 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         raise
     finally:
         c.unlock()
+        if pidfd_conn is not None:
+            pidfd_conn.close()
+
+
+def _connect_pidfd_socket(path: str):
+    """A connection to --pidfd-socket, None without one."""
+    if not path:
+        return None
+    from pyrunc import unixsock
+    conn = unixsock.socket(unixsock.STREAM)
+    try:
+        unixsock.connect(conn, path)
+    except OSError as e:
+        conn.close()
+        raise PyruncError(f"connect pidfd socket {path}: {os.strerror(e.errno).lower()}") from None
+    return conn
+
+
+def _send_pidfd(conn, pid: int, kind: bytes) -> None:
+    """A pidfd of `pid` over the --pidfd-socket connection, as runc's setupPidfd sends it:
+    one message whose data is the init type ("standard" for a container's init, "setns"
+    for an exec'd process) with the fd as SCM_RIGHTS."""
+    from pyrunc import unixsock
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:
+        raise PyruncError(f"pidfd_open {pid}: {os.strerror(e.errno).lower()}") from None
+    try:
+        unixsock.send_fd(conn, kind, pidfd)
+    except OSError as e:
+        raise PyruncError(f"send pidfd on socket: {os.strerror(e.errno).lower()}") from None
+    finally:
+        os.close(pidfd)
 
 
 def _plan_intel_rdt(st, container_id: str, rdt) -> None:
@@ -141,7 +185,25 @@ def _exec_defaults(s) -> dict:
     """What `exec` inherits from the container's config (runc keeps the whole config in
     its state): the process (env, user, caps, rlimits...) and the seccomp profile, as
     written in config.json (the spec keeps them; the file is not read again)."""
-    return {"process": s.process_json, "seccomp": s.linux.seccomp}
+    defaults = {"process": s.process_json, "seccomp": s.linux.seccomp}
+    # the container-wide attributes every exec'd process gets too (runc's setns init)
+    from pyrunc.record import as_dict
+    if s.linux.personality is not None:
+        defaults["personality"] = as_dict(s.linux.personality)
+    if s.linux.memory_policy is not None:
+        defaults["memory_policy"] = as_dict(s.linux.memory_policy)
+    return defaults
+
+
+def _exec_linux(defaults: dict):
+    """The container's linux.personality and linux.memoryPolicy, as an exec applies them."""
+    from pyrunc.spec.model import Linux, MemoryPolicy, Personality
+    linux = Linux()
+    if defaults.get("personality"):
+        linux.personality = Personality(**defaults["personality"])
+    if defaults.get("memory_policy"):
+        linux.memory_policy = MemoryPolicy(**defaults["memory_policy"])
+    return linux
 
 
 def _log_spec_warnings(s) -> None:
@@ -300,7 +362,8 @@ def _follow_start(c: Container, conn: int) -> None:
 
 # --------------------------------------------------------------------------- run
 def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
-        console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
+        console_socket: str = "", pidfd_socket: str = "", no_pivot: bool = False,
+        no_new_keyring: bool = False,
         preserve_fds: int = 0, detach: bool = False, keep: bool = False) -> int:
     """Create and start; in the foreground wait, forwarding signals, and return the
     container's exit code (128+N when killed by signal N); detached: return 0."""
@@ -322,7 +385,7 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
                 console_fd = console.runtime_end()
     try:
         create(g, container_id, bundle, pid_file=pid_file, console_socket=console_socket,
-               no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+               pidfd_socket=pidfd_socket, no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
                console_fd=console_fd, inherited=inherited, loaded=loaded)
     except BaseException:
         if console:
@@ -547,7 +610,7 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
                  cwd: str = "", env: tuple = (), user: str = "", additional_gids: tuple = (),
                  caps: tuple = (), no_new_privs: bool = False, tty: bool = False,
                  detach: bool = False, pid_file: str = "", console_socket: str = "",
-                 preserve_fds: int = 0, ignore_paused: bool = False, cgroup: tuple = (),
+                 pidfd_socket: str = "", preserve_fds: int = 0, ignore_paused: bool = False, cgroup: tuple = (),
                  apparmor: str = "", process_label: str = "") -> int:
     """runc exec: run a new process in a container; foreground returns its exit code."""
     from pyrunc import fds
@@ -589,6 +652,7 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
             mgr = _exec_sub_cgroup(mgr, cgroup)
     console = None
     console_fd = -1
+    pidfd_conn = _connect_pidfd_socket(pidfd_socket)
     if process.terminal and not console_socket:
         from pyrunc.console import ForegroundConsole
         console = ForegroundConsole()
@@ -597,7 +661,8 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
         # runc gives every exec'd process the container's oomScoreAdj unless it names one
         if process.oom_score_adj is None:
             process.oom_score_adj = (defaults.get("process") or {}).get("oomScoreAdj")
-        proc = exec_in(c, process, seccomp=defaults.get("seccomp"), console_socket=console_socket,
+        proc = exec_in(c, process, seccomp=defaults.get("seccomp"), linux=_exec_linux(defaults),
+                       console_socket=console_socket,
                        console_fd=console_fd, preserve_fds=preserve_fds, cgroup_mgr=mgr, detach=detach,
                        inherited=inherited)
         if console:
@@ -605,17 +670,25 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     except BaseException:
         if console:
             console.close()
+        if pidfd_conn is not None:
+            pidfd_conn.close()
         raise
     _fault("exec.started")
-    if pid_file:
+    if pid_file or pidfd_conn is not None:
         try:
-            _write_pid_file(pid_file, proc.pid)
+            if pid_file:
+                _write_pid_file(pid_file, proc.pid)
+            if pidfd_conn is not None:
+                _send_pidfd(pidfd_conn, proc.pid, b"setns")
         except BaseException:
             # as runc: no process outlives a failed exec
             proc.kill()
             if console:
                 console.close()
             raise
+        finally:
+            if pidfd_conn is not None:
+                pidfd_conn.close()
     pid = proc.pid
     proc.close()
     if detach:

@@ -64,6 +64,12 @@ OP_HIDE_MOUNT = 43
 OP_USERNS_FD = 50
 OP_IDMAP_TREE = 51
 OP_MOUNT_SETATTR = 52
+# process attributes set just before exec (pyrunc.process_attrs)
+OP_PERSONALITY = 55
+OP_SCHED_SETATTR = 56
+OP_IOPRIO_SET = 57
+OP_SET_MEMPOLICY = 58
+OP_SCHED_AFFINITY = 59
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
@@ -270,6 +276,23 @@ class Plan:
     def wait_start(self, fd: int, peer_fd: int, what: str) -> None:
         self._add(OP_WAIT_START, (fd, peer_fd), what=what)
 
+    def personality(self, persona: int, what: str) -> None:
+        self._add(OP_PERSONALITY, (persona,), what=what)
+
+    def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
+                      deadline: int, period: int, what: str, reasons: dict[int, str] | None = None) -> None:
+        self._add(OP_SCHED_SETATTR, (policy, flags, nice, priority, runtime, deadline, period), what=what,
+                  reasons=reasons)
+
+    def ioprio_set(self, ioprio: int, what: str) -> None:
+        self._add(OP_IOPRIO_SET, (ioprio,), what=what)
+
+    def set_mempolicy(self, mode: int, nodemask: bytes, what: str, reasons: dict[int, str] | None = None) -> None:
+        self._add(OP_SET_MEMPOLICY, (mode,), (nodemask,), what=what, reasons=reasons)
+
+    def sched_affinity(self, cpumask: bytes, what: str) -> None:
+        self._add(OP_SCHED_AFFINITY, (), (cpumask,), what=what)
+
     def exec(self, args: list[str], env: list[str], what: str) -> None:
         self._add(OP_EXEC, (len(args),), (*args, *env), what=what)
 
@@ -309,6 +332,10 @@ class Plan:
         return f"container init: {reason}"
 
 
+# ops whose strings are binary (a BPF program, CPU and node bitmaps)
+_BINARY_STRS = frozenset((OP_SECCOMP, OP_SET_MEMPOLICY, OP_SCHED_AFFINITY))
+
+
 def decode(data: bytes) -> list[tuple[str, tuple, tuple]]:
     """An encoded plan as data: [(op name, ints, strs)], e.g. ("mount", (flags, ...),
     (source, target, fstype, data)) -- for tests and debugging."""
@@ -326,7 +353,7 @@ def decode(data: bytes) -> list[tuple[str, tuple, tuple]]:
         for _ in range(nstrs):
             (size,) = struct.unpack_from("<I", data, pos)
             raw = data[pos + 4:pos + 4 + size]
-            strs.append(raw.decode() if code != OP_SECCOMP else raw)
+            strs.append(raw if code in _BINARY_STRS else raw.decode())
             pos += 4 + size + 1
         ops.append((names[code], ints, tuple(strs)))
     return ops
@@ -339,8 +366,6 @@ SYNC_PLACED = 1   # the runtime has joined the init to its cgroups (it starts ri
 SYNC_USERNS = 2   # a user namespace made by unshare: write its id maps
 SYNC_HOOKS = 3    # mounts done, before pivot_root: prestart/createRuntime/createContainer hooks
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 
 class ContainerPlan:
     """A Plan for a container's init plus what the runtime must do at its sync points."""
@@ -349,94 +374,10 @@ class ContainerPlan:
         self.plan = Plan()
         self.clone_flags = 0
         self._placed = False
+        self.forks = False            # the init forks: its pid arrives as MSG_PID
 
     def wait_placed(self) -> None:
         """Stop the init until the runtime has joined it to its cgroups (once)."""
         if not self._placed:
             self.plan.sync(SYNC_PLACED, what="wait for the runtime to place the init")
             self._placed = True
-        self.forks = False            # the init forks: its pid arrives as MSG_PID
-
-
-def process_ops(cp: ContainerPlan, process, *, seccomp_bpf: bytes | None, seccomp_flags: int,
-                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str],
-                program: str = "", home: bool = True) -> None:
-    """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.
-
-    seccomp goes as late as possible: right before the wait for `start` when
-    no_new_privileges lets an unprivileged process load it, else before the capabilities
-    are dropped (runc); either way at create, so that a bad filter or a missing notify
-    agent fails create.  Nothing after the filter may need a call the workload's profile
-    might not allow: the inherited fds are marked close-on-exec and the stdio given to
-    the user before it (close_range, fstatfs, fchown), and what follows it is only what
-    runc's init does there (prctl, capset, set*id, stat, access, reading /etc/passwd,
-    write, read, close, execve).
-    start_fds: (the init's end of the start socket, its peer), for a container's init.
-    program: the file to execute with process.args (default: args[0] searched in PATH);
-    home: add HOME from the user's passwd entry when env has none.
-    """
-    from pyrunc import caps, lsm, rlimits
-    from pyrunc.spec.model import Capabilities
-
-    plan = cp.plan
-    # runc's nsexec makes every container process (init and exec) a session leader; CRIU
-    # refuses to dump a tree whose session leader is outside it
-    plan.setsid(what="create a session")
-    for rl in process.rlimits:
-        plan.rlimit(rlimits.rlimit_number(rl.type), rl.soft, rl.hard, what=f"set {rl.type}")
-    # runc's default umask when process.user.umask is absent
-    umask = process.user.umask if process.user.umask is not None else 0o022
-    plan.umask(umask, what="set umask")
-    plan.chdir(process.cwd, what=f"chdir to cwd ({process.cwd!r})")
-    # LSM labels for the execve, set while still root and before any seccomp filter (runc)
-    if process.apparmor_profile:
-        lsm.add_attr_op(plan, "apparmor", process.apparmor_profile)
-    if process.selinux_label:
-        lsm.add_attr_op(plan, "exec", process.selinux_label)
-    # before the filter too: the user gets its stdio pipes (fstatfs, fchown)
-    plan.close_fds(first_closed_fd, process.user.uid,
-                   what="mark inherited file descriptors close-on-exec, give the user its stdio")
-    if seccomp_bpf is not None and not process.no_new_privileges:
-        plan.seccomp(seccomp_flags, seccomp_bpf, what="load seccomp filter")
-    # no capabilities object means empty sets, as in runc
-    c = process.capabilities if process.capabilities is not None else Capabilities()
-    plan.bounding(caps.mask(caps.split_by_kernel(c.bounding)[0]), caps.last_cap(),
-                 what="drop capabilities from the bounding set")
-    user = process.user
-    plan.user(user.uid, user.gid, user.additional_gids,
-              what=f"set user to {user.uid}:{user.gid}")
-    known = {k: caps.mask(caps.split_by_kernel(getattr(c, k))[0])
-             for k in ("effective", "permitted", "inheritable", "ambient")}
-    # ambient capabilities must be permitted and inheritable (runc drops the rest)
-    ambient = known["ambient"] & known["permitted"] & known["inheritable"]
-    plan.capset(known["effective"], known["permitted"], known["inheritable"], ambient,
-                what="set capabilities")
-    if process.no_new_privileges:
-        plan.no_new_privs(what="set no_new_privs")
-    path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-    program = program or process.args[0]
-    plan.lookup(program, path, process.user.uid if home else -1, what=f'exec: "{program}"')
-    if seccomp_bpf is not None and process.no_new_privileges:
-        plan.seccomp(seccomp_flags, seccomp_bpf, what="load seccomp filter")
-    if start_fds is not None:
-        plan.ready(what="report the container created")
-        plan.wait_start(*start_fds, what="wait for start")
-    plan.exec(process.args, dedupe_env(env), what=f"exec {process.args[0]}")
-
-
-def console_op(plan: Plan, process, socket_fd: int, *, bind_console: bool) -> None:
-    """process.terminal: the init makes a pty, sends its master over the console socket
-    and makes the slave its stdio (bind_console: bound over /dev/console, for an init)."""
-    size = process.console_size
-    plan.console(socket_fd, size.height if size else 0, size.width if size else 0, bind_console,
-                 process.user.uid, what="set up the console",
-                 reasons={errno.ELOOP: "/dev/console is a symlink in the rootfs: the console is not "
-                                       "bound through it"} if bind_console else None)
-
-
-def dedupe_env(env: list[str]) -> list[str]:
-    """One entry per name: the first position, the last value (runc)."""
-    values: dict[str, str] = {}
-    for entry in env:
-        values[entry.partition("=")[0]] = entry
-    return list(values.values())

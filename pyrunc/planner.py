@@ -5,14 +5,15 @@ plan depends on outside the Spec comes in as `HostFacts` (read by `probe_host`) 
 `PlanOptions` (the command's flags and the fds the runtime prepared).  Each facility
 contributes its ops through the typed builders of `pyrunc.plan.Plan`: namespaces
 (pyrunc.ns), the filesystem (pyrunc.rootfs), LSM labels (pyrunc.lsm), the process
-(pyrunc.plan.process_ops).  tests/unit/test_planner.py asserts the plans as data.
+(pyrunc.process).  tests/unit/test_planner.py asserts the plans as data.
 """
 from __future__ import annotations
 
 import errno
 
-from pyrunc import ns
+from pyrunc import caps, ns
 from pyrunc import plan as P
+from pyrunc.process import console_op, process_ops
 from pyrunc.record import record
 
 
@@ -24,6 +25,9 @@ class HostFacts:
     # False with the systemd driver: its cgroups appear only once the runtime has started
     # the unit (placement), and the rootfs may bind-mount them
     cgroup_dirs_before_placement: bool = True
+    # the highest capability number the kernel knows (caps.last_cap()); the default, the
+    # capability table's last, is for plans built without a host (tests)
+    last_cap: int = caps.TABLE_LAST_CAP
 
 
 @record
@@ -48,7 +52,8 @@ def probe_host(spec, cgroups: list, *, no_pivot: bool, cgroup_dirs_before_placem
     if "mount" in types:
         from pyrunc import rootfs
         mounts = rootfs.probe_host(spec, spec.root.path, no_pivot=no_pivot, userns="user" in types)
-    return HostFacts(cgroups=cgroups, mounts=mounts, cgroup_dirs_before_placement=cgroup_dirs_before_placement)
+    return HostFacts(cgroups=cgroups, mounts=mounts, cgroup_dirs_before_placement=cgroup_dirs_before_placement,
+                     last_cap=caps.last_cap())
 
 
 def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
@@ -80,30 +85,34 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     _root_ops(cp, spec, ctx, opts.overlay_dirs, host.cgroup_dirs_before_placement)
     _kernel_settings_ops(plan, spec, ctx)
     if spec.process.terminal:
-        P.console_op(plan, spec.process, opts.console_fd, bind_console=True)
+        console_op(plan, spec.process, opts.console_fd, bind_console=True)
     if ctx is not None:
         from pyrunc import rootfs
         rootfs.add_readonly_dev(plan, spec)
         if spec.root.readonly:
             rootfs.add_readonly_root(plan)
-    P.process_ops(cp, spec.process, seccomp_bpf=opts.seccomp_bpf, seccomp_flags=opts.seccomp_flags,
-                  first_closed_fd=opts.first_closed_fd, start_fds=opts.start_fds, env=opts.env)
+    process_ops(cp, spec.process, last_cap=host.last_cap, seccomp_bpf=opts.seccomp_bpf,
+                seccomp_flags=opts.seccomp_flags, first_closed_fd=opts.first_closed_fd, start_fds=opts.start_fds,
+                env=opts.env, linux=linux)
     return cp
 
 
-def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, console_fd: int = -1,
-              seccomp_bpf: bytes | None = None, seccomp_flags: int = 0, first_closed_fd: int = 3) -> P.ContainerPlan:
+def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, last_cap: int = caps.TABLE_LAST_CAP,
+              console_fd: int = -1, seccomp_bpf: bytes | None = None, seccomp_flags: int = 0,
+              first_closed_fd: int = 3, linux=None) -> P.ContainerPlan:
     """The plan of a process joining the running container whose init is `pid` (exec):
     placed in its cgroups first, then its namespaces (`namespaces`: [(type, fd)] from
-    ns.open_namespaces_of), the console, and the same process setup as the init's."""
+    ns.open_namespaces_of), the console, and the same process setup as the init's.
+    last_cap: the host's, as HostFacts.last_cap; linux: the container's personality and
+    memory policy, which exec applies too."""
     cp = P.ContainerPlan()
     plan = cp.plan
     plan.sync(P.SYNC_PLACED, what="wait for the runtime to place the process")
     ns.join_ops(plan, namespaces, pid)
     if process.terminal:
-        P.console_op(plan, process, console_fd, bind_console=False)
-    P.process_ops(cp, process, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
-                  first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env))
+        console_op(plan, process, console_fd, bind_console=False)
+    process_ops(cp, process, last_cap=last_cap, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
+                first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env), linux=linux)
     return cp
 
 

@@ -70,7 +70,7 @@ _STATE_FIELDS = (
     ("creator", "creator", None),        # [pid, start time] of the `create` still working
     ("no_new_keyring", "no_new_keyring", False),
     ("args0", "args0", ""),
-    ("exec_defaults", "exec", None),     # {"process", "seccomp"} of config.json, for exec
+    ("exec_defaults", "exec", None),     # {"process", "seccomp", "personality", "memory_policy"} for exec
     ("cgroup", "cgroup", None),          # cgroups.Manager.to_state()
     ("resources", "resources", None),    # the linux.resources applied (create, update)
     ("hooks", "hooks", None),            # the hooks later commands run

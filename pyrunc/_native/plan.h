@@ -84,6 +84,13 @@ enum op_code {
 	                        the userns slot is closed after */
 	OP_MOUNT_SETATTR = 52, /* ints: attr_set, attr_clr; strs: in-root path
 	                        mount_setattr(AT_RECURSIVE) on the mount there and those below it */
+	/* process attributes, set just before exec (pyrunc/process_attrs.py) */
+	OP_PERSONALITY = 55,   /* ints: persona                        personality(2) */
+	OP_SCHED_SETATTR = 56, /* ints: policy, flags, nice, priority, runtime, deadline, period */
+	OP_IOPRIO_SET = 57,    /* ints: ioprio (class << 13 | level)   ioprio_set(IOPRIO_WHO_PROCESS, 0) */
+	OP_SET_MEMPOLICY = 58, /* ints: mode | mode flags; strs: node bitmap (unsigned longs,
+	                          empty: no nodes) */
+	OP_SCHED_AFFINITY = 59, /* strs: CPU bitmap (unsigned longs)   sched_setaffinity(0) */
 	OP_MAX
 };
 

@@ -14,7 +14,7 @@ def _do_create(g, opts: dict, args: list[str]) -> int:
     from pyrunc import operations
     operations.create(g, args[0], _bundle_dir(opts["bundle"]),
                       pid_file=_abs_or_empty(opts["pid_file"]),
-                      console_socket=opts["console_socket"],
+                      console_socket=opts["console_socket"], pidfd_socket=opts["pidfd_socket"],
                       no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                       preserve_fds=opts["preserve_fds"])
     return 0
@@ -25,7 +25,7 @@ def _do_run(g, opts: dict, args: list[str]) -> int:
     # --no-subreaper is accepted and ignored: the foreground pyrunc reaps its own init.
     return operations.run(g, args[0], _bundle_dir(opts["bundle"]),
                           pid_file=_abs_or_empty(opts["pid_file"]),
-                          console_socket=opts["console_socket"],
+                          console_socket=opts["console_socket"], pidfd_socket=opts["pidfd_socket"],
                           no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                           preserve_fds=opts["preserve_fds"], detach=opts["detach"],
                           keep=opts["keep"])
@@ -50,7 +50,8 @@ def _do_exec(g, opts: dict, args: list[str]) -> int:
             cwd=opts["cwd"], env=opts["env"], user=opts["user"], additional_gids=gids,
             caps=opts["cap"], no_new_privs=opts["no_new_privs"], tty=opts["tty"],
             detach=opts["detach"], pid_file=_abs_or_empty(opts["pid_file"]),
-            console_socket=opts["console_socket"], preserve_fds=opts["preserve_fds"],
+            console_socket=opts["console_socket"], pidfd_socket=opts["pidfd_socket"],
+            preserve_fds=opts["preserve_fds"],
             ignore_paused=opts["ignore_paused"], cgroup=opts["cgroup"],
             apparmor=opts["apparmor"], process_label=opts["process_label"])
     except Exception as err:  # noqa: BLE001 - every failure must become one log line

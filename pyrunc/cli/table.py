@@ -86,6 +86,9 @@ def _create_flags(bundle_usage: str) -> list[Flag]:
         Flag(("console-socket",), STR, "console_socket", "",
              "path to an AF_UNIX socket which will receive a file descriptor referencing "
              "the master end of the console's pseudoterminal"),
+        Flag(("pidfd-socket",), STR, "pidfd_socket", "",
+             "path to an AF_UNIX socket which will receive a file descriptor referencing "
+             "the init process"),
         Flag(("pid-file",), STR, "pid_file", "", "specify the file to write the process id to"),
         Flag(("no-pivot",), BOOL, "no_pivot", False,
              "do not use pivot root to jail process inside rootfs.  This should be used "
@@ -109,8 +112,9 @@ def _run_flags() -> list[Flag]:
         Flag(("detach", "d"), BOOL, "detach", False, "detach from the container's process"),
         Flag(("keep",), BOOL, "keep", False, "do not delete the container after it exits"),
     ]
-    flags.insert(5, Flag(("no-subreaper",), BOOL, "no_subreaper", False,
-                         "disable the use of the subreaper used to reap reparented processes"))
+    after_pid_file = 1 + next(i for i, f in enumerate(flags) if f.dest == "pid_file")
+    flags.insert(after_pid_file, Flag(("no-subreaper",), BOOL, "no_subreaper", False,
+                                      "disable the use of the subreaper used to reap reparented processes"))
     return flags
 
 
@@ -273,6 +277,9 @@ following will output a list of processes running in the container:
             [Flag(("console-socket",), STR, "console_socket", "",
                   "path to an AF_UNIX socket which will receive a file descriptor referencing "
                   "the master end of the console's pseudoterminal"),
+             Flag(("pidfd-socket",), STR, "pidfd_socket", "",
+                  "path to an AF_UNIX socket which will receive a file descriptor referencing "
+                  "the exec process"),
              Flag(("cwd",), STR, "cwd", "", "current working directory in the container"),
              Flag(("env", "e"), LIST, "env", (), "set environment variables"),
              Flag(("tty", "t"), BOOL, "tty", False, "allocate a pseudo-TTY"),

@@ -54,6 +54,33 @@ class ConsoleSize:
 
 
 @dataclass
+class Scheduler:
+    """process.scheduler (runtime-spec 1.2): sched_setattr(2) just before exec."""
+    policy: str  # SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE
+    nice: int = 0
+    priority: int = 0
+    flags: list[str] = field(default_factory=list)
+    runtime: int = 0   # SCHED_DEADLINE only, nanoseconds
+    deadline: int = 0
+    period: int = 0
+
+
+@dataclass
+class IOPriority:
+    """process.ioPriority (runtime-spec 1.2): ioprio_set(2) of the process."""
+    io_class: str  # IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE
+    priority: int = 0
+
+
+@dataclass
+class CPUAffinity:
+    """process.execCPUAffinity (runtime-spec 1.2): CPU lists as written ("0-3,7"),
+    validated; "" when absent."""
+    initial: str = ""  # while the runtime sets the process up, before it joins the cgroup
+    final: str = ""    # right before execve
+
+
+@dataclass
 class Process:
     args: list[str]
     cwd: str = "/"
@@ -67,6 +94,9 @@ class Process:
     oom_score_adj: int | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
+    scheduler: Scheduler | None = None
+    io_priority: IOPriority | None = None
+    exec_cpu_affinity: CPUAffinity | None = None
 
 
 @dataclass
@@ -143,6 +173,7 @@ class Linux:
     seccomp_profile: Profile | None = None
     mount_label: str = ""
     personality: Personality | None = None
+    memory_policy: MemoryPolicy | None = None
     intel_rdt: IntelRdt | None = None
     # linux.netDevices: host interface name -> its name in the container ("" keeps it);
     # moved by pyrunc.netdev
@@ -157,9 +188,18 @@ class Linux:
 
 @dataclass
 class Personality:
-    """linux.personality; runc 1.1 accepts and ignores it (it is validated, not applied)."""
+    """linux.personality: personality(2) before exec (runc >= 1.2); its flags are not
+    applied (runc ignores them too), with a warning."""
     domain: str = ""  # LINUX or LINUX32
     flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MemoryPolicy:
+    """linux.memoryPolicy (runtime-spec 1.3): set_mempolicy(2) before exec."""
+    mode: str                      # MPOL_DEFAULT, MPOL_BIND ...
+    nodes: str = ""                # a node list as written ("0-1,3"), validated
+    flags: list[str] = field(default_factory=list)  # MPOL_F_STATIC_NODES ...
 
 
 @dataclass

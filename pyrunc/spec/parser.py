@@ -22,23 +22,27 @@ if False:  # annotations only: importing typing costs ~3 ms on the create path
     from typing import Any, NoReturn, Optional
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec.jsontype import wrong_type as _wrong_type
+from pyrunc.spec.jsontype import Reader
 from pyrunc.ns import KINDS
 from pyrunc.spec.model import (
     Capabilities,
     ConsoleSize,
+    CPUAffinity,
     Device,
     Hook,
     Hooks,
     IDMapping,
     IntelRdt,
+    IOPriority,
     Linux,
+    MemoryPolicy,
     Mount,
     Namespace,
     Personality,
     Process,
     Rlimit,
     Root,
+    Scheduler,
     Spec,
     User,
 )
@@ -79,6 +83,8 @@ UINT32_MAX = (1 << 32) - 1
 UINT64_MAX = (1 << 64) - 1
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
 
 _VERSION_SUFFIX_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+~-")
 
@@ -102,8 +108,9 @@ def _at(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-class _Parser:
-    """Holds the message prefix ("config.json: ") and collects warnings."""
+class _Parser(Reader):
+    """The config's sections over the JSON type checks of `Reader`; holds the message
+    prefix ("config.json: ") and collects warnings."""
 
     __slots__ = ("prefix", "warnings")
 
@@ -111,91 +118,39 @@ class _Parser:
         self.prefix = prefix
         self.warnings: list[str] = []
 
-    # -- errors ---------------------------------------------------------------------------
-
     def fail(self, path: str, message: str) -> NoReturn:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{self.prefix}{where}{message}")
 
-    def wrong_type(self, path: str, expected: str, value: Any) -> NoReturn:
-        self.fail(path, _wrong_type(expected, value))
-
-    def missing(self, path: str) -> NoReturn:
-        self.fail(path, "required field is missing")
-
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{self.prefix}{path}: {message}")
 
-    # -- JSON types -----------------------------------------------------------------------
+    def typed_items(self, raw: Any, path: str, known, what: str):
+        """The objects of an array keyed by their "type", each of a `known` type and none
+        twice (process.rlimits, linux.namespaces): (item, its path, its type) in order."""
+        seen: set[str] = set()
+        for i, item in enumerate(self.array(raw, path)):
+            item_path = f"{path}[{i}]"
+            item = self.obj(item, item_path)
+            type_path = _at(item_path, "type")
+            kind = self.req_string(item.get("type"), type_path)
+            if kind not in known:
+                self.fail(type_path, f'unknown {what} "{kind}"')
+            if kind in seen:
+                self.fail(type_path, f'duplicate {what} "{kind}"')
+            seen.add(kind)
+            yield item, item_path, kind
 
-    def obj(self, value: Any, path: str) -> dict:
-        """An object; null or absent is {}."""
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.wrong_type(path, "an object", value)
-        return value
-
-    def array(self, value: Any, path: str) -> list:
-        """An array; null or absent is []."""
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.wrong_type(path, "an array", value)
-        return value
-
-    def string(self, value: Any, path: str, *, nul_ok: bool = False) -> str:
-        """A string; null or absent is "". NUL bytes are refused unless `nul_ok`: these
-        strings end up as C strings (paths, argv, env) where NUL would silently truncate."""
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            self.wrong_type(path, "a string", value)
-        if not nul_ok and "\0" in value:
-            self.fail(path, "must not contain a NUL byte")
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool:
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            self.wrong_type(path, "a boolean", value)
-        return value
-
-    def integer(self, value: Any, path: str, low: int, high: int) -> int:
-        """An integer within [low, high]; the caller handles null/absent."""
-        # bool is an int subclass in Python but not a number in JSON.
-        if type(value) is not int:
-            self.wrong_type(path, "an integer", value)
-        if not low <= value <= high:
-            self.fail(path, f"{value} is out of range [{low}, {high}]")
-        return value
-
-    def opt_integer(self, value: Any, path: str, low: int, high: int) -> Optional[int]:
-        return None if value is None else self.integer(value, path, low, high)
-
-    def req_integer(self, value: Any, path: str, low: int, high: int) -> int:
-        if value is None:
-            self.missing(path)
-        return self.integer(value, path, low, high)
-
-    def string_list(self, value: Any, path: str) -> list[str]:
-        items = self.array(value, path)
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                self.wrong_type(f"{path}[{i}]", "a string", item)
-            if "\0" in item:
-                self.fail(f"{path}[{i}]", "must not contain a NUL byte")
-        return list(items)
-
-    def string_map(self, value: Any, path: str, *, nul_ok: bool = False) -> dict[str, str]:
-        mapping = self.obj(value, path)
-        for key, item in mapping.items():
-            if not isinstance(item, str):
-                self.wrong_type(f'{path}["{key}"]', "a string", item)
-            if not nul_ok and "\0" in item:
-                self.fail(f'{path}["{key}"]', "must not contain a NUL byte")
-        return dict(mapping)
+    def container_path(self, value: Any, path: str) -> str:
+        """A required path inside the container (a mount's destination, a device node).
+        runc 1.1 takes a relative one from the container's / (securejoin): say so and
+        normalise it."""
+        container_path = self.req_string(value, path)
+        if not container_path.startswith("/"):
+            absolute = os.path.normpath("/" + container_path)
+            self.warn(path, f'"{container_path}" is not absolute, taken as "{absolute}"')
+            container_path = absolute
+        return container_path
 
     # -- sections -------------------------------------------------------------------------
 
@@ -220,9 +175,7 @@ class _Parser:
             self.fail(args_path, "must not be empty")
 
         cwd_path = _at(path, "cwd")
-        cwd = self.string(raw.get("cwd"), cwd_path)
-        if not cwd:
-            self.missing(cwd_path)
+        cwd = self.req_string(raw.get("cwd"), cwd_path)
         if not cwd.startswith("/"):
             self.fail(cwd_path, f'"{cwd}" is not an absolute path')
 
@@ -266,7 +219,96 @@ class _Parser:
             oom_score_adj=self.opt_integer(raw.get("oomScoreAdj"), oom_path, -1000, 1000),
             apparmor_profile=self.string(raw.get("apparmorProfile"), _at(path, "apparmorProfile")),
             selinux_label=self.string(raw.get("selinuxLabel"), _at(path, "selinuxLabel")),
+            scheduler=self.scheduler(raw.get("scheduler"), _at(path, "scheduler")),
+            io_priority=self.io_priority(raw.get("ioPriority"), _at(path, "ioPriority")),
+            exec_cpu_affinity=self.cpu_affinity(raw.get("execCPUAffinity"), _at(path, "execCPUAffinity")),
         )
+
+    def name_in(self, value: Any, path: str, names, unknown: str) -> str:
+        """A required string that is one of `names` (the kernel's constant names); another
+        is refused as `<unknown> "<name>"`."""
+        name = self.req_string(value, path)
+        if name not in names:
+            self.fail(path, f'{unknown} "{name}"')
+        return name
+
+    def names_in(self, value: Any, path: str, names, unknown: str) -> list[str]:
+        """An array of strings each one of `names` (as name_in)."""
+        items = self.string_list(value, path)
+        for i, name in enumerate(items):
+            if name not in names:
+                self.fail(f"{path}[{i}]", f'{unknown} "{name}"')
+        return items
+
+    def scheduler(self, raw: Any, path: str) -> Optional[Scheduler]:
+        """process.scheduler: runc 1.4's validation (policy required, nice in [-20, 19],
+        priority only for SCHED_FIFO/SCHED_RR, runtime/deadline/period only for
+        SCHED_DEADLINE), plus what sched_setattr(2) would refuse later: a policy Linux
+        lacks, a realtime priority outside [1, 99]."""
+        if raw is None:
+            return None
+        from pyrunc import process_attrs as pa
+        raw = self.obj(raw, path)
+        policy_path = _at(path, "policy")
+        policy = self.name_in(raw.get("policy"), policy_path, pa.SCHED_POLICIES, "unknown scheduler policy")
+        if policy in pa.UNSUPPORTED_POLICIES:
+            self.fail(policy_path, f"{policy} is not supported by Linux")
+        nice = self.opt_integer(raw.get("nice"), _at(path, "nice"), INT32_MIN, INT32_MAX) or 0
+        if not -20 <= nice <= 19:
+            self.fail(_at(path, "nice"), f"{nice} is out of range [-20, 19]")
+        priority_path = _at(path, "priority")
+        priority = self.opt_integer(raw.get("priority"), priority_path, INT32_MIN, INT32_MAX) or 0
+        if policy in pa.REALTIME_POLICIES:
+            if not 1 <= priority <= 99:
+                self.fail(priority_path, f"{priority} is out of range [1, 99] for {policy}")
+        elif priority:
+            self.fail(priority_path, "can only be specified for SCHED_FIFO or SCHED_RR policy")
+        times = {}
+        for name in ("runtime", "deadline", "period"):
+            times[name] = self.opt_integer(raw.get(name), _at(path, name), 0, UINT64_MAX) or 0
+            if times[name] and policy != "SCHED_DEADLINE":
+                self.fail(_at(path, name), "can only be specified for SCHED_DEADLINE policy")
+        if policy == "SCHED_DEADLINE":
+            # sched_setattr(2): 0 < runtime <= deadline <= period (period 0: = deadline)
+            period = times["period"] or times["deadline"]
+            if not 0 < times["runtime"] <= times["deadline"] <= period:
+                self.fail(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
+        flags_path = _at(path, "flags")
+        flags = self.names_in(raw.get("flags"), flags_path, pa.SCHED_FLAGS, "unknown scheduler flag")
+        for i, flag in enumerate(flags):
+            if flag in pa.UNVALUED_SCHED_FLAGS:
+                self.fail(f"{flags_path}[{i}]", f"{flag} is not supported: the spec gives no clamp value")
+        return Scheduler(policy=policy, nice=nice, priority=priority, flags=flags, **times)
+
+    def io_priority(self, raw: Any, path: str) -> Optional[IOPriority]:
+        if raw is None:
+            return None
+        from pyrunc import process_attrs as pa
+        raw = self.obj(raw, path)
+        io_class = self.name_in(raw.get("class"), _at(path, "class"), pa.IOPRIO_CLASSES,
+                               "unknown I/O priority class")
+        priority = self.opt_integer(raw.get("priority"), _at(path, "priority"), INT64_MIN, INT64_MAX) or 0
+        if not 0 <= priority <= 7:
+            self.fail(_at(path, "priority"), f"{priority} is out of range [0, 7]")
+        return IOPriority(io_class=io_class, priority=priority)
+
+    def cpu_list(self, value: Any, path: str) -> str:
+        """A CPU or node list as written ("0-3,7"), checked with runc's rules; "" absent."""
+        from pyrunc import process_attrs as pa
+        text = self.string(value, path)
+        if text:
+            try:
+                pa.parse_cpu_list(text)
+            except ValueError as e:
+                self.fail(path, f'invalid list "{text}": {e}')
+        return text
+
+    def cpu_affinity(self, raw: Any, path: str) -> Optional[CPUAffinity]:
+        if raw is None:
+            return None
+        raw = self.obj(raw, path)
+        return CPUAffinity(initial=self.cpu_list(raw.get("initial"), _at(path, "initial")),
+                           final=self.cpu_list(raw.get("final"), _at(path, "final")))
 
     def user(self, raw: Any, path: str) -> User:
         raw = self.obj(raw, path)
@@ -298,19 +340,7 @@ class _Parser:
         from pyrunc.rlimits import RLIMITS
 
         limits = []
-        seen: set[str] = set()
-        for i, item in enumerate(self.array(raw, path)):
-            item_path = f"{path}[{i}]"
-            item = self.obj(item, item_path)
-            type_path = _at(item_path, "type")
-            rtype = self.string(item.get("type"), type_path)
-            if not rtype:
-                self.missing(type_path)
-            if rtype not in RLIMITS:
-                self.fail(type_path, f'unknown rlimit "{rtype}"')
-            if rtype in seen:
-                self.fail(type_path, f'duplicate rlimit "{rtype}"')
-            seen.add(rtype)
+        for item, item_path, rtype in self.typed_items(raw, path, RLIMITS, "rlimit"):
             soft = self.req_integer(item.get("soft"), _at(item_path, "soft"), 0, UINT64_MAX)
             hard = self.req_integer(item.get("hard"), _at(item_path, "hard"), 0, UINT64_MAX)
             if soft > hard:
@@ -323,15 +353,7 @@ class _Parser:
         for i, item in enumerate(self.array(raw, path)):
             item_path = f"{path}[{i}]"
             item = self.obj(item, item_path)
-            dest_path = _at(item_path, "destination")
-            destination = self.string(item.get("destination"), dest_path)
-            if not destination:
-                self.missing(dest_path)
-            if not destination.startswith("/"):
-                # runc 1.1 warns and mounts it relative to the container's / (securejoin).
-                absolute = os.path.normpath("/" + destination)
-                self.warn(dest_path, f'"{destination}" is not absolute, taken as "{absolute}"')
-                destination = absolute
+            destination = self.container_path(item.get("destination"), _at(item_path, "destination"))
             mount_type = self.string(item.get("type"), _at(item_path, "type"))
             source = self.string(item.get("source"), _at(item_path, "source"))
             options = self.string_list(item.get("options"), _at(item_path, "options"))
@@ -369,9 +391,7 @@ class _Parser:
                 item_path = f"{kind_path}[{i}]"
                 item = self.obj(item, item_path)
                 hook_path = _at(item_path, "path")
-                executable = self.string(item.get("path"), hook_path)
-                if not executable:
-                    self.missing(hook_path)
+                executable = self.req_string(item.get("path"), hook_path)
                 if not executable.startswith("/"):
                     self.fail(hook_path, f'"{executable}" is not an absolute path')
                 timeout_path = _at(item_path, "timeout")
@@ -395,19 +415,8 @@ class _Parser:
         linux = Linux()
 
         ns_path = _at(path, "namespaces")
-        seen: set[str] = set()
-        for i, item in enumerate(self.array(raw.get("namespaces"), ns_path)):
-            item_path = f"{ns_path}[{i}]"
-            item = self.obj(item, item_path)
-            type_path = _at(item_path, "type")
-            ns_type = self.string(item.get("type"), type_path)
-            if not ns_type:
-                self.missing(type_path)
-            if ns_type not in NAMESPACE_TYPES:
-                self.fail(type_path, f'unknown namespace type "{ns_type}"')
-            if ns_type in seen:
-                self.fail(type_path, f'duplicate namespace type "{ns_type}"')
-            seen.add(ns_type)
+        for item, item_path, ns_type in self.typed_items(raw.get("namespaces"), ns_path, NAMESPACE_TYPES,
+                                                         "namespace type"):
             ns_file = self.string(item.get("path"), _at(item_path, "path"))
             if ns_file and not ns_file.startswith("/"):
                 self.fail(_at(item_path, "path"), f'"{ns_file}" is not an absolute path')
@@ -451,6 +460,9 @@ class _Parser:
         personality = raw.get("personality")
         if personality is not None:
             linux.personality = self.personality(personality, _at(path, "personality"))
+        policy = raw.get("memoryPolicy")
+        if policy is not None:
+            linux.memory_policy = self.memory_policy(policy, _at(path, "memoryPolicy"))
         rdt = raw.get("intelRdt")
         if rdt is not None:
             linux.intel_rdt = self.intel_rdt(rdt, _at(path, "intelRdt"))
@@ -481,9 +493,36 @@ class _Parser:
         return parse_profile(raw)
 
     def personality(self, raw: Any, path: str) -> Personality:
+        from pyrunc.process_attrs import PERSONALITY_DOMAINS
         raw = self.obj(raw, path)
-        return Personality(domain=self.string(raw.get("domain"), _at(path, "domain")),
-                           flags=self.string_list(raw.get("flags"), _at(path, "flags")))
+        domain_path = _at(path, "domain")
+        domain = self.string(raw.get("domain"), domain_path)
+        if domain not in PERSONALITY_DOMAINS:
+            # runc >= 1.2's words
+            self.fail(domain_path, f"invalid personality domain {domain}")
+        flags = self.string_list(raw.get("flags"), _at(path, "flags"))
+        if flags:
+            self.warn(_at(path, "flags"), f"ignoring unsupported personality flags {flags} (as runc)")
+        return Personality(domain=domain, flags=flags)
+
+    def memory_policy(self, raw: Any, path: str) -> MemoryPolicy:
+        """linux.memoryPolicy: runc 1.4's names (its "invalid memory policy mode/flag"
+        words), plus what set_mempolicy(2) refuses for any host: nodes with a mode that
+        takes none or none with one that needs them, static and relative nodes together."""
+        from pyrunc import process_attrs as pa
+        raw = self.obj(raw, path)
+        mode = self.name_in(raw.get("mode"), _at(path, "mode"), pa.MPOL_MODES, "invalid memory policy mode")
+        nodes_path = _at(path, "nodes")
+        nodes = self.cpu_list(raw.get("nodes"), nodes_path)
+        flags_path = _at(path, "flags")
+        flags = self.names_in(raw.get("flags"), flags_path, pa.MPOL_FLAGS, "invalid memory policy flag")
+        if nodes and mode in pa.MPOL_NO_NODES:
+            self.fail(nodes_path, f"{mode} takes no nodes")
+        if not nodes and mode in pa.MPOL_NEED_NODES:
+            self.fail(nodes_path, f"{mode} needs nodes")
+        if "MPOL_F_STATIC_NODES" in flags and "MPOL_F_RELATIVE_NODES" in flags:
+            self.fail(flags_path, "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES are mutually exclusive")
+        return MemoryPolicy(mode=mode, nodes=nodes, flags=flags)
 
     def intel_rdt(self, raw: Any, path: str) -> IntelRdt:
         raw = self.obj(raw, path)
@@ -533,20 +572,10 @@ class _Parser:
     def device(self, raw: Any, path: str) -> Device:
         raw = self.obj(raw, path)
         type_path = _at(path, "type")
-        dev_type = self.string(raw.get("type"), type_path)
-        if not dev_type:
-            self.missing(type_path)
+        dev_type = self.req_string(raw.get("type"), type_path)
         if dev_type not in DEVICE_TYPES:
             self.fail(type_path, f'invalid device type "{dev_type}" (expected c, b, u or p)')
-        node_path = _at(path, "path")
-        node = self.string(raw.get("path"), node_path)
-        if not node:
-            self.missing(node_path)
-        if not node.startswith("/"):
-            # runc joins it to the rootfs like an absolute one; say so and normalise.
-            absolute = os.path.normpath("/" + node)
-            self.warn(node_path, f'"{node}" is not absolute, taken as "{absolute}"')
-            node = absolute
+        node = self.container_path(raw.get("path"), _at(path, "path"))
         if dev_type == "p":
             # A fifo has no device number; the spec lets major/minor be omitted.
             major = self.opt_integer(raw.get("major"), _at(path, "major"), INT64_MIN, INT64_MAX) or 0

@@ -228,3 +228,75 @@ def test_exec_plan_places_joins_and_runs_the_process(tmp_path):
     assert names(ops)[6:] == ["setsid", "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs",
                               "lookup", "exec"]
     assert ops[10] == ("close_fds", (5, 0), ())
+
+
+def test_capabilities_follow_the_host_facts_last_cap(tmp_path):
+    """The kernel's last capability is a host fact, not read while building: names above
+    it are left out of every set and the bounding set is dropped up to it."""
+    def edit(raw):
+        for kind in ("bounding", "effective", "permitted"):
+            raw["process"]["capabilities"][kind] = ["CAP_KILL", "CAP_BPF"]  # 5, 39
+    s = _spec(tmp_path, edit)
+    for last_cap, kept in ((40, (1 << 5) | (1 << 39)), (38, 1 << 5)):
+        host = planner.HostFacts(cgroups=CGROUPS, mounts=_host().mounts, last_cap=last_cap)
+        ops = dict((name, ints) for name, ints, _ in _plan(s, host)[1] if name in ("bounding", "capset"))
+        assert ops["bounding"] == (kept, last_cap)
+        assert ops["capset"][:2] == (kept, kept)
+        exec_ops = P.decode(planner.exec_plan(s.process, [], 1, last_cap=last_cap).plan.encode())
+        assert [ints for name, ints, _ in exec_ops if name == "bounding"] == [(kept, last_cap)]
+
+
+# --- process attributes (pyrunc.process_attrs): personality, scheduler, I/O priority,
+# memory policy, CPU affinity, as ops before the fds are handed over and any filter loads
+
+def _process_part(ops) -> list:
+    start = names(ops).index("chdir")
+    return ops[start + 1:names(ops).index("close_fds")]
+
+
+def test_process_attributes_ops(tmp_path):
+    def edit(raw):
+        raw["process"]["scheduler"] = {"policy": "SCHED_RR", "priority": 4,
+                                       "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+        raw["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_RT", "priority": 2}
+        raw["process"]["execCPUAffinity"] = {"initial": "0", "final": "1,3-4"}
+        raw["linux"]["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0-1",
+                                        "flags": ["MPOL_F_STATIC_NODES"]}
+        raw["linux"]["personality"] = {"domain": "LINUX32"}
+    _, ops = _plan(_spec(tmp_path, edit))
+    assert _process_part(ops) == [
+        ("personality", (8,), ()),
+        ("sched_affinity", (), ((0b11010).to_bytes(8, "little"),)),
+        ("sched_setattr", (2, 1, 0, 4, 0, 0, 0), ()),
+        ("ioprio_set", ((1 << 13) | 2,), ()),
+        ("set_mempolicy", (3 | 1 << 15,), ((0b11).to_bytes(8, "little"),)),
+    ]
+
+
+def test_initial_affinity_without_final_resets_to_every_cpu(tmp_path):
+    from pyrunc.process_attrs import ALL_CPUS
+    def edit(raw):
+        raw["process"]["execCPUAffinity"] = {"initial": "1"}
+    _, ops = _plan(_spec(tmp_path, edit))
+    assert _process_part(ops) == [("sched_affinity", (), (ALL_CPUS,))]
+
+
+def test_no_process_attributes_no_ops(tmp_path):
+    _, ops = _plan(_spec(tmp_path))
+    assert _process_part(ops) == []
+
+
+def test_exec_plan_carries_the_containers_personality_and_memory_policy(tmp_path):
+    from pyrunc.spec.model import Linux, MemoryPolicy, Personality
+    s = _spec(tmp_path)
+    linux = Linux(personality=Personality(domain="LINUX32"), memory_policy=MemoryPolicy(mode="MPOL_LOCAL"))
+    cp = planner.exec_plan(s.process, [], 1, linux=linux)
+    ops = P.decode(cp.plan.encode())
+    assert _process_part(ops) == [("personality", (8,), ()), ("set_mempolicy", (4,), (b"",))]
+
+
+def test_deadline_scheduler_op(tmp_path):
+    def edit(raw):
+        raw["process"]["scheduler"] = {"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30}
+    _, ops = _plan(_spec(tmp_path, edit))
+    assert _process_part(ops) == [("sched_setattr", (6, 0, 0, 0, 10, 20, 30), ())]

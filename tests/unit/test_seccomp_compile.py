@@ -578,3 +578,20 @@ def test_cache_hit_does_not_load_libseccomp(tmp_path):
     assert (bytes.fromhex(program_hex), flags) == expected
     assert sorted(modules) == ["pyrunc.seccomp", "pyrunc.seccomp.cache"]
     assert not mapped
+
+
+def test_a_miss_compiles_the_parsed_profile_without_parsing_again(tmp_path, monkeypatch):
+    """create hands spec.parse's Linux.seccomp_profile to the compiler: a cache miss does
+    not parse the object a second time (the same program as parsing it)."""
+    profile = base_profile()
+    parsed = parse(copy.deepcopy(profile))
+    expected = compile_filter(profile, None)
+    import pyrunc.seccomp.profile
+
+    def no_second_parse(_raw):
+        raise AssertionError("the profile was parsed again")
+    monkeypatch.setattr(pyrunc.seccomp.profile, "parse", no_second_parse)
+    assert compile_filter(profile, str(tmp_path), parsed) == expected
+    assert compile_filter(profile, None, parsed) == expected
+    from pyrunc.launch import compile_seccomp
+    assert compile_seccomp(profile, str(tmp_path / "root"), parsed) == expected

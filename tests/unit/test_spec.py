@@ -546,3 +546,38 @@ def test_parse_process_errors():
     with pytest.raises(ConfigError) as info:
         spec_api.parse_process("not an object")
     assert str(info.value) == "process: expected an object, got a string"
+
+
+# --- process attributes (runtime-spec 1.2-1.3), runc 1.4's rules
+
+def test_cpu_list_syntax_is_runcs():
+    from pyrunc.process_attrs import parse_cpu_list
+    assert parse_cpu_list("0") == [0]
+    assert parse_cpu_list("0,1,2-3") == [0, 1, 2, 3]
+    assert parse_cpu_list("    , 1   , 3  ,  5-7,    ") == [1, 3, 5, 6, 7]
+    assert parse_cpu_list("65536") == [65536]
+    for bad in ("-", "1-", "-3", ",", " ", "54-53", "1 - 2", "65537", "0-65537"):
+        with pytest.raises(ValueError):
+            parse_cpu_list(bad)
+
+
+def test_personality_flags_warned_not_applied(bundle):
+    raw = default_spec()
+    raw["linux"]["personality"] = {"domain": "LINUX", "flags": ["X"]}
+    spec = spec_api.parse(raw, str(bundle))
+    assert spec.linux.personality.domain == "LINUX"
+    assert any("linux.personality.flags" in w for w in spec.warnings)
+
+
+def test_process_attributes_parsed(bundle):
+    raw = default_spec()
+    raw["process"]["scheduler"] = {"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2}
+    raw["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
+    raw["process"]["execCPUAffinity"] = {"final": "0-1"}
+    raw["linux"]["memoryPolicy"] = {"mode": "MPOL_PREFERRED_MANY", "nodes": "0",
+                                    "flags": ["MPOL_F_NUMA_BALANCING"]}
+    spec = spec_api.parse(raw, str(bundle))
+    assert (spec.process.scheduler.policy, spec.process.scheduler.deadline) == ("SCHED_DEADLINE", 2)
+    assert (spec.process.io_priority.io_class, spec.process.io_priority.priority) == ("IOPRIO_CLASS_IDLE", 0)
+    assert spec.process.exec_cpu_affinity.final == "0-1"
+    assert spec.linux.memory_policy.flags == ["MPOL_F_NUMA_BALANCING"]

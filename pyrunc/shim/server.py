@@ -119,6 +119,10 @@ class StdinPump:
         self.fifo = os.open(fifo_path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         self.read_end, self.target = os.pipe2(os.O_CLOEXEC)
         self.closing = threading.Event()
+        # close() writes here so the copy ends at once: Delete waits for it, and a select
+        # timeout would add up to its length to every Delete of a task with stdin
+        self.wake_read, self.wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.wake_lock = threading.Lock()  # a closed wake fd's number may be reused
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def redirect(self, target: int) -> None:
@@ -134,8 +138,8 @@ class StdinPump:
     def _run(self) -> None:
         try:
             while True:
-                ready, _, _ = select.select([self.fifo], [], [], 0.1)
-                if ready:
+                ready, _, _ = select.select([self.fifo, self.wake_read], [], [])
+                if self.fifo in ready:
                     try:
                         data = os.read(self.fifo, 65536)
                     except BlockingIOError:
@@ -149,6 +153,7 @@ class StdinPump:
             return
         finally:
             os.close(self.fifo)
+            self.close_wake()
             if self.read_end == -1:
                 return
             os.close(self.target)
@@ -161,6 +166,19 @@ class StdinPump:
     def close(self) -> None:
         """Stdin ends once what containerd wrote is copied."""
         self.closing.set()
+        with self.wake_lock:
+            if self.wake_write >= 0:
+                try:
+                    os.write(self.wake_write, b"x")
+                except BlockingIOError:  # woken already
+                    pass
+
+    def close_wake(self) -> None:
+        with self.wake_lock:
+            if self.wake_write >= 0:
+                os.close(self.wake_read)
+                os.close(self.wake_write)
+                self.wake_read = self.wake_write = -1
 
 
 # --------------------------------------------------------------------------- processes
@@ -418,6 +436,7 @@ class Service:
                 for fd in (proc.pump.fifo, proc.pump.read_end, proc.pump.target):
                     if fd >= 0 and fd != proc.master:
                         os.close(fd)
+                proc.pump.close_wake()
                 proc.pump = None
             raise
         finally:

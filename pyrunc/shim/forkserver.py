@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 IDLE_EXIT = 3.0
+CLIENT_MAGIC = b"pyrunc-shim-client\0"  # a request of bin/containerd-shim-pyrunc-v2.c
 # process names (comm), to tell the shims from their fork server in ps and /proc
 SHIM_COMM = b"pyrunc-shim"
 FORK_SERVER_COMM = b"pyrunc-forksrv"
@@ -114,6 +115,59 @@ def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> N
         _serve(server, path)
 
 
+def _answer_client(conn, message: bytes, server) -> int:
+    """A `start` or `delete` of the C front (bin/containerd-shim-pyrunc-v2.c, which
+    describes the request): done here, with everything loaded, instead of in a new Python.
+    The number of children it forked (a shim, or the process that deletes)."""
+    import socket
+    from pyrunc.shim import main
+    while chunk := conn.recv(65536):
+        message += chunk
+    fields = [os.fsdecode(f) for f in message.split(b"\0")[1:-1]]
+    cwd, argv0, ttrpc_address, grpc_address, namespace, grouping, *argv = fields
+    env = {"TTRPC_ADDRESS": ttrpc_address, "GRPC_ADDRESS": grpc_address, "NAMESPACE": namespace,
+           main.GROUPING_ENV: grouping}
+    try:
+        flags = main.Flags(argv, env)
+    except SystemExit:
+        return 0  # the Python command reports bad flags itself
+    flags.bundle = os.path.join(cwd, flags.bundle or ".")
+    if flags.action == "delete":
+        # in a child: deleting a container may wait (its processes, hooks), this loop must not
+        pid = os.fork()
+        if pid == 0:
+            try:
+                server.close()
+                try:
+                    reply = b"0" + main.delete_response(flags)
+                except BaseException as error:
+                    reply = f"1delete {flags.id}: {error}".encode()
+                conn.sendall(reply)
+            finally:
+                os._exit(0)
+        return 1
+    if flags.action != "start" or not flags.namespace:
+        return 0
+    pid = 0
+    try:
+        path = main.socket_path(flags.address, flags.namespace,
+                                main.group_key(flags, main.grouping_mode(argv0, env)))
+        bound = main.bind_group(path)
+        if bound is not None:
+            listener = socket.socket(fileno=bound.detach())  # what ttrpc.Server serves
+            try:
+                pid = _fork_shim(listener, path, flags.namespace, ttrpc_address, [server, conn])
+            finally:
+                listener.close()
+        main.record_shim(flags.bundle, "unix://" + path, pid)
+    except OSError as error:
+        conn.sendall(f"1start {flags.id}: {error}".encode())
+        return 1 if pid else 0
+    conn.sendall(b"0unix://" + path.encode())
+    conn.shutdown(socket.SHUT_RDWR)  # the end, although the new shim still holds it a while
+    return 1 if pid else 0
+
+
 def _serve(server, path: str) -> None:
     import json
     import select
@@ -145,6 +199,9 @@ def _serve(server, path: str) -> None:
                 try:
                     conn.settimeout(5)
                     message, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
+                    if not fds and message.startswith(CLIENT_MAGIC):
+                        children += _answer_client(conn, message, server)
+                        continue
                     if not fds:
                         continue
                     request = json.loads(message)

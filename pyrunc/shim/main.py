@@ -19,16 +19,15 @@ SANDBOX_ANNOTATION = "io.kubernetes.cri.sandbox-id"
 # io.containerd.pyrunc-node.v2): one shim per containerd namespace serves every container
 GROUPING_ENV = "PYRUNC_SHIM_GROUPING"
 NODE_GROUP = "pyrunc-node-shim"
-FORK_SERVER_GROUP = "pyrunc-shim-fork-server"  # pyrunc/shim/forkserver.py
 STATE_ROOT = "/run/containerd/runc"
 
 
 class Flags:
     __slots__ = ("namespace", "address", "publish_binary", "id", "bundle", "debug", "action")
 
-    def __init__(self, argv: list[str]):
-        self.namespace = os.environ.get("NAMESPACE", "")
-        self.address = os.environ.get("GRPC_ADDRESS", "")
+    def __init__(self, argv: list[str], env=os.environ):
+        self.namespace = env.get("NAMESPACE", "")
+        self.address = env.get("GRPC_ADDRESS", "")
         self.publish_binary = ""
         self.id = ""
         self.bundle = ""
@@ -57,8 +56,8 @@ class Flags:
             i += 1
 
 
-def grouping_mode(argv0: str) -> str:
-    mode = os.environ.get(GROUPING_ENV, "")
+def grouping_mode(argv0: str, env=os.environ) -> str:
+    mode = env.get(GROUPING_ENV, "")
     if mode:
         return mode
     return "node" if "-node-" in os.path.basename(argv0) else "pod"
@@ -95,6 +94,16 @@ def socket_path(grpc_address: str, namespace: str, key: str) -> str:
     return os.path.join(SOCKET_DIR, digest)
 
 
+def fork_server_path(grpc_address: str, namespace: str) -> str:
+    """The fork server's socket, one per containerd address and namespace: FNV-1a (64 bit)
+    of "address/namespace", which the C front (bin/containerd-shim-pyrunc-v2.c) computes
+    too; no cryptographic hash needed there, and none in C."""
+    digest = 0xcbf29ce484222325
+    for byte in f"{grpc_address}/{namespace}".encode():
+        digest = ((digest ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return os.path.join(SOCKET_DIR, f"pyrunc-forksrv-{digest:016x}")
+
+
 def unix_socket():
     """A unix stream socket of the C module: `socket` imports enum and selectors, a third
     of a reuse-path `start`."""
@@ -122,13 +131,10 @@ def write_address(bundle: str, address: str) -> None:
     os.replace(tmp, path)
 
 
-def start(flags: Flags, argv0: str) -> int:
+def bind_group(path: str):
+    """The group's socket, bound and listening for its new shim; None when the group's
+    shim is up (the container is served by it)."""
     import errno
-    bundle = os.path.abspath(flags.bundle or ".")
-    flags.bundle = bundle
-    key = group_key(flags, grouping_mode(argv0))
-    path = socket_path(flags.address, flags.namespace, key)
-    address = "unix://" + path
     os.makedirs(SOCKET_DIR, mode=0o711, exist_ok=True)
     listener = unix_socket()
     for _attempt in range(2):
@@ -137,17 +143,37 @@ def start(flags: Flags, argv0: str) -> int:
             break
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
+                listener.close()
                 raise
             if _connectable(path):
-                # the group's shim is up: this container is served by it
                 listener.close()
-                write_address(bundle, address)
-                sys.stdout.write(address)
-                return 0
+                return None
             os.unlink(path)  # a dead shim's socket
     os.chmod(path, 0o600)
     listener.listen(128)
-    server_path = socket_path(flags.address, flags.namespace, FORK_SERVER_GROUP)
+    return listener
+
+
+def record_shim(bundle: str, address: str, pid: int) -> None:
+    """bundle/address, and bundle/shim.pid when a shim was started for this container."""
+    write_address(bundle, address)
+    if pid:
+        with open(os.path.join(bundle, "shim.pid"), "w") as f:
+            f.write(str(pid))
+
+
+def start(flags: Flags, argv0: str) -> int:
+    bundle = os.path.abspath(flags.bundle or ".")
+    flags.bundle = bundle
+    key = group_key(flags, grouping_mode(argv0))
+    path = socket_path(flags.address, flags.namespace, key)
+    address = "unix://" + path
+    listener = bind_group(path)
+    if listener is None:
+        record_shim(bundle, address, 0)
+        sys.stdout.write(address)
+        return 0
+    server_path = fork_server_path(flags.address, flags.namespace)
     from pyrunc.shim import forkserver
     pid = forkserver.request(server_path, listener, flags)
     if not pid:
@@ -162,9 +188,7 @@ def start(flags: Flags, argv0: str) -> int:
         finally:
             os.close(lock)
     listener.close()
-    write_address(bundle, address)
-    with open(os.path.join(bundle, "shim.pid"), "w") as f:
-        f.write(str(pid))
+    record_shim(bundle, address, pid)
     sys.stdout.write(address)
     return 0
 
@@ -199,8 +223,14 @@ def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) 
 
 
 def delete(flags: Flags) -> int:
-    """The shim of this container died: remove the container and its rootfs mount, and tell
-    containerd it was killed (137, as runc's shim reports)."""
+    sys.stdout.buffer.write(delete_response(flags))
+    return 0
+
+
+def delete_response(flags: Flags) -> bytes:
+    """The shim of this container died (or, as containerd runs this whenever a shim's
+    connection closes, ended cleanly): remove the container and its rootfs mount if still
+    there, and tell containerd it was killed (137, as runc's shim reports)."""
     from pyrunc import operations
     from pyrunc.errors import PyruncError
     from pyrunc.shim import server
@@ -215,8 +245,7 @@ def delete(flags: Flags) -> int:
     _remove_dead_socket(bundle)
     response = pb.DeleteResponse(exit_status=128 + 9)
     response.exited_at.GetCurrentTime()
-    sys.stdout.buffer.write(response.SerializeToString())
-    return 0
+    return response.SerializeToString()
 
 
 def _remove_dead_socket(bundle: str) -> None:

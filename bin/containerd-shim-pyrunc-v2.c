@@ -1,9 +1,9 @@
 /* containerd-shim-pyrunc-v2 (and -node-v2): the command containerd runs for every container
  * (`start`) and after every shim connection closes (`delete`, even after a clean Shutdown).
- * A Python start costs 15-130 ms there; this static front hands both to the resident fork
- * server (pyrunc/shim/forkserver.py), which has everything loaded, and prints its answer:
- * about a millisecond. When no fork server answers (the first container of a node, or one
- * idle for a while), or for anything else, it execs the Python command
+ * A Python start costs 15-130 ms there; this static front hands both to the resident shim
+ * process (pyrunc/shim/resident.py), which has everything loaded, and prints its answer:
+ * about a millisecond. When no resident process answers (the first container of a node, or
+ * one idle for a while), or for anything else, it execs the Python command
  * (pyrunc/shim/main.py), which starts one.
  *
  * Request (one stream connection, written whole, then shut for writing): CLIENT_MAGIC, then
@@ -50,7 +50,7 @@ static void fallback(char **argv)
     _exit(1);
 }
 
-/* Go flag syntax (-name value, -name=value, --name): the values the fork server's path
+/* Go flag syntax (-name value, -name=value, --name): the values the resident's control socket
  * needs, and the action word. */
 static const char *flag_value(char **argv, const char *name, const char **action)
 {
@@ -82,7 +82,7 @@ static const char *flag_value(char **argv, const char *name, const char **action
     return found;
 }
 
-/* FNV-1a (64 bit) of "address/namespace": pyrunc/shim/main.py fork_server_path */
+/* FNV-1a (64 bit) of "address/namespace": pyrunc/shim/main.py resident_path */
 static uint64_t fnv1a(const char *a, const char *b)
 {
     uint64_t hash = 0xcbf29ce484222325ULL;
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
         fallback(argv);
 
     struct sockaddr_un server = {.sun_family = AF_UNIX};
-    snprintf(server.sun_path, sizeof(server.sun_path), SOCKET_DIR "/pyrunc-forksrv-%016llx",
+    snprintf(server.sun_path, sizeof(server.sun_path), SOCKET_DIR "/pyrunc-shim-%016llx",
              (unsigned long long)fnv1a(address, namespace));
     int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sock < 0 || connect(sock, (struct sockaddr *)&server, sizeof(server)) < 0)
@@ -162,7 +162,7 @@ int main(int argc, char **argv)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            if (got)  /* the answer was cut: the fork server died mid-request */
+            if (got)  /* the answer was cut: the resident process died mid-request */
                 break;
             fallback(argv);
         }
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
             break;
     }
     if (got == 0)
-        fallback(argv);  /* it declined (or is an older fork server) */
+        fallback(argv);  /* it declined (or is an older resident process) */
     int out = reply[0] == '0' ? 1 : 2;
     for (size_t done = 1; done < got;) {
         ssize_t n = write(out, reply + done, got - done);

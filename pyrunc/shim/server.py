@@ -1,11 +1,14 @@
-"""The resident shim: containerd's Task service over ttrpc for every container of its
-group, with pyrunc's operations called in-process (docs/shim.md).
+"""The resident shim: containerd's Task service over ttrpc, with pyrunc's operations
+called in-process (docs/shim.md). One process per containerd address and namespace serves
+every group (a pod, a container, or the node): each group has its own socket and ttrpc
+server, as if it had its own shim, and its own Shutdown.
 
-Threads: the ttrpc server (one per connection, one per request), the reaper (this
-process is the subreaper of its containers and reaps every child), the event publisher
-(one ordered queue to containerd's Events service) and the OOM watcher."""
+Threads: a ttrpc server per group (one thread per connection, one per request), the
+reaper (this process is the subreaper of every container and reaps every child), the
+event publisher (one ordered queue to containerd's Events service) and the OOM watcher."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -214,6 +217,7 @@ class Task:
         self.execs: dict[str, Process] = {}
         self.oom_watch = None
         self.rootfs_mounted = False
+        self.group = ""  # the socket it was created through
 
 
 def _release_io(proc: Process) -> None:
@@ -236,11 +240,10 @@ def _exit_code(status: int) -> int:
 
 
 class Service:
-    def __init__(self, namespace: str, socket_file: str):
+    def __init__(self, namespace: str, work_dir: str):
         self.namespace = namespace
-        self.socket_file = socket_file
         self.globals = operations.Globals(root=os.path.join("/run/containerd/runc", namespace))
-        self.work_dir = socket_file + ".d"
+        self.work_dir = work_dir
         os.makedirs(self.work_dir, mode=0o700, exist_ok=True)
         self.tasks: dict[str, Task] = {}
         self.lock = threading.Lock()  # tasks, by_pid
@@ -251,7 +254,7 @@ class Service:
         self.children = threading.Event()
         self.events: queue.Queue = queue.Queue()
         self.oom_lock = threading.Lock()  # checks and closes of the OOM watches
-        self.server: ttrpc.Server | None = None
+        self.groups: dict[str, ttrpc.Server] = {}  # socket path -> its server (under lock)
         self.null = os.open(os.devnull, os.O_RDWR)
         import itertools
         self.serial = itertools.count()
@@ -260,7 +263,25 @@ class Service:
         self.log = open(log_path, "a") if log_path else None
 
     # ---------------------------------------------------------------- plumbing
-    def handlers(self) -> dict:
+    def start_threads(self) -> None:
+        from pyrunc._native import set_subreaper
+        set_subreaper()
+        for target in (self._reaper, self._publisher, self._oom_watcher):
+            threading.Thread(target=target, daemon=True).start()
+
+    def add_group(self, listener: socket.socket, socket_file: str) -> None:
+        """Serve the group whose socket is `listener` (bound at `socket_file`)."""
+        server = ttrpc.Server(listener, self.handlers(socket_file))
+        with self.lock:
+            self.groups[socket_file] = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def idle(self) -> bool:
+        """No group left to serve: this process may end."""
+        with self.lock:
+            return not self.groups and not self.tasks
+
+    def handlers(self, group: str) -> dict:
         table = {
             "State": pb.StateRequest, "Create": pb.CreateTaskRequest, "Start": pb.StartRequest,
             "Delete": pb.DeleteRequest, "Pids": pb.PidsRequest, "Pause": pb.PauseRequest,
@@ -269,7 +290,12 @@ class Service:
             "Update": pb.UpdateTaskRequest, "Wait": pb.WaitRequest, "Stats": pb.StatsRequest,
             "Connect": pb.ConnectRequest, "Shutdown": pb.ShutdownRequest,
         }
-        return {(TASK_SERVICE, name): (request, self._guarded(getattr(self, name.lower())))
+        def method(name: str):
+            function = getattr(self, name.lower())
+            if name in ("Create", "Shutdown"):  # the two that concern the group
+                return functools.partial(function, group=group)
+            return function
+        return {(TASK_SERVICE, name): (request, self._guarded(method(name)))
                 for name, request in table.items()}
 
     def _guarded(self, method):
@@ -285,7 +311,8 @@ class Service:
                 raise Error(ttrpc.UNKNOWN, str(error)) from None
             finally:
                 if self.log is not None:
-                    self.log.write(f"{time.time():.6f} {method.__name__} {getattr(request, 'id', '')} "
+                    self.log.write(f"{time.time():.6f} {getattr(method, 'func', method).__name__} "
+                                   f"{getattr(request, 'id', '')} "
                                    f"{getattr(request, 'exec_id', '')} {1000 * (time.monotonic() - started):.1f} ms\n")
                     self.log.flush()
         return call
@@ -473,7 +500,7 @@ class Service:
         threading.Thread(target=copy, daemon=True).start()
 
     # ---------------------------------------------------------------- the Task service
-    def create(self, r: pb.CreateTaskRequest) -> pb.CreateTaskResponse:
+    def create(self, r: pb.CreateTaskRequest, group: str = "") -> pb.CreateTaskResponse:
         if r.checkpoint or r.parent_checkpoint:
             raise Error(ttrpc.UNIMPLEMENTED, "checkpoint/restore is not supported by pyrunc's shim")
         from pyrunc.state import validate_id
@@ -482,6 +509,7 @@ class Service:
         except PyruncError as error:
             raise Error(ttrpc.INVALID_ARGUMENT, str(error)) from None
         task = Task(r.id, r.bundle, self.namespace)
+        task.group = group
         with self.lock:
             if r.id in self.tasks:
                 raise Error(ttrpc.ALREADY_EXISTS, f"task {r.id}: already exists")
@@ -697,24 +725,32 @@ class Service:
             task = self.tasks.get(r.id)
         return pb.ConnectResponse(shim_pid=os.getpid(), task_pid=task.init.pid if task else 0)
 
-    def shutdown(self, r: pb.ShutdownRequest) -> pb.Empty:
+    def shutdown(self, r: pb.ShutdownRequest, group: str = "") -> pb.Empty:
         with self.lock:
-            if self.tasks and not r.now:
+            if not r.now and any(t.group == group for t in self.tasks.values()):
                 return pb.Empty()  # the group's other containers still run here
-            self.server.closing = True
-        # after the reply is written: stop listening, remove what this shim made, exit
-        threading.Thread(target=self._exit, daemon=True).start()
+            server = self.groups.pop(group, None)
+        if server is not None:
+            server.closing = True
+            # after the reply is written: stop listening and remove the group's socket
+            threading.Thread(target=self._close_group, args=(server, group), daemon=True).start()
         return pb.Empty()
 
-    def _exit(self) -> None:
+    @staticmethod
+    def _close_group(server: ttrpc.Server, socket_file: str) -> None:
         time.sleep(0.01)
-        for path in (self.socket_file,):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        try:
+            os.unlink(socket_file)
+        except FileNotFoundError:
+            pass
+        try:
+            server.listener.shutdown(socket.SHUT_RDWR)  # wakes its accept()
+        except OSError:
+            pass
+        server.listener.close()
+
+    def remove_work_dir(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        os._exit(0)
 
     # ---------------------------------------------------------------- OOM
     def _watch_oom(self, task: Task) -> None:
@@ -759,13 +795,3 @@ class Service:
 def _cgroup_state(g, container_id: str):
     from pyrunc.state import Container
     return Container.load(g.root, container_id, lock=False).state.cgroup
-
-
-def serve(listener: socket.socket, socket_file: str, flags) -> None:
-    from pyrunc._native import set_subreaper
-    set_subreaper()
-    service = Service(flags.namespace, socket_file)
-    service.server = ttrpc.Server(listener, service.handlers())
-    for target in (service._reaper, service._publisher, service._oom_watcher):
-        threading.Thread(target=target, daemon=True).start()
-    service.server.serve_forever()

@@ -120,15 +120,17 @@ def test_generated_code_matches_proto(tmp_path):
 
 
 def test_parallel_starts_each_get_a_shim(shim, bundle, container_id):
-    """Six `start`s at once, no fork server yet: one makes it while the others wait for it
-    (a flock), then each gets its own shim; none may wait for ever."""
+    """Six `start`s at once, no resident shim process yet: one makes it while the others
+    wait for it (a flock), then each gets its own shim (socket, Shutdown), all served by
+    that one process; none may wait for ever."""
     from concurrent.futures import ThreadPoolExecutor
     from pyrunc.shim import shim_pb2 as pb
     bundles = [bundle(name=f"{container_id}-{i}") for i in range(6)]
     with ThreadPoolExecutor(len(bundles)) as pool:
         clients = list(pool.map(shim, bundles, timeout=60))
+    assert len({(b / "address").read_text() for b in bundles}) == len(bundles)
     pids = {int((b / "shim.pid").read_text()) for b in bundles}
-    assert len(pids) == len(bundles)
+    assert len(pids) == 1, pids
     for client, directory in zip(clients, bundles):
         try:
             connected = call(client, "Connect", pb.ConnectRequest(id=directory.name), pb.ConnectResponse)

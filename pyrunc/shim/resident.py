@@ -177,7 +177,7 @@ def _answer_delete(conn, flags, service) -> None:
     from pyrunc.shim import main
     try:
         try:
-            with service.spawn_lock:  # poststop hooks are children the reaper must leave
+            with service.spawning:  # poststop hooks are children the reaper must leave
                 reply = b"0" + main.delete_response(flags)
         except Exception as error:
             reply = f"1delete {flags.id}: {error}".encode()

@@ -8,6 +8,7 @@ reaper (this process is the subreaper of every container and reaps every child),
 event publisher (one ordered queue to containerd's Events service) and the OOM watcher."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -185,6 +186,32 @@ class StdinPump:
 
 
 # --------------------------------------------------------------------------- processes
+class SpawnGate:
+    """Counts the spawns and hook runs in progress (`with gate:`); `with gate.quiet():`
+    waits until there are none and keeps new ones out meanwhile."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.active = 0
+
+    def __enter__(self):
+        with self.condition:
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.condition:
+            self.active -= 1
+            if not self.active:
+                self.condition.notify_all()
+
+    @contextlib.contextmanager
+    def quiet(self):
+        with self.condition:
+            self.condition.wait_for(lambda: not self.active)
+            yield
+
+
 class Process:
     """The init of a task, or one of its exec'd processes."""
 
@@ -247,9 +274,14 @@ class Service:
         os.makedirs(self.work_dir, mode=0o700, exist_ok=True)
         self.tasks: dict[str, Task] = {}
         self.lock = threading.Lock()  # tasks, by_pid
-        # Held while pyrunc spawns or runs hooks: the reaper leaves unknown children to
-        # their owner until then, and a new process is registered before it can be reaped.
-        self.spawn_lock = threading.Lock()
+        # Entered while pyrunc spawns or runs hooks (any number at once: the groups' creates,
+        # starts and deletes): the reaper leaves unknown children to their owner until none
+        # is in progress, and a new process is registered before it can be reaped.
+        self.spawning = SpawnGate()
+        # Held while this process's fds 0-2 are a new process's stdio, around the clone
+        # alone (_clone_stdio): the one thing spawns must do one at a time
+        self.stdio_lock = threading.Lock()
+        self.stdio = threading.local()  # .fds: the stdio of this thread's spawn
         self.by_pid: dict[int, Process] = {}
         self.children = threading.Event()
         self.events: queue.Queue = queue.Queue()
@@ -264,8 +296,10 @@ class Service:
 
     # ---------------------------------------------------------------- plumbing
     def start_threads(self) -> None:
+        from pyrunc import initproc
         from pyrunc._native import set_subreaper
         set_subreaper()
+        initproc.around_clone = self._clone_stdio
         for target in (self._reaper, self._publisher, self._oom_watcher):
             threading.Thread(target=target, daemon=True).start()
 
@@ -377,7 +411,7 @@ class Service:
             with self.lock:
                 proc = self.by_pid.get(info.si_pid)
             if proc is None:
-                with self.spawn_lock:  # a spawn in progress registers its pid before this
+                with self.spawning.quiet():  # a spawn in progress registers its pid before this
                     with self.lock:
                         proc = self.by_pid.get(info.si_pid)
                     if proc is None:  # an orphan reparented to this subreaper
@@ -421,7 +455,8 @@ class Service:
     # ---------------------------------------------------------------- spawning
     def _spawn(self, proc: Process, run) -> None:
         """Run `run(console_socket)` (a pyrunc create or exec) with the process's stdio as
-        this shim's fds 0-2, which the new process inherits, and take the pty master."""
+        fds 0-2 at its clone (_clone_stdio), which the new process inherits, and take the pty
+        master. Other groups' spawns run meanwhile: only their clones take turns."""
         console_path = ""
         console = None
         stdio = []
@@ -437,14 +472,12 @@ class Service:
             if not proc.terminal:
                 stdio = [proc.pump.read_end if proc.pump else self.null,
                          _open_output(proc.stdout, "stdout"), _open_output(proc.stderr, "stderr")]
-            with self.spawn_lock:
-                for fd, source in enumerate(stdio):
-                    os.dup2(source, fd)
+            with self.spawning:
+                self.stdio.fds = stdio
                 try:
                     proc.pid = run(console_path)
                 finally:
-                    for fd in range(len(stdio)):
-                        os.dup2(self.null, fd)
+                    self.stdio.fds = ()
                 with self.lock:
                     self.by_pid[proc.pid] = proc
             self.children.set()
@@ -475,6 +508,20 @@ class Service:
             if console is not None:
                 console.close()
                 os.unlink(console_path)
+
+    @contextlib.contextmanager
+    def _clone_stdio(self):
+        """Around each clone of pyrunc's spawns (initproc.around_clone): the stdio of the
+        spawning thread's process as fds 0-2, /dev/null for its hooks and anyone else."""
+        stdio = getattr(self.stdio, "fds", ())
+        with self.stdio_lock:
+            for fd, source in enumerate(stdio):
+                os.dup2(source, fd)
+            try:
+                yield
+            finally:
+                for fd in range(len(stdio)):
+                    os.dup2(self.null, fd)
 
     def _copy_console(self, proc: Process) -> None:
         out = _open_output(proc.stdout, "stdout")
@@ -548,7 +595,7 @@ class Service:
         if proc.started:
             raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id or r.id}: already started")
         if not r.exec_id:
-            with self.spawn_lock:  # start hooks are pyrunc's children
+            with self.spawning:  # start hooks are pyrunc's children
                 operations.start(self.globals, r.id)
             proc.started = True
             self.publish("/tasks/start", pb.TaskStart(container_id=r.id, pid=proc.pid))
@@ -621,7 +668,7 @@ class Service:
             out = pb.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status)
             proc.timestamp(out.exited_at)
             return out
-        with self.spawn_lock:  # poststop hooks are pyrunc's children
+        with self.spawning:  # poststop hooks are pyrunc's children
             operations.delete(self.globals, r.id, force=proc.started is False)
         if not proc.exited.is_set():
             # a created task deleted before start: its init was killed, the reaper got it

@@ -33,10 +33,14 @@ PROBE_EXECUTABLE = "pyrunc-probe"
 
 
 LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
-SHIM_TEMPLATE = os.path.join("bin", "containerd-shim-pyrunc-v2.in")
-# the installed launchers: name -> template (the shim's node-wide name shares its template)
-LAUNCHERS = {"pyrunc": LAUNCHER_TEMPLATE, "containerd-shim-pyrunc-v2": SHIM_TEMPLATE,
-             "containerd-shim-pyrunc-node-v2": SHIM_TEMPLATE}
+# the installed launchers: name -> template
+LAUNCHERS = {"pyrunc": LAUNCHER_TEMPLATE}
+# containerd's shim commands, compiled (static) from one C front that hands `start` and
+# `delete` to the resident shim process and execs FALLBACK_CODE when there is none
+SHIM_SOURCE = os.path.join("bin", "containerd-shim-pyrunc-v2.c")
+SHIM_COMMANDS = ("containerd-shim-pyrunc-v2", "containerd-shim-pyrunc-node-v2")
+SHIM_FALLBACK_CODE = ("import sys; del sys.argv[0]; sys.path.extend({dirs}); "
+                      "from pyrunc.shim.main import main; main()")
 
 
 class build_launcher(build_scripts):
@@ -57,6 +61,33 @@ class build_launcher(build_scripts):
             with open(target, "w") as f:
                 f.write(text)
             os.chmod(target, 0o755)
+        self._build_shim_commands()
+
+    def _build_shim_commands(self) -> None:
+        """Compile SHIM_SOURCE once per interpreter and import path (they go in its
+        shim_config.h) and install it under each of SHIM_COMMANDS."""
+        import json
+        import shutil
+        import sys
+        import tempfile
+        code = SHIM_FALLBACK_CODE.format(dirs=repr(_import_dirs()))
+        with tempfile.TemporaryDirectory() as scratch:
+            with open(os.path.join(scratch, "shim_config.h"), "w") as f:
+                # JSON string literals are valid C string literals for this ASCII text
+                f.write(f"#define PYTHON {json.dumps(sys.executable)}\n"
+                        f"#define FALLBACK_CODE {json.dumps(code)}\n")
+            built = os.path.join(scratch, "shim")
+            command = [*shlex.split(os.environ.get("CC", "gcc")), *INIT_CFLAGS, "-I", scratch,
+                       "-o", built, SHIM_SOURCE]
+            self.announce("compiling " + " ".join(command), level=2)
+            try:
+                subprocess.run(command, check=True)
+            except (OSError, subprocess.CalledProcessError) as error:
+                raise SystemExit(f"error: building {SHIM_SOURCE} failed: {error}") from None
+            for name in SHIM_COMMANDS:
+                target = os.path.join(self.build_dir, name)
+                shutil.copyfile(built, target)
+                os.chmod(target, 0o755)
 
 
 def _import_dirs() -> list[str]:

@@ -86,9 +86,9 @@ def _resident_shims(binary: str, namespace_pid: int) -> list[int]:
             # runc's shim server is re-executed without the `start` word
             if any(os.path.basename(w) == binary.encode() for w in words[:1]) and b"start" not in words:
                 found.append(int(entry))
-        # pyrunc's shims and their fork server are forked from a `start` (of either
-        # binary: one fork server serves both) and keep its argv; named by comm
-        elif comm in ("pyrunc-shim", "pyrunc-forksrv"):
+        # pyrunc's resident shim process is forked from a `start` (of either binary: one
+        # process serves both) and keeps its argv; named by comm
+        elif comm == "pyrunc-shim":
             found.append(int(entry))
     return found
 
@@ -153,7 +153,6 @@ class Bench:
             self.remove_pods(pods)
             raise errors[0]
         time.sleep(0.5)
-        # pyrunc's fork server counts: it is part of the management plane
         shims = _resident_shims(SHIM_BINARIES[handler], self.engine.pid)
         pss = rss = 0
         for pid in shims:

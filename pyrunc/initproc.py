@@ -12,6 +12,11 @@ import os
 from pyrunc import plan as P
 from pyrunc.errors import SpawnError
 
+# Set by a resident caller whose threads spawn with different stdio (pyrunc/shim/server.py):
+# a context manager factory entered around each clone alone, the one moment this process's
+# fds 0-2 are the new process's.
+around_clone = None
+
 
 def dup_above(fd: int, floor: int) -> int:
     """A close-on-exec copy of fd numbered >= floor (fds below are the caller's to pass)."""
@@ -71,7 +76,11 @@ class InitProcess:
                 fds.append(dup_above(plan_fd, floor))
             finally:
                 os.close(plan_fd)
-            pid, pidfd, placed = _spawn_placed(fds[0], fds[1], [*keep, *fds], clone_flags, cgroup)
+            if around_clone is None:
+                pid, pidfd, placed = _spawn_placed(fds[0], fds[1], [*keep, *fds], clone_flags, cgroup)
+            else:
+                with around_clone():
+                    pid, pidfd, placed = _spawn_placed(fds[0], fds[1], [*keep, *fds], clone_flags, cgroup)
         except BaseException:
             ours.close()
             raise

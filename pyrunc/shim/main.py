@@ -2,12 +2,14 @@
 io.containerd.pyrunc.v2 (docs/shim.md).
 
     ... -namespace NS -address GRPC -publish-binary BIN -id ID [-bundle B] [-debug] start
-        start (or reuse) the shim server of the container's group; print its address
+        have the container's group served (its socket, in the resident shim process,
+        pyrunc/shim/resident.py); print its address
     ... -namespace NS -id ID [-bundle B] delete
         clean up after a shim that died; print a DeleteResponse
 
-`start` runs for every container, so it imports nothing heavy: the server it forks is
-the one process that loads protobuf and pyrunc's operations, once."""
+The C front (bin/containerd-shim-pyrunc-v2.c) hands both to the resident process when
+there is one; this runs otherwise. `start` then imports nothing heavy: the process it forks
+is the one that loads protobuf and pyrunc's operations, once."""
 from __future__ import annotations
 
 import os
@@ -19,16 +21,15 @@ SANDBOX_ANNOTATION = "io.kubernetes.cri.sandbox-id"
 # io.containerd.pyrunc-node.v2): one shim per containerd namespace serves every container
 GROUPING_ENV = "PYRUNC_SHIM_GROUPING"
 NODE_GROUP = "pyrunc-node-shim"
-FORK_SERVER_GROUP = "pyrunc-shim-fork-server"  # pyrunc/shim/forkserver.py
 STATE_ROOT = "/run/containerd/runc"
 
 
 class Flags:
     __slots__ = ("namespace", "address", "publish_binary", "id", "bundle", "debug", "action")
 
-    def __init__(self, argv: list[str]):
-        self.namespace = os.environ.get("NAMESPACE", "")
-        self.address = os.environ.get("GRPC_ADDRESS", "")
+    def __init__(self, argv: list[str], env=os.environ):
+        self.namespace = env.get("NAMESPACE", "")
+        self.address = env.get("GRPC_ADDRESS", "")
         self.publish_binary = ""
         self.id = ""
         self.bundle = ""
@@ -57,8 +58,8 @@ class Flags:
             i += 1
 
 
-def grouping_mode(argv0: str) -> str:
-    mode = os.environ.get(GROUPING_ENV, "")
+def grouping_mode(argv0: str, env=os.environ) -> str:
+    mode = env.get(GROUPING_ENV, "")
     if mode:
         return mode
     return "node" if "-node-" in os.path.basename(argv0) else "pod"
@@ -95,6 +96,17 @@ def socket_path(grpc_address: str, namespace: str, key: str) -> str:
     return os.path.join(SOCKET_DIR, digest)
 
 
+def resident_path(grpc_address: str, namespace: str) -> str:
+    """The control socket of the resident shim process (pyrunc/shim/resident.py), one per
+    containerd address and namespace: FNV-1a (64 bit)
+    of "address/namespace", which the C front (bin/containerd-shim-pyrunc-v2.c) computes
+    too; no cryptographic hash needed there, and none in C."""
+    digest = 0xcbf29ce484222325
+    for byte in f"{grpc_address}/{namespace}".encode():
+        digest = ((digest ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return os.path.join(SOCKET_DIR, f"pyrunc-shim-{digest:016x}")
+
+
 def unix_socket():
     """A unix stream socket of the C module: `socket` imports enum and selectors, a third
     of a reuse-path `start`."""
@@ -122,13 +134,10 @@ def write_address(bundle: str, address: str) -> None:
     os.replace(tmp, path)
 
 
-def start(flags: Flags, argv0: str) -> int:
+def bind_group(path: str):
+    """The group's socket, bound and listening for its new shim; None when the group's
+    shim is up (the container is served by it)."""
     import errno
-    bundle = os.path.abspath(flags.bundle or ".")
-    flags.bundle = bundle
-    key = group_key(flags, grouping_mode(argv0))
-    path = socket_path(flags.address, flags.namespace, key)
-    address = "unix://" + path
     os.makedirs(SOCKET_DIR, mode=0o711, exist_ok=True)
     listener = unix_socket()
     for _attempt in range(2):
@@ -137,41 +146,59 @@ def start(flags: Flags, argv0: str) -> int:
             break
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
+                listener.close()
                 raise
             if _connectable(path):
-                # the group's shim is up: this container is served by it
                 listener.close()
-                write_address(bundle, address)
-                sys.stdout.write(address)
-                return 0
+                return None
             os.unlink(path)  # a dead shim's socket
     os.chmod(path, 0o600)
     listener.listen(128)
-    server_path = socket_path(flags.address, flags.namespace, FORK_SERVER_GROUP)
-    from pyrunc.shim import forkserver
-    pid = forkserver.request(server_path, listener, flags)
+    return listener
+
+
+def record_shim(bundle: str, address: str, pid: int) -> None:
+    """bundle/address, and bundle/shim.pid when a shim was started for this container."""
+    write_address(bundle, address)
+    if pid:
+        with open(os.path.join(bundle, "shim.pid"), "w") as f:
+            f.write(str(pid))
+
+
+def start(flags: Flags, argv0: str) -> int:
+    bundle = os.path.abspath(flags.bundle or ".")
+    flags.bundle = bundle
+    key = group_key(flags, grouping_mode(argv0))
+    path = socket_path(flags.address, flags.namespace, key)
+    address = "unix://" + path
+    listener = bind_group(path)
+    if listener is None:
+        record_shim(bundle, address, 0)
+        sys.stdout.write(address)
+        return 0
+    server_path = resident_path(flags.address, flags.namespace)
+    from pyrunc.shim import resident
+    pid = resident.request(server_path, listener, flags)
     if not pid:
-        # one cold start at a time: the pods of a burst then all come from one fork server
-        # (and share its pages) instead of each starting its own
+        # one cold start at a time: the pods of a burst then are all served by one
+        # resident process instead of each starting its own
         import fcntl
         lock = os.open(server_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            pid = forkserver.request(server_path, listener, flags) or \
+            pid = resident.request(server_path, listener, flags) or \
                 _start_cold(listener, path, server_path, flags, lock)
         finally:
             os.close(lock)
     listener.close()
-    write_address(bundle, address)
-    with open(os.path.join(bundle, "shim.pid"), "w") as f:
-        f.write(str(pid))
+    record_shim(bundle, address, pid)
     sys.stdout.write(address)
     return 0
 
 
 def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) -> int:
-    """No fork server yet: fork one from this process (no second interpreter start); it
-    loads everything, forks the shim and reports its pid. containerd reads our stdout to
+    """No resident process yet: fork one from this process (no second interpreter start);
+    it loads everything, serves the group and reports its pid. containerd reads our stdout to
     its end, so the forked process lets go of it before this one exits; and of the cold
     start `lock` (a flock belongs to the open file, which a fork shares)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -186,8 +213,8 @@ def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) 
                 os.dup2(null, fd)
             os.close(null)
             os.chdir("/")
-            from pyrunc.shim import forkserver
-            forkserver.run(server_path, listener, path, flags, write_end)
+            from pyrunc.shim import resident
+            resident.run(server_path, listener, path, flags, write_end)
         finally:
             os._exit(0)
     os.close(write_end)
@@ -199,8 +226,14 @@ def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) 
 
 
 def delete(flags: Flags) -> int:
-    """The shim of this container died: remove the container and its rootfs mount, and tell
-    containerd it was killed (137, as runc's shim reports)."""
+    sys.stdout.buffer.write(delete_response(flags))
+    return 0
+
+
+def delete_response(flags: Flags) -> bytes:
+    """The shim of this container died (or, as containerd runs this whenever a shim's
+    connection closes, ended cleanly): remove the container and its rootfs mount if still
+    there, and tell containerd it was killed (137, as runc's shim reports)."""
     from pyrunc import operations
     from pyrunc.errors import PyruncError
     from pyrunc.shim import server
@@ -212,28 +245,37 @@ def delete(flags: Flags) -> int:
     except PyruncError as error:
         sys.stderr.write(f"delete {flags.id}: {error}\n")
     server.unmount_rootfs(bundle)
-    _remove_dead_socket(bundle)
+    _remove_dead_sockets(flags, bundle)
     response = pb.DeleteResponse(exit_status=128 + 9)
     response.exited_at.GetCurrentTime()
-    sys.stdout.buffer.write(response.SerializeToString())
-    return 0
+    return response.SerializeToString()
 
 
-def _remove_dead_socket(bundle: str) -> None:
-    """The socket and work dir of the group's shim, when it is dead (nobody answers)."""
-    import shutil
+def _remove_dead_sockets(flags: Flags, bundle: str) -> None:
+    """The group's socket, and the resident process's control socket, work dir and cold
+    start lock, when that process is dead (nobody answers)."""
     try:
         with open(os.path.join(bundle, "address")) as f:
-            path = f.read().strip().removeprefix("unix://")
+            group = f.read().strip().removeprefix("unix://")
     except OSError:
-        return
-    if os.path.dirname(path) != SOCKET_DIR or _connectable(path):
-        return
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(path + ".d", ignore_errors=True)
+        group = ""
+    if os.path.dirname(group) == SOCKET_DIR and not _connectable(group):
+        _remove(group)
+    control = resident_path(flags.address, flags.namespace)
+    if not _connectable(control):
+        _remove(control, control + ".lock", control + ".d")
+
+
+def _remove(*paths: str) -> None:
+    import shutil
+    for path in paths:
+        if path.endswith(".d"):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def main() -> None:

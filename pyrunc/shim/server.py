@@ -1,11 +1,15 @@
-"""The resident shim: containerd's Task service over ttrpc for every container of its
-group, with pyrunc's operations called in-process (docs/shim.md).
+"""The resident shim: containerd's Task service over ttrpc, with pyrunc's operations
+called in-process (docs/shim.md). One process per containerd address and namespace serves
+every group (a pod, a container, or the node): each group has its own socket and ttrpc
+server, as if it had its own shim, and its own Shutdown.
 
-Threads: the ttrpc server (one per connection, one per request), the reaper (this
-process is the subreaper of its containers and reaps every child), the event publisher
-(one ordered queue to containerd's Events service) and the OOM watcher."""
+Threads: a ttrpc server per group (one thread per connection, one per request), the
+reaper (this process is the subreaper of every container and reaps every child), the
+event publisher (one ordered queue to containerd's Events service) and the OOM watcher."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import queue
@@ -119,6 +123,10 @@ class StdinPump:
         self.fifo = os.open(fifo_path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         self.read_end, self.target = os.pipe2(os.O_CLOEXEC)
         self.closing = threading.Event()
+        # close() writes here so the copy ends at once: Delete waits for it, and a select
+        # timeout would add up to its length to every Delete of a task with stdin
+        self.wake_read, self.wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.wake_lock = threading.Lock()  # a closed wake fd's number may be reused
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def redirect(self, target: int) -> None:
@@ -134,8 +142,8 @@ class StdinPump:
     def _run(self) -> None:
         try:
             while True:
-                ready, _, _ = select.select([self.fifo], [], [], 0.1)
-                if ready:
+                ready, _, _ = select.select([self.fifo, self.wake_read], [], [])
+                if self.fifo in ready:
                     try:
                         data = os.read(self.fifo, 65536)
                     except BlockingIOError:
@@ -149,6 +157,7 @@ class StdinPump:
             return
         finally:
             os.close(self.fifo)
+            self.close_wake()
             if self.read_end == -1:
                 return
             os.close(self.target)
@@ -161,9 +170,48 @@ class StdinPump:
     def close(self) -> None:
         """Stdin ends once what containerd wrote is copied."""
         self.closing.set()
+        with self.wake_lock:
+            if self.wake_write >= 0:
+                try:
+                    os.write(self.wake_write, b"x")
+                except BlockingIOError:  # woken already
+                    pass
+
+    def close_wake(self) -> None:
+        with self.wake_lock:
+            if self.wake_write >= 0:
+                os.close(self.wake_read)
+                os.close(self.wake_write)
+                self.wake_read = self.wake_write = -1
 
 
 # --------------------------------------------------------------------------- processes
+class SpawnGate:
+    """Counts the spawns and hook runs in progress (`with gate:`); `with gate.quiet():`
+    waits until there are none and keeps new ones out meanwhile."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.active = 0
+
+    def __enter__(self):
+        with self.condition:
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.condition:
+            self.active -= 1
+            if not self.active:
+                self.condition.notify_all()
+
+    @contextlib.contextmanager
+    def quiet(self):
+        with self.condition:
+            self.condition.wait_for(lambda: not self.active)
+            yield
+
+
 class Process:
     """The init of a task, or one of its exec'd processes."""
 
@@ -196,6 +244,7 @@ class Task:
         self.execs: dict[str, Process] = {}
         self.oom_watch = None
         self.rootfs_mounted = False
+        self.group = ""  # the socket it was created through
 
 
 def _release_io(proc: Process) -> None:
@@ -218,22 +267,26 @@ def _exit_code(status: int) -> int:
 
 
 class Service:
-    def __init__(self, namespace: str, socket_file: str):
+    def __init__(self, namespace: str, work_dir: str):
         self.namespace = namespace
-        self.socket_file = socket_file
         self.globals = operations.Globals(root=os.path.join("/run/containerd/runc", namespace))
-        self.work_dir = socket_file + ".d"
+        self.work_dir = work_dir
         os.makedirs(self.work_dir, mode=0o700, exist_ok=True)
         self.tasks: dict[str, Task] = {}
         self.lock = threading.Lock()  # tasks, by_pid
-        # Held while pyrunc spawns or runs hooks: the reaper leaves unknown children to
-        # their owner until then, and a new process is registered before it can be reaped.
-        self.spawn_lock = threading.Lock()
+        # Entered while pyrunc spawns or runs hooks (any number at once: the groups' creates,
+        # starts and deletes): the reaper leaves unknown children to their owner until none
+        # is in progress, and a new process is registered before it can be reaped.
+        self.spawning = SpawnGate()
+        # Held while this process's fds 0-2 are a new process's stdio, around the clone
+        # alone (_clone_stdio): the one thing spawns must do one at a time
+        self.stdio_lock = threading.Lock()
+        self.stdio = threading.local()  # .fds: the stdio of this thread's spawn
         self.by_pid: dict[int, Process] = {}
         self.children = threading.Event()
         self.events: queue.Queue = queue.Queue()
         self.oom_lock = threading.Lock()  # checks and closes of the OOM watches
-        self.server: ttrpc.Server | None = None
+        self.groups: dict[str, ttrpc.Server] = {}  # socket path -> its server (under lock)
         self.null = os.open(os.devnull, os.O_RDWR)
         import itertools
         self.serial = itertools.count()
@@ -242,7 +295,27 @@ class Service:
         self.log = open(log_path, "a") if log_path else None
 
     # ---------------------------------------------------------------- plumbing
-    def handlers(self) -> dict:
+    def start_threads(self) -> None:
+        from pyrunc import initproc
+        from pyrunc._native import set_subreaper
+        set_subreaper()
+        initproc.around_clone = self._clone_stdio
+        for target in (self._reaper, self._publisher, self._oom_watcher):
+            threading.Thread(target=target, daemon=True).start()
+
+    def add_group(self, listener: socket.socket, socket_file: str) -> None:
+        """Serve the group whose socket is `listener` (bound at `socket_file`)."""
+        server = ttrpc.Server(listener, self.handlers(socket_file))
+        with self.lock:
+            self.groups[socket_file] = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def idle(self) -> bool:
+        """No group left to serve: this process may end."""
+        with self.lock:
+            return not self.groups and not self.tasks
+
+    def handlers(self, group: str) -> dict:
         table = {
             "State": pb.StateRequest, "Create": pb.CreateTaskRequest, "Start": pb.StartRequest,
             "Delete": pb.DeleteRequest, "Pids": pb.PidsRequest, "Pause": pb.PauseRequest,
@@ -251,7 +324,12 @@ class Service:
             "Update": pb.UpdateTaskRequest, "Wait": pb.WaitRequest, "Stats": pb.StatsRequest,
             "Connect": pb.ConnectRequest, "Shutdown": pb.ShutdownRequest,
         }
-        return {(TASK_SERVICE, name): (request, self._guarded(getattr(self, name.lower())))
+        def method(name: str):
+            function = getattr(self, name.lower())
+            if name in ("Create", "Shutdown"):  # the two that concern the group
+                return functools.partial(function, group=group)
+            return function
+        return {(TASK_SERVICE, name): (request, self._guarded(method(name)))
                 for name, request in table.items()}
 
     def _guarded(self, method):
@@ -267,7 +345,8 @@ class Service:
                 raise Error(ttrpc.UNKNOWN, str(error)) from None
             finally:
                 if self.log is not None:
-                    self.log.write(f"{time.time():.6f} {method.__name__} {getattr(request, 'id', '')} "
+                    self.log.write(f"{time.time():.6f} {getattr(method, 'func', method).__name__} "
+                                   f"{getattr(request, 'id', '')} "
                                    f"{getattr(request, 'exec_id', '')} {1000 * (time.monotonic() - started):.1f} ms\n")
                     self.log.flush()
         return call
@@ -332,7 +411,7 @@ class Service:
             with self.lock:
                 proc = self.by_pid.get(info.si_pid)
             if proc is None:
-                with self.spawn_lock:  # a spawn in progress registers its pid before this
+                with self.spawning.quiet():  # a spawn in progress registers its pid before this
                     with self.lock:
                         proc = self.by_pid.get(info.si_pid)
                     if proc is None:  # an orphan reparented to this subreaper
@@ -376,7 +455,8 @@ class Service:
     # ---------------------------------------------------------------- spawning
     def _spawn(self, proc: Process, run) -> None:
         """Run `run(console_socket)` (a pyrunc create or exec) with the process's stdio as
-        this shim's fds 0-2, which the new process inherits, and take the pty master."""
+        fds 0-2 at its clone (_clone_stdio), which the new process inherits, and take the pty
+        master. Other groups' spawns run meanwhile: only their clones take turns."""
         console_path = ""
         console = None
         stdio = []
@@ -392,14 +472,12 @@ class Service:
             if not proc.terminal:
                 stdio = [proc.pump.read_end if proc.pump else self.null,
                          _open_output(proc.stdout, "stdout"), _open_output(proc.stderr, "stderr")]
-            with self.spawn_lock:
-                for fd, source in enumerate(stdio):
-                    os.dup2(source, fd)
+            with self.spawning:
+                self.stdio.fds = stdio
                 try:
                     proc.pid = run(console_path)
                 finally:
-                    for fd in range(len(stdio)):
-                        os.dup2(self.null, fd)
+                    self.stdio.fds = ()
                 with self.lock:
                     self.by_pid[proc.pid] = proc
             self.children.set()
@@ -418,6 +496,7 @@ class Service:
                 for fd in (proc.pump.fifo, proc.pump.read_end, proc.pump.target):
                     if fd >= 0 and fd != proc.master:
                         os.close(fd)
+                proc.pump.close_wake()
                 proc.pump = None
             raise
         finally:
@@ -429,6 +508,20 @@ class Service:
             if console is not None:
                 console.close()
                 os.unlink(console_path)
+
+    @contextlib.contextmanager
+    def _clone_stdio(self):
+        """Around each clone of pyrunc's spawns (initproc.around_clone): the stdio of the
+        spawning thread's process as fds 0-2, /dev/null for its hooks and anyone else."""
+        stdio = getattr(self.stdio, "fds", ())
+        with self.stdio_lock:
+            for fd, source in enumerate(stdio):
+                os.dup2(source, fd)
+            try:
+                yield
+            finally:
+                for fd in range(len(stdio)):
+                    os.dup2(self.null, fd)
 
     def _copy_console(self, proc: Process) -> None:
         out = _open_output(proc.stdout, "stdout")
@@ -454,7 +547,7 @@ class Service:
         threading.Thread(target=copy, daemon=True).start()
 
     # ---------------------------------------------------------------- the Task service
-    def create(self, r: pb.CreateTaskRequest) -> pb.CreateTaskResponse:
+    def create(self, r: pb.CreateTaskRequest, group: str = "") -> pb.CreateTaskResponse:
         if r.checkpoint or r.parent_checkpoint:
             raise Error(ttrpc.UNIMPLEMENTED, "checkpoint/restore is not supported by pyrunc's shim")
         from pyrunc.state import validate_id
@@ -463,6 +556,7 @@ class Service:
         except PyruncError as error:
             raise Error(ttrpc.INVALID_ARGUMENT, str(error)) from None
         task = Task(r.id, r.bundle, self.namespace)
+        task.group = group
         with self.lock:
             if r.id in self.tasks:
                 raise Error(ttrpc.ALREADY_EXISTS, f"task {r.id}: already exists")
@@ -501,7 +595,7 @@ class Service:
         if proc.started:
             raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id or r.id}: already started")
         if not r.exec_id:
-            with self.spawn_lock:  # start hooks are pyrunc's children
+            with self.spawning:  # start hooks are pyrunc's children
                 operations.start(self.globals, r.id)
             proc.started = True
             self.publish("/tasks/start", pb.TaskStart(container_id=r.id, pid=proc.pid))
@@ -574,7 +668,7 @@ class Service:
             out = pb.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status)
             proc.timestamp(out.exited_at)
             return out
-        with self.spawn_lock:  # poststop hooks are pyrunc's children
+        with self.spawning:  # poststop hooks are pyrunc's children
             operations.delete(self.globals, r.id, force=proc.started is False)
         if not proc.exited.is_set():
             # a created task deleted before start: its init was killed, the reaper got it
@@ -678,24 +772,32 @@ class Service:
             task = self.tasks.get(r.id)
         return pb.ConnectResponse(shim_pid=os.getpid(), task_pid=task.init.pid if task else 0)
 
-    def shutdown(self, r: pb.ShutdownRequest) -> pb.Empty:
+    def shutdown(self, r: pb.ShutdownRequest, group: str = "") -> pb.Empty:
         with self.lock:
-            if self.tasks and not r.now:
+            if not r.now and any(t.group == group for t in self.tasks.values()):
                 return pb.Empty()  # the group's other containers still run here
-            self.server.closing = True
-        # after the reply is written: stop listening, remove what this shim made, exit
-        threading.Thread(target=self._exit, daemon=True).start()
+            server = self.groups.pop(group, None)
+        if server is not None:
+            server.closing = True
+            # after the reply is written: stop listening and remove the group's socket
+            threading.Thread(target=self._close_group, args=(server, group), daemon=True).start()
         return pb.Empty()
 
-    def _exit(self) -> None:
+    @staticmethod
+    def _close_group(server: ttrpc.Server, socket_file: str) -> None:
         time.sleep(0.01)
-        for path in (self.socket_file,):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        try:
+            os.unlink(socket_file)
+        except FileNotFoundError:
+            pass
+        try:
+            server.listener.shutdown(socket.SHUT_RDWR)  # wakes its accept()
+        except OSError:
+            pass
+        server.listener.close()
+
+    def remove_work_dir(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        os._exit(0)
 
     # ---------------------------------------------------------------- OOM
     def _watch_oom(self, task: Task) -> None:
@@ -740,13 +842,3 @@ class Service:
 def _cgroup_state(g, container_id: str):
     from pyrunc.state import Container
     return Container.load(g.root, container_id, lock=False).state.cgroup
-
-
-def serve(listener: socket.socket, socket_file: str, flags) -> None:
-    from pyrunc._native import set_subreaper
-    set_subreaper()
-    service = Service(flags.namespace, socket_file)
-    service.server = ttrpc.Server(listener, service.handlers())
-    for target in (service._reaper, service._publisher, service._oom_watcher):
-        threading.Thread(target=target, daemon=True).start()
-    service.server.serve_forever()

@@ -23,8 +23,8 @@ NODE_SHIM = "containerd-shim-pyrunc-node-v2"
 
 
 def shims(cri, name: str) -> list[int]:
-    """Pids of the resident shims started as `name` in containerd's namespace: forked
-    processes named pyrunc-shim (their fork server, pyrunc-forksrv, is not one)."""
+    """Pids of the resident shim processes started as `name` in containerd's namespace
+    (named pyrunc-shim; forked from a `start`, whose argv they keep)."""
     found = []
     for entry in processes_mentioning(f"/{name} "):
         pid = int(entry.split()[0])

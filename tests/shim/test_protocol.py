@@ -120,15 +120,17 @@ def test_generated_code_matches_proto(tmp_path):
 
 
 def test_parallel_starts_each_get_a_shim(shim, bundle, container_id):
-    """Six `start`s at once, no fork server yet: one makes it while the others wait for it
-    (a flock), then each gets its own shim; none may wait for ever."""
+    """Six `start`s at once, no resident shim process yet: one makes it while the others
+    wait for it (a flock), then each gets its own shim (socket, Shutdown), all served by
+    that one process; none may wait for ever."""
     from concurrent.futures import ThreadPoolExecutor
     from pyrunc.shim import shim_pb2 as pb
     bundles = [bundle(name=f"{container_id}-{i}") for i in range(6)]
     with ThreadPoolExecutor(len(bundles)) as pool:
         clients = list(pool.map(shim, bundles, timeout=60))
+    assert len({(b / "address").read_text() for b in bundles}) == len(bundles)
     pids = {int((b / "shim.pid").read_text()) for b in bundles}
-    assert len(pids) == len(bundles)
+    assert len(pids) == 1, pids
     for client, directory in zip(clients, bundles):
         try:
             connected = call(client, "Connect", pb.ConnectRequest(id=directory.name), pb.ConnectResponse)
@@ -136,3 +138,46 @@ def test_parallel_starts_each_get_a_shim(shim, bundle, container_id):
             call(client, "Shutdown", pb.ShutdownRequest(id=directory.name))
         finally:
             client.close()
+
+
+def test_start_and_delete_answered_without_python(shim, bundle, container_id, tmp_path):
+    """With the resident shim process up, containerd's `start` (every container) and
+    `delete` (after every shim connection closes, a clean Shutdown included) are answered
+    by it through the C front: one execve, no Python started (which cost 15-130 ms)."""
+    import shutil
+    from pyrunc.shim import shim_pb2 as pb
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    first, second = bundle(name=f"{container_id}-0"), bundle(name=f"{container_id}-1")
+    client = shim(first)  # the cold start: makes the resident process
+
+    def traced(action: str, directory) -> tuple[bytes, list[str]]:
+        trace = tmp_path / f"{action}.strace"
+        result = subprocess.run(
+            ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace),
+             os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME), "-namespace", NAMESPACE,
+             "-address", str(tmp_path / "no-containerd.sock"), "-publish-binary", "/bin/false",
+             "-id", directory.name, "-bundle", str(directory), action],
+            cwd=directory, capture_output=True, timeout=20, env={"PATH": os.environ["PATH"], "TTRPC_ADDRESS": ""})
+        assert result.returncode == 0, result
+        return result.stdout, [line for line in trace.read_text().splitlines() if "execve(" in line]
+
+    try:
+        out, execs = traced("start", second)
+        assert len(execs) == 1, execs
+        address = out.decode()
+        assert address.startswith("unix:///run/containerd/s/") and address != (first / "address").read_text()
+        assert (second / "shim.pid").read_text() == (first / "shim.pid").read_text()
+        from pyrunc.shim import ttrpc
+        other = ttrpc.Client(address)
+        try:
+            call(other, "Shutdown", pb.ShutdownRequest(id=second.name))
+        finally:
+            other.close()
+        call(client, "Shutdown", pb.ShutdownRequest(id=first.name))
+        wait_until(lambda: not os.path.exists(address.removeprefix("unix://")), 5, "the socket to go")
+        out, execs = traced("delete", second)
+        assert len(execs) == 1, execs
+        assert pb.DeleteResponse.FromString(out).exit_status == 137
+    finally:
+        client.close()

@@ -37,7 +37,7 @@ LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
 LAUNCHERS = {"pyrunc": LAUNCHER_TEMPLATE}
 # containerd's shim commands, compiled (static) from one C front that hands `start` and
 # `delete` to the resident shim process and execs FALLBACK_CODE when there is none
-SHIM_SOURCE = os.path.join("bin", "containerd-shim-pyrunc-v2.c")
+SHIM_SOURCE = os.path.join(NATIVE_DIR, "shim_front.c")
 SHIM_COMMANDS = ("containerd-shim-pyrunc-v2", "containerd-shim-pyrunc-node-v2")
 SHIM_FALLBACK_CODE = ("import sys; del sys.argv[0]; sys.path.extend({dirs}); "
                       "from pyrunc.shim.main import main; main()")

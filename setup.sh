@@ -97,7 +97,7 @@ from importlib import metadata
 
 repo = sys.argv[1]
 digest = hashlib.sha256(sys.executable.encode() + b"\0")
-paths = [os.path.join(repo, name) for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "bin/pyrunc.in", "bin/containerd-shim-pyrunc-v2.c")]
+paths = [os.path.join(repo, name) for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "bin/pyrunc.in")]
 for top, dirs, files in os.walk(os.path.join(repo, "pyrunc")):
     dirs[:] = sorted(d for d in dirs if d != "__pycache__")
     for name in sorted(files):

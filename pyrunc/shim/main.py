@@ -7,7 +7,7 @@ io.containerd.pyrunc.v2 (docs/shim.md).
     ... -namespace NS -id ID [-bundle B] delete
         clean up after a shim that died; print a DeleteResponse
 
-The C front (bin/containerd-shim-pyrunc-v2.c) hands both to the resident process when
+The C front (pyrunc/_native/shim_front.c) hands both to the resident process when
 there is one; this runs otherwise. `start` then imports nothing heavy: the process it forks
 is the one that loads protobuf and pyrunc's operations, once."""
 from __future__ import annotations
@@ -99,7 +99,7 @@ def socket_path(grpc_address: str, namespace: str, key: str) -> str:
 def resident_path(grpc_address: str, namespace: str) -> str:
     """The control socket of the resident shim process (pyrunc/shim/resident.py), one per
     containerd address and namespace: FNV-1a (64 bit)
-    of "address/namespace", which the C front (bin/containerd-shim-pyrunc-v2.c) computes
+    of "address/namespace", which the C front (pyrunc/_native/shim_front.c) computes
     too; no cryptographic hash needed there, and none in C."""
     digest = 0xcbf29ce484222325
     for byte in f"{grpc_address}/{namespace}".encode():

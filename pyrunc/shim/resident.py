@@ -8,7 +8,7 @@ group served here costs a listening socket and a thread. The price is the blast 
 when this process dies, every group it served loses its shim (docs/shim.md).
 
 Besides the groups' sockets it listens on a control socket (main.resident_path), where
-`start` and `delete` ask it to do their work: the C front (bin/containerd-shim-pyrunc-v2.c)
+`start` and `delete` ask it to do their work: the C front (pyrunc/_native/shim_front.c)
 sends its argv and environment, the Python `start` a bound group socket over SCM_RIGHTS.
 It ends once it has had no group and no task for IDLE_EXIT seconds."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 
 IDLE_EXIT = 3.0
 SHIM_COMM = b"pyrunc-shim"  # the process name (comm), for ps and /proc
-CLIENT_MAGIC = b"pyrunc-shim-client\0"  # a request of bin/containerd-shim-pyrunc-v2.c
+CLIENT_MAGIC = b"pyrunc-shim-client\0"  # a request of pyrunc/_native/shim_front.c
 # what pyrunc's create/exec/delete/stats import lazily: loaded before the first group
 PRELOAD = (
     "pyrunc.shim.server", "pyrunc.shim.metrics", "pyrunc.spec", "pyrunc.launch", "pyrunc.initproc",
@@ -137,7 +137,7 @@ def _serve(control, service) -> None:
 
 
 def _answer_client(conn, message: bytes, service) -> bool:
-    """A `start` or `delete` of the C front (bin/containerd-shim-pyrunc-v2.c, which
+    """A `start` or `delete` of the C front (pyrunc/_native/shim_front.c, which
     describes the request), done here with everything loaded instead of in a new Python.
     True when a thread took `conn` over to answer."""
     import socket

@@ -1,12 +1,13 @@
-"""python3 -m bench.create_stage BUNDLE [--calls N] [--rounds R]
+"""python3 bench/create_stage.py BUNDLE [--calls N] [--rounds R]
 
 create's Python work from config.json to the plan, interpreter start-up and imports
-excluded: `pyrunc.spec.load(BUNDLE)` then the init's plan built by
+excluded: `pyrunc.spec.load(BUNDLE)`, the linux.resources validation, then the init's plan built by
 `pyrunc.launch.Launch.build` (host facts such as mountinfo, the seccomp filter from its
 cache, the plan's encoding), in this process, with a stand-in container and cgroup
 manager (nothing is created).  Prints the best and the median of R rounds of N calls, in
 microseconds per call.  `Launch.build` has the same signature before and after issue 14,
-so each install's python can run this from the checkout to compare two versions."""
+so each install's python can run this file (by its path, so that the checkout does not
+shadow the installed package) to compare two versions."""
 from __future__ import annotations
 
 import sys
@@ -30,7 +31,11 @@ class _Cgroups:
 def one_create(bundle: str, root: str) -> None:
     from pyrunc import spec
     from pyrunc.launch import Launch
+    from pyrunc.cgroups import _resources
     s = spec.load(bundle)
+    # linux.resources validated: before issue 14 by Manager.apply, after it by spec.load
+    # (normalize then passes the parsed Resources through)
+    _resources.normalize(getattr(s.linux, "cgroup_resources", None) or s.linux.resources)
     launch = Launch(s, _Container(root), _Cgroups(), no_pivot=False, preserve_fds=0,
                     console_socket="", console_fd=-1)
     # both versions' start-socket fds ("listen" before, "start"/"start_peer" after)
@@ -51,7 +56,7 @@ def rounds_us(bundle: str, calls: int, rounds: int) -> list[float]:
 
 def main(argv: list[str]) -> None:
     import argparse
-    parser = argparse.ArgumentParser(prog="python3 -m bench.create_stage", description=__doc__.splitlines()[2])
+    parser = argparse.ArgumentParser(prog="bench/create_stage.py", description=__doc__.splitlines()[2])
     parser.add_argument("bundle")
     parser.add_argument("--calls", type=int, default=100, help="calls per round (100)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds (7)")

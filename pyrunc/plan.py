@@ -43,7 +43,6 @@ OP_USER = 23
 OP_CAPSET = 24
 OP_SECCOMP = 25
 OP_CLOSE_FDS = 26
-OP_WAIT_START = 27
 OP_EXEC = 28
 OP_UMASK = 29
 OP_SETSID = 30
@@ -60,6 +59,7 @@ OP_PROC_ATTR = 40
 OP_SETXATTR = 41
 OP_OPEN_TREE = 42
 OP_HIDE_MOUNT = 43
+OP_WAIT_EXEC_FIFO = 65
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
@@ -247,8 +247,8 @@ class Plan:
     def ready(self, what: str) -> None:
         self._add(OP_READY, what=what)
 
-    def wait_start(self, fd: int, peer_fd: int, what: str) -> None:
-        self._add(OP_WAIT_START, (fd, peer_fd), what=what)
+    def wait_exec_fifo(self, fd: int, what: str) -> None:
+        self._add(OP_WAIT_EXEC_FIFO, (fd,), what=what)
 
     def exec(self, args: list[str], env: list[str], what: str) -> None:
         self._add(OP_EXEC, (len(args),), (*args, *env), what=what)

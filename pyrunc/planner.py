@@ -35,7 +35,7 @@ class PlanOptions:
     """The command's options and what the runtime prepared for the init."""
     container_id: str
     env: list            # process.env plus the socket-activation variables
-    start_fds: tuple     # (the init's end of the start socket, its peer)
+    exec_fifo_fd: int    # the init's O_PATH fd of the exec fifo (see operations.start)
     first_closed_fd: int  # fds from here on are the runtime's: close-on-exec in the init
     console_fd: int = -1  # the console socket, with process.terminal
     no_pivot: bool = False
@@ -91,7 +91,7 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
         if spec.root.readonly:
             rootfs.add_readonly_root(plan)
     process_ops(cp, spec.process, last_cap=host.last_cap, seccomp_bpf=opts.seccomp_bpf,
-                seccomp_flags=opts.seccomp_flags, first_closed_fd=opts.first_closed_fd, start_fds=opts.start_fds,
+                seccomp_flags=opts.seccomp_flags, first_closed_fd=opts.first_closed_fd, exec_fifo_fd=opts.exec_fifo_fd,
                 env=opts.env)
     return cp
 
@@ -110,7 +110,7 @@ def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, last_cap:
     if process.terminal:
         console_op(plan, process, console_fd, bind_console=False)
     process_ops(cp, process, last_cap=last_cap, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
-                first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env))
+                first_closed_fd=first_closed_fd, exec_fifo_fd=None, env=list(process.env))
     return cp
 
 

@@ -997,23 +997,35 @@ static void op_seccomp(const struct op *op)
 	}
 }
 
-/* Block until `pyrunc start` writes the go byte on the start socket: `start` copies the
- * peer end out of this process (pidfd_getfd), so the wait is one read(2), a call every
- * seccomp profile allows (this runs after the filter is loaded).  The connection stays
- * open (close-on-exec) so that a failing execve can still be reported to `start`. */
-static void op_wait_start(const struct op *op)
+/* Block until `pyrunc start` opens the exec fifo for reading (runc's exec fifo): the
+ * open(2) for writing of our O_PATH fd, reopened through /proc/self/fd, returns then.
+ * open, write and close are all this needs after the seccomp filter, calls every
+ * profile a program can run under allows; and it needs no privilege over this process
+ * (a rootless `start` cannot ptrace a non-dumpable init).  One byte says the fifo is
+ * ours; the fd stays open, close-on-exec: `start` reads until EOF, which comes with a
+ * successful execve, or reads the error record a failing one writes before we exit. */
+static void op_wait_exec_fifo(const struct op *op)
 {
-	int conn = (int)get_int(op, 0);
-	char go;
+	int path_fd = (int)get_int(op, 0), fifo;
+	char path[32];
 	ssize_t r;
+	struct sigaction ignore = { .sa_handler = SIG_IGN }, before;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
 	do {
-		r = read(conn, &go, 1);
+		fifo = open(path, O_WRONLY | O_CLOEXEC);
+	} while (fifo < 0 && errno == EINTR);
+	if (fifo < 0)
+		_exit(1); /* create has returned: `start` finds the init gone */
+	close(path_fd);
+	/* a `start` killed right after its open must not kill us with SIGPIPE: the open was
+	 * the go; the program runs (its disposition of SIGPIPE is restored first) */
+	sigaction(SIGPIPE, &ignore, &before);
+	do {
+		r = write(fifo, "0", 1);
 	} while (r < 0 && errno == EINTR);
-	if (r != 1)
-		_exit(1);
-	close((int)get_int(op, 1)); /* the peer end: `start` has its copy */
-	/* later failures go to `start` */
-	sync_fd = conn;
+	sigaction(SIGPIPE, &before, NULL);
+	/* later failures (the execve's) go to `start` */
+	sync_fd = fifo;
 }
 
 static char exec_file[4096];
@@ -1327,8 +1339,8 @@ int main(int argc, char **argv)
 			if (op.nints > 1 && get_int(&op, 1) >= 0)
 				give_stdio((uid_t)get_int(&op, 1));
 			break;
-		case OP_WAIT_START:
-			op_wait_start(&op);
+		case OP_WAIT_EXEC_FIFO:
+			op_wait_exec_fifo(&op);
 			break;
 		case OP_EXEC:
 			op_exec(&op);

@@ -48,8 +48,6 @@ enum op_code {
 	OP_SECCOMP = 25,     /* ints: filter flags; strs: BPF program (struct sock_filter[]) */
 	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec, uid given the stdio that is a
 	                        pipe or socket (optional, -1: none; runc's fixStdioPermissions) */
-	OP_WAIT_START = 27,  /* ints: start socket fd, its peer's fd (`start` copies the peer with
-	                        pidfd_getfd and writes the go byte) */
 	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] resolved by OP_LOOKUP,
 	                        which also read the HOME added when env has none) */
 	OP_UMASK = 29,       /* ints: mask */
@@ -75,6 +73,10 @@ enum op_code {
 	OP_HIDE_MOUNT = 43,  /* strs: host path   --no-pivot: detach a full procfs/sysfs mount of
 	                        the host (or cover it with a tmpfs) so that no fully visible one
 	                        is left for a nested user namespace to mount over (runc) */
+	OP_WAIT_EXEC_FIFO = 65, /* ints: O_PATH fd of the state dir's exec fifo: opened for writing
+	                           through /proc/self/fd (blocks until `start` opens it for
+	                           reading), one byte written, kept (close-on-exec) for the exec
+	                           error */
 	OP_MAX
 };
 

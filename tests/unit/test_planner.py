@@ -17,7 +17,7 @@ from pyrunc import spec as specmod
 from pyrunc.rootfs import DEFAULT_DEVICES, CgroupHierarchy, MountHostFacts
 
 CGROUPS = [CgroupHierarchy("", "cgroup2", "", "/sys/fs/cgroup/test")]
-START = (10, 11)
+EXEC_FIFO_FD = 10
 
 
 def _host(**overrides) -> planner.HostFacts:
@@ -42,7 +42,7 @@ def _spec(tmp_path, edit=None, rootless=False):
 def _plan(spec, host=None, **options):
     if host is None:
         host = _host() if spec.linux.namespace("mount") else planner.HostFacts(cgroups=CGROUPS, mounts=None)
-    opts = planner.PlanOptions(container_id="ctr", env=list(spec.process.env), start_fds=START,
+    opts = planner.PlanOptions(container_id="ctr", env=list(spec.process.env), exec_fifo_fd=EXEC_FIFO_FD,
                                first_closed_fd=3, **options)
     cp = planner.container_plan(spec, host, opts)
     return cp, P.decode(cp.plan.encode())
@@ -73,7 +73,7 @@ def test_plain(tmp_path):
         *["mask"] * len(s.linux.masked_paths), *["readonly"] * len(s.linux.readonly_paths),
         "hostname", "mount",                                      # root.readonly: remount / ro
         "setsid", "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs", "lookup",
-        "ready", "wait_start", "exec"]
+        "ready", "wait_exec_fifo", "exec"]
     assert ops[1] == ("keyring", (), ("_ses.ctr",))
     assert ops[2] == ("mount", (O.MS_SLAVE | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
                       ("", "/", "", ""))
@@ -83,7 +83,7 @@ def test_plain(tmp_path):
     assert ops[6] == ("mount", (0, P.TARGET_IN_ROOT, P.MKDIR_ORDINARY_DIR, P.SOURCE_LITERAL),
                       ("proc", "/proc", "proc", ""))
     assert ops[names(ops).index("sync")] == ("sync", (P.SYNC_PLACED,), ())
-    assert ops[-3:] == [("ready", (), ()), ("wait_start", START, ()),
+    assert ops[-3:] == [("ready", (), ()), ("wait_exec_fifo", (EXEC_FIFO_FD,), ()),
                         ("exec", (1,), ("sh", *s.process.env))]
 
 

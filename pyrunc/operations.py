@@ -11,16 +11,35 @@ from pyrunc.state import EXEC_FIFO, Container
 class Globals:
     """runc's global flags (a plain class: importing dataclasses costs ~7 ms on every
     state/kill/delete)."""
-    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup", "criu")
+    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup", "criu", "rootless")
 
     def __init__(self, root: str = "/run/pyrunc", log_path: str = "", log_format: str = "text",
-                 debug: bool = False, systemd_cgroup: bool = False, criu: str = "criu"):
+                 debug: bool = False, systemd_cgroup: bool = False, criu: str = "criu",
+                 rootless: str = "auto"):
         self.root = root
         self.log_path = log_path
         self.log_format = log_format
         self.debug = debug
         self.systemd_cgroup = systemd_cgroup
         self.criu = criu  # the criu binary (checkpoint/restore)
+        self.rootless = rootless  # --rootless: a Go bool or "auto"
+
+    def rootless_cgroups(self) -> bool:
+        """runc's --rootless: cgroups this user may not make are left out ("auto": when
+        not root, or root of a user namespace other than the host's)."""
+        if self.rootless != "auto":
+            if self.rootless in ("1", "t", "T", "TRUE", "true", "True"):
+                return True
+            if self.rootless in ("0", "f", "F", "FALSE", "false", "False"):
+                return False
+            raise PyruncError(f'strconv.ParseBool: parsing "{self.rootless}": invalid syntax')
+        if os.geteuid() != 0:
+            return True
+        try:
+            with open("/proc/self/uid_map") as f:
+                return f.read().split() != ["0", "0", "4294967295"]
+        except OSError:
+            return False
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Globals) and all(
@@ -89,7 +108,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         st.cgroup = dict(mgr.to_state(), created=sorted(set(mgr.paths.values())))
         c.save()
         _fault("create.state-saved")
-        mgr.create()
+        # cgroupsPath named: its cgroup must be made, rootless or not (runc)
+        mgr.create(rootless=g.rootless_cgroups() and not s.linux.cgroups_path)
         _fault("create.cgroup-created")
         st.resources = mgr.apply(s.linux.cgroup_resources, devices=s.linux.devices)
         st.cgroup = mgr.to_state()

@@ -28,6 +28,10 @@ class HostFacts:
     # the highest capability number the kernel knows (caps.last_cap()); the default, the
     # capability table's last, is for plans built without a host (tests)
     last_cap: int = caps.TABLE_LAST_CAP
+    # the runtime is not root (rootless): it cannot open_tree the bind sources before the
+    # user namespace (that needs privilege), nor needs to: its own files are reachable
+    # for it from inside the namespace it makes, where the binds are done as runc does
+    rootless: bool = False
 
 
 @record
@@ -52,14 +56,16 @@ def probe_host(spec, cgroups: list, *, no_pivot: bool, cgroup_dirs_before_placem
     if "mount" in types:
         from pyrunc import rootfs
         mounts = rootfs.probe_host(spec, spec.root.path, no_pivot=no_pivot, userns="user" in types)
+    import os
     return HostFacts(cgroups=cgroups, mounts=mounts, cgroup_dirs_before_placement=cgroup_dirs_before_placement,
-                     last_cap=caps.last_cap())
+                     last_cap=caps.last_cap(), rootless=os.geteuid() != 0)
 
 
 def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     """The init's plan, in phases:
 
-    1. bind sources opened while the host's root can reach them (user namespace only)
+    1. bind sources opened while the host's root can reach them (user namespace, not
+       rootless)
     2. namespaces: joined, then made (pyrunc.ns.namespace_ops), cgroup placement awaited
        where a namespace or fork needs it
     3. a new session keyring
@@ -75,7 +81,7 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     plan = cp.plan
     types = {n.type: n.path for n in linux.namespaces}
     ctx = _rootfs_context(spec, host, opts, types) if host.mounts is not None else None
-    if ctx is not None and ctx.userns:
+    if ctx is not None and ctx.userns and not host.rootless:
         from pyrunc import rootfs
         rootfs.add_bind_tree_ops(plan, spec, ctx)
     ns.namespace_ops(cp, linux)

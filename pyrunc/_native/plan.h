@@ -77,6 +77,7 @@ enum op_code {
 	                           through /proc/self/fd (blocks until `start` opens it for
 	                           reading), one byte written, kept (close-on-exec) for the exec
 	                           error */
+	OP_DUMPABLE = 66,    /* ints: 0/1, prctl(PR_SET_DUMPABLE) (the init starts not dumpable) */
 	OP_MAX
 };
 

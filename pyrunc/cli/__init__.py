@@ -183,7 +183,8 @@ def _globals(gopts: dict):
                    log_path=os.path.abspath(log_path) if log_path else "",
                    log_format=gopts["log_format"] or "text",
                    debug=gopts["debug"],
-                   systemd_cgroup=gopts["systemd_cgroup"], criu=gopts["criu"])
+                   systemd_cgroup=gopts["systemd_cgroup"], criu=gopts["criu"],
+                   rootless=gopts["rootless"])
 
 
 def _state_root(given: str | None) -> str:

@@ -93,13 +93,28 @@ def test_userns_unshares_user_first_and_binds_devices(tmp_path):
     assert cp.clone_flags == 0  # nothing at clone with a user namespace
     n = names(ops)
     assert ops[0] == ("open_tree", (0, 1), ("/sys",))  # the rootless /sys bind, opened as the host's root
-    assert ops[1:8] == [("unshare", (_ns("user"),), ()), ("sync", (P.SYNC_USERNS,), ()),
+    assert ops[1:10] == [("unshare", (_ns("user"),), ()),
+                        # dumpable while the runtime writes the id maps (a rootless one must)
+                        ("dumpable", (1,), ()), ("sync", (P.SYNC_USERNS,), ()), ("dumpable", (0,), ()),
                         ("setresid", (0, 0), ()),
                         ("unshare", (_ns("ipc") | _ns("uts") | _ns("mount"),), ()),
                         ("unshare", (_ns("pid"),), ()), ("sync", (P.SYNC_PLACED,), ()), ("fork", (), ())]
     assert "mknod" not in n
     binds = [o for o in ops if o[0] == "mount" and o[2][0] == o[2][1] and o[2][0].startswith("/dev/")]
     assert [o[2][0] for o in binds] == [d for d, _, _ in DEFAULT_DEVICES]
+
+
+def test_rootless_runtime_binds_from_inside_the_user_namespace(tmp_path):
+    """A runtime that is not root cannot open_tree its bind sources before the user
+    namespace (that needs privilege): the binds take their source from the host path,
+    inside the namespaces it made, as runc's rootless binds do."""
+    s = _spec(tmp_path, rootless=True)
+    host = _host()
+    host.rootless = True
+    _cp, ops = _plan(s, host=host)
+    assert "open_tree" not in names(ops)
+    sys_bind = next(o for o in ops if o[0] == "mount" and o[2][1] == "/sys")
+    assert sys_bind[1][3] == P.SOURCE_HOST and sys_bind[2][0] == "/sys"
 
 
 def test_joined_namespaces_come_first_in_join_order(tmp_path):

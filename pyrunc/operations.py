@@ -802,7 +802,26 @@ def ps_pids(g: Globals, container_id: str) -> list[int]:
     """Host pids of every process in the container's cgroup (runc ps --format json); a
     stopped container's cgroup may still hold some, or none (runc lists them too)."""
     c = Container.load(g.root, container_id, lock=False)
+    mgr = c.cgroup_manager()
+    if mgr is not None and not mgr.paths and c.init_alive():
+        # rootless without a cgroup it could make: the processes of the container's pid
+        # namespace (runc fails here: "unable to get all container pids")
+        return _pid_namespace_members(c.pid)
     return sorted(_manager(c).pids())
+
+
+def _pid_namespace_members(init_pid: int) -> list[int]:
+    """Host pids of the processes in `init_pid`'s pid namespace (none when that is this
+    process's own: a container without one has no members of its own to tell apart)."""
+    def pid_ns(pid) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            return ""
+    ns = pid_ns(init_pid)
+    if not ns or ns == pid_ns("self"):
+        return [init_pid] if ns else []
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and pid_ns(p) == ns)
 
 
 # --------------------------------------------------------------------------- update, events

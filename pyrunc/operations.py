@@ -33,13 +33,8 @@ class Globals:
             if self.rootless in ("0", "f", "F", "FALSE", "false", "False"):
                 return False
             raise PyruncError(f'strconv.ParseBool: parsing "{self.rootless}": invalid syntax')
-        if os.geteuid() != 0:
-            return True
-        try:
-            with open("/proc/self/uid_map") as f:
-                return f.read().split() != ["0", "0", "4294967295"]
-        except OSError:
-            return False
+        from pyrunc.ns import in_user_namespace
+        return os.geteuid() != 0 or in_user_namespace()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Globals) and all(

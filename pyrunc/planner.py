@@ -28,9 +28,11 @@ class HostFacts:
     # the highest capability number the kernel knows (caps.last_cap()); the default, the
     # capability table's last, is for plans built without a host (tests)
     last_cap: int = caps.TABLE_LAST_CAP
-    # the runtime is not root (rootless): it cannot open_tree the bind sources before the
-    # user namespace (that needs privilege), nor needs to: its own files are reachable
-    # for it from inside the namespace it makes, where the binds are done as runc does
+    # the runtime is not root, or root of a user namespace (rootless podman runs it there):
+    # it cannot open_tree the bind sources before the user namespace (that needs
+    # privilege), nor needs to: its own files are reachable for it from inside the
+    # namespace it makes, where the binds are done as runc does; and it can make no device
+    # node, in a user namespace of the config's or not: devices are bind mounts (runc)
     rootless: bool = False
 
 
@@ -51,14 +53,15 @@ class PlanOptions:
 
 def probe_host(spec, cgroups: list, *, no_pivot: bool, cgroup_dirs_before_placement: bool = True) -> HostFacts:
     """Read the host facts `container_plan(spec, ...)` needs."""
+    import os
     mounts = None
     types = {n.type for n in spec.linux.namespaces}
+    rootless = os.geteuid() != 0 or ns.in_user_namespace()
     if "mount" in types:
         from pyrunc import rootfs
-        mounts = rootfs.probe_host(spec, spec.root.path, no_pivot=no_pivot, userns="user" in types)
-    import os
+        mounts = rootfs.probe_host(spec, spec.root.path, no_pivot=no_pivot, userns="user" in types or rootless)
     return HostFacts(cgroups=cgroups, mounts=mounts, cgroup_dirs_before_placement=cgroup_dirs_before_placement,
-                     last_cap=caps.last_cap(), rootless=os.geteuid() != 0)
+                     last_cap=caps.last_cap(), rootless=rootless)
 
 
 def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
@@ -123,7 +126,7 @@ def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, last_cap:
 def _rootfs_context(spec, host: HostFacts, opts: PlanOptions, types: dict):
     from pyrunc import rootfs
     return rootfs.RootfsContext(
-        rootfs=spec.root.path, bundle=spec.bundle, userns="user" in types,
+        rootfs=spec.root.path, bundle=spec.bundle, userns="user" in types or host.rootless,
         netns_new="network" in types and not types["network"],
         cgroupns_new="cgroup" in types and not types["cgroup"],
         no_pivot=opts.no_pivot, cgroups=host.cgroups, host=host.mounts, mount_label=spec.linux.mount_label)

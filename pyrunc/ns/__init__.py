@@ -150,6 +150,15 @@ def join_ops(plan: P.Plan, namespaces: list[tuple[str, int]], pid: int) -> None:
         plan.fork(what="fork into the pid namespace")
 
 
+def in_user_namespace() -> bool:
+    """This process is not in the host's user namespace (runc's RunningInUserNS)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def format_id_map(mappings) -> bytes:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings).encode()
 

@@ -61,6 +61,7 @@ OP_OPEN_TREE = 42
 OP_HIDE_MOUNT = 43
 OP_WAIT_EXEC_FIFO = 65
 OP_DUMPABLE = 66
+OP_OPEN_PROC_FDS = 67
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
@@ -116,6 +117,9 @@ class Plan:
     # control and namespaces
     def sync(self, sync_id: int, what: str) -> None:
         self._add(OP_SYNC, (sync_id,), what=what)
+
+    def open_proc_fds(self, what: str) -> None:
+        self._add(OP_OPEN_PROC_FDS, what=what)
 
     def dumpable(self, on: bool, what: str) -> None:
         self._add(OP_DUMPABLE, (int(on),), what=what)

@@ -88,6 +88,10 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
         from pyrunc import rootfs
         rootfs.add_bind_tree_ops(plan, spec, ctx)
     ns.namespace_ops(cp, linux)
+    if opts.exec_fifo_fd is not None:
+        # in the init's pid namespace already, before the pivot hides the host's procfs:
+        # the wait for start reopens the exec fifo through it (docs/design.md)
+        plan.open_proc_fds(what="open /proc/self/fd")
     if not opts.no_new_keyring:
         _keyring_ops(plan, spec, opts.container_id)
     _root_ops(cp, spec, ctx, opts.overlay_dirs, host.cgroup_dirs_before_placement)

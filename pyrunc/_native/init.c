@@ -1007,19 +1007,28 @@ static void op_seccomp(const struct op *op)
  * (a rootless `start` cannot ptrace a non-dumpable init).  One byte says the fifo is
  * ours; the fd stays open, close-on-exec: `start` reads until EOF, which comes with a
  * successful execve, or reads the error record a failing one writes before we exit. */
+static int proc_fds = -1; /* OP_OPEN_PROC_FDS: our /proc/self/fd, opened before the pivot */
+
 static void op_wait_exec_fifo(const struct op *op)
 {
 	int path_fd = (int)get_int(op, 0), fifo;
 	char path[32];
 	ssize_t r;
 	struct sigaction ignore = { .sa_handler = SIG_IGN }, before;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
+	/* through the /proc/self/fd opened before the pivot (the container may have no
+	 * procfs: no mount namespace, or none mounted), else the container's */
+	if (proc_fds >= 0)
+		snprintf(path, sizeof(path), "%d", path_fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
 	do {
-		fifo = open(path, O_WRONLY | O_CLOEXEC);
+		fifo = openat(proc_fds >= 0 ? proc_fds : AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
 	} while (fifo < 0 && errno == EINTR);
 	if (fifo < 0)
 		_exit(1); /* create has returned: `start` finds the init gone */
 	close(path_fd);
+	if (proc_fds >= 0)
+		close(proc_fds);
 	/* a `start` killed right after its open must not kill us with SIGPIPE: the open was
 	 * the go; the program runs (its disposition of SIGPIPE is restored first) */
 	sigaction(SIGPIPE, &ignore, &before);
@@ -1341,6 +1350,10 @@ int main(int argc, char **argv)
 			CHECK(syscall(SYS_close_range, (unsigned)get_int(&op, 0), ~0U, CLOSE_RANGE_CLOEXEC));
 			if (op.nints > 1 && get_int(&op, 1) >= 0)
 				give_stdio((uid_t)get_int(&op, 1));
+			break;
+		case OP_OPEN_PROC_FDS:
+			/* none (no procfs here): the container's is tried at the wait */
+			proc_fds = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 			break;
 		case OP_DUMPABLE:
 			CHECK(prctl(PR_SET_DUMPABLE, (unsigned long)get_int(&op, 0), 0, 0, 0));

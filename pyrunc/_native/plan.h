@@ -78,6 +78,8 @@ enum op_code {
 	                           reading), one byte written, kept (close-on-exec) for the exec
 	                           error */
 	OP_DUMPABLE = 66,    /* ints: 0/1, prctl(PR_SET_DUMPABLE) (the init starts not dumpable) */
+	OP_OPEN_PROC_FDS = 67, /* open /proc/self/fd (O_PATH, close-on-exec) while the host's procfs
+	                          is reachable: OP_WAIT_EXEC_FIFO reopens the fifo through it */
 	OP_MAX
 };
 

@@ -65,7 +65,9 @@ def test_plain(tmp_path):
     # the default namespaces are all made by the clone: nothing left to unshare
     assert cp.clone_flags == _ns("pid") | _ns("network") | _ns("ipc") | _ns("uts") | _ns("mount")
     assert names(ops) == [
-        "loopback_up", "keyring",
+        "loopback_up",
+        "open_proc_fds",                                          # for the wait on the exec fifo
+        "keyring",
         "mount", "private_if_shared", "mount", "root",           # propagation of /, the rootfs bind
         *["mount"] * 8,                                           # the mounts; cgroup: bind + remount ro
         *["mknod"] * 6, *["symlink"] * 4, "symlink",              # devices, /dev links, /dev/ptmx
@@ -74,13 +76,13 @@ def test_plain(tmp_path):
         "hostname", "mount",                                      # root.readonly: remount / ro
         "setsid", "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs", "lookup",
         "ready", "wait_exec_fifo", "exec"]
-    assert ops[1] == ("keyring", (), ("_ses.ctr",))
-    assert ops[2] == ("mount", (O.MS_SLAVE | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
+    assert ops[2] == ("keyring", (), ("_ses.ctr",))
+    assert ops[3] == ("mount", (O.MS_SLAVE | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
                       ("", "/", "", ""))
-    assert ops[4] == ("mount", (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
+    assert ops[5] == ("mount", (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
                       (root, root, "", ""))
-    assert ops[5] == ("root", (), (root,))
-    assert ops[6] == ("mount", (0, P.TARGET_IN_ROOT, P.MKDIR_ORDINARY_DIR, P.SOURCE_LITERAL),
+    assert ops[6] == ("root", (), (root,))
+    assert ops[7] == ("mount", (0, P.TARGET_IN_ROOT, P.MKDIR_ORDINARY_DIR, P.SOURCE_LITERAL),
                       ("proc", "/proc", "proc", ""))
     assert ops[names(ops).index("sync")] == ("sync", (P.SYNC_PLACED,), ())
     assert ops[-3:] == [("ready", (), ()), ("wait_exec_fifo", (EXEC_FIFO_FD,), ()),

@@ -270,6 +270,21 @@ def test_lifecycle_in_xdg_runtime_dir(user):
     assert wait_for(lambda: all(_gone(pid) for pid in pids))
 
 
+def test_seccomp_like_runc(user):
+    """A seccomp profile in a rootless container: loaded (root of the user namespace may,
+    with no_new_privs as runc spec sets it) and the exec fifo still works under it."""
+    _require_runc()
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    bundle = make_bundle(user, ["sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                                            "hostname pyrunc-x || echo refused"],
+                         edit=lambda c: c["linux"].update(seccomp=profile))
+    ours = user.run([user.pyrunc, "run", "s1"], cwd=bundle)
+    theirs = user.run([RUNC, "run", "s1"], cwd=bundle)
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
+    assert "Seccomp:\t2" in ours.stdout and "refused" in ours.stdout
+
+
 def _containers(user: RootlessUser) -> list[str]:
     """The state dirs under the user's default root (not the filter cache)."""
     return [name for name in os.listdir(os.path.join(user.runtime_dir, "pyrunc")) if not name.startswith(".")]

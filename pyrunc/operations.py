@@ -290,7 +290,10 @@ def _start_through_fifo(c: Container) -> None:
             os.close(fifo)
     finally:
         os.close(pidfd)
-    os.unlink(path)  # as runc: a started container has no exec fifo
+    try:
+        os.unlink(path)  # as runc: a started container has no exec fifo
+    except FileNotFoundError:
+        pass
     if not got:
         raise WrongState("cannot start a container that has stopped")
     _raise_exec_error(c, got[1:])

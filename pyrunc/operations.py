@@ -478,6 +478,15 @@ def kill(g: Globals, container_id: str, sig: int, all_processes: bool = False) -
     c = Container.load(g.root, container_id, lock=False)
     if all_processes:
         mgr = c.cgroup_manager()
+        if mgr is not None and not mgr.paths:
+            # rootless without a cgroup it could make: the processes of the container's
+            # pid namespace (runc fails: "lstat : no such file or directory")
+            for pid in _pid_namespace_members(c.pid) if c.init_alive() else ():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            return
         if mgr is not None:
             try:
                 mgr.kill_all(sig)

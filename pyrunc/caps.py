@@ -8,7 +8,7 @@ name missing from this table or one the running kernel does not know (number >
 """
 from __future__ import annotations
 
-from pyrunc.errors import PyruncError
+from pyrunc.errors import UnknownName
 
 # Numbers from linux/capability.h; CAP_CHECKPOINT_RESTORE (40) is the last as of Linux 6.x.
 CAPABILITIES: dict[str, int] = {
@@ -63,20 +63,14 @@ TABLE_LAST_CAP = max(CAPABILITIES.values())
 _last_cap: int | None = None
 
 
-class UnknownCapability(PyruncError, ValueError):
-    """A capability name that is not in the table (also a ValueError for generic callers)."""
-
-    def __init__(self, name: str):
-        super().__init__(f'unknown capability "{name}"')
-        self.name = name
+class UnknownCapability(UnknownName):
+    """A capability name that is not in the table."""
+    what = "capability"
 
 
 def cap_number(name: str) -> int:
     """The number of capability `name` (e.g. "CAP_KILL" -> 5); raises UnknownCapability."""
-    try:
-        return CAPABILITIES[name]
-    except (KeyError, TypeError):
-        raise UnknownCapability(str(name)) from None
+    return UnknownCapability.lookup(CAPABILITIES, name)
 
 
 def last_cap() -> int:

@@ -30,3 +30,21 @@ class WrongState(PyruncError):
 class SpawnError(PyruncError):
     """The native init failed at a named step; the message is e.g.
     `mount /proc on /tmp/b/rootfs/proc: permission denied`."""
+
+
+class UnknownName(PyruncError, ValueError):
+    """A name that is not in one of the runtime's tables (capabilities, rlimits): `what`
+    names the table in the message; also a ValueError for generic callers."""
+    what = "name"
+
+    def __init__(self, name: str):
+        super().__init__(f'unknown {self.what} "{name}"')
+        self.name = name
+
+    @classmethod
+    def lookup(cls, table: dict, name):
+        """table[name], or this error for a name that is not there (or not a string)."""
+        try:
+            return table[name]
+        except (KeyError, TypeError):
+            raise cls(str(name)) from None

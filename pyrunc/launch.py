@@ -57,7 +57,7 @@ class Launch:
         s = self.spec
         host = planner.probe_host(s, cgroup_hierarchies(self.mgr), no_pivot=self.no_pivot,
                                   cgroup_dirs_before_placement=getattr(self.mgr, "dirs_before_join", True))
-        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root)
+        bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root, s.linux.seccomp_profile)
         opts = planner.PlanOptions(
             container_id=self.container.id, env=self._env()[0], exec_fifo_fd=fds["exec_fifo"],
             first_closed_fd=first_closed_fd, console_fd=fds.get("console", -1), no_pivot=self.no_pivot,
@@ -89,9 +89,8 @@ class Launch:
             self.init = InitProcess.spawn(cp.plan, clone_flags=cp.clone_flags, floor=floor, keep=keep,
                                           cgroup=self.mgr.unified_path)
             _fault("launch.spawned")
-            # join at once: the init goes on with its mounts meanwhile and waits only at
-            # its SYNC_PLACED point (cp.wait_placed)
-            self._place(self.init.pid, self.init.placed)
+            _fault("launch.before-placed")
+            place(self.init, self.mgr, self.spec.process.oom_score_adj, fault_point="launch.placed")
         finally:
             os.close(fifo_path_fd)
             for fd in fds.values():
@@ -102,14 +101,6 @@ class Launch:
         if st is None:
             raise SpawnError("container init exited before it was created")
         return self.init.pid, st[2]
-
-    def _place(self, pid: int, in_unified: bool) -> None:
-        _fault("launch.before-placed")
-        self.mgr.join(pid, unified_done=in_unified)
-        _fault("launch.placed")
-        adj = self.spec.process.oom_score_adj
-        if adj is not None:
-            _write_oom_score_adj(pid, adj)
 
     def _overlay_dirs(self):
         from pyrunc.rootfs import overlay_layers
@@ -125,7 +116,7 @@ class Launch:
         linux = self.spec.linux
         pid = self.init.pid
         if sync_id == P.SYNC_PLACED:
-            pass  # _place() ran right after the spawn
+            pass  # place() ran right after the spawn
         elif sync_id == P.SYNC_USERNS:
             ns.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings)
         elif sync_id == P.SYNC_HOOKS:
@@ -159,6 +150,19 @@ class Launch:
 def _as_dicts(hooks) -> list[dict]:
     from pyrunc.record import as_dict as asdict
     return [asdict(h) for h in hooks]
+
+
+def place(proc, mgr, oom_score_adj: int | None, *, fault_point: str) -> None:
+    """The placement step of every container process (create's init, exec's process),
+    right after the spawn: join the container's cgroups (those CLONE_INTO_CGROUP has not
+    joined it to; `mgr` None: the container has none) and set process.oomScoreAdj.  The
+    init goes on meanwhile (with its mounts, for create) and waits only at its
+    SYNC_PLACED point, which its runtime answers once this has returned."""
+    if mgr is not None:
+        mgr.join(proc.pid, unified_done=proc.placed)
+    _fault(fault_point)
+    if oom_score_adj is not None:
+        _write_oom_score_adj(proc.pid, oom_score_adj)
 
 
 def _write_oom_score_adj(pid: int, value: int) -> None:
@@ -204,13 +208,14 @@ def console_above(console_fd: int, console_socket: str, floor: int) -> int:
         s.close()
 
 
-def compile_seccomp(seccomp, state_root: str) -> tuple[bytes | None, int]:
-    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one."""
+def compile_seccomp(seccomp, state_root: str, profile=None) -> tuple[bytes | None, int]:
+    """(BPF program, filter flags) of a linux.seccomp profile, (None, 0) without one.
+    `profile`: the parsed profile when the caller has it (create: the Spec's)."""
     if not seccomp:
         return None, 0
     from pyrunc.seccomp import compile_filter
     from pyrunc.state import cache_dir
-    return compile_filter(seccomp, cache_dir(state_root, "seccomp"))
+    return compile_filter(seccomp, cache_dir(state_root, "seccomp"), profile)
 
 
 def hand_over_listener(seccomp, pidfd: int, fd: int, state: dict) -> None:
@@ -252,16 +257,12 @@ def exec_in(c: Container, process, *, seccomp: dict | None, console_socket: str,
         for fd in fds:
             os.close(fd)
 
-    def on_sync(_sync_id: int) -> None:
-        if cgroup_mgr is not None:
-            cgroup_mgr.join(proc.pid, unified_done=proc.placed)
-        if process.oom_score_adj is not None:
-            _write_oom_score_adj(proc.pid, process.oom_score_adj)
-        _fault("exec.placed")
     def on_listener(pidfd: int, fd: int) -> None:
         hand_over_listener(seccomp, pidfd, fd, c.oci_state())
     try:
-        proc.follow(on_sync, on_listener=on_listener)
+        # the plan's first op waits for this (SYNC_PLACED), the only sync point of exec
+        place(proc, cgroup_mgr, process.oom_score_adj, fault_point="exec.placed")
+        proc.follow(on_listener=on_listener)
     except BaseException:
         proc.kill()
         raise

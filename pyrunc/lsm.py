@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from pyrunc.errors import PyruncError
+from pyrunc.textfile import read_or_none
 
 _LSM_LIST = "/sys/kernel/security/lsm"
 _APPARMOR_PARAMETER = "/sys/module/apparmor/parameters/enabled"
@@ -35,17 +36,9 @@ class LsmError(PyruncError):
     """An LSM profile or label was asked for that pyrunc cannot apply."""
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def active_lsms() -> list[str]:
     """The LSMs the kernel runs (securityfs' list; [] when securityfs is not mounted)."""
-    text = _read(_LSM_LIST)
+    text = read_or_none(_LSM_LIST)
     return [name for name in (text or "").strip().split(",") if name]
 
 
@@ -53,19 +46,19 @@ def apparmor_enabled() -> bool:
     """As runc's apparmor.IsEnabled: the module says Y (or securityfs lists it)."""
     if "apparmor" in active_lsms():
         return True
-    return (_read(_APPARMOR_PARAMETER) or "").startswith("Y")
+    return (read_or_none(_APPARMOR_PARAMETER) or "").startswith("Y")
 
 
 def selinux_enabled() -> bool:
     """SELinux is active: listed by securityfs, or selinuxfs is mounted where it lives."""
     if "selinux" in active_lsms():
         return True
-    return _read(_SELINUX_ENFORCE) is not None
+    return read_or_none(_SELINUX_ENFORCE) is not None
 
 
 def _apparmor_loaded(profile: str) -> bool | None:
     """Whether the kernel has `profile` loaded; None when securityfs can't tell."""
-    text = _read(_APPARMOR_PROFILES)
+    text = read_or_none(_APPARMOR_PROFILES)
     if text is None:
         return None
     # lines: "<name> (<mode>)"; names may contain spaces

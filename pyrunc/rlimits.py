@@ -2,7 +2,7 @@
 the same on every architecture Linux supports except the historic alpha/mips/sparc ones)."""
 from __future__ import annotations
 
-from pyrunc.errors import PyruncError
+from pyrunc.errors import UnknownName
 
 RLIMITS: dict[str, int] = {
     "RLIMIT_CPU": 0,
@@ -27,17 +27,11 @@ RLIMITS: dict[str, int] = {
 RLIM_INFINITY = (1 << 64) - 1
 
 
-class UnknownRlimit(PyruncError, ValueError):
-    """An rlimit type that is not in the table (also a ValueError for generic callers)."""
-
-    def __init__(self, name: str):
-        super().__init__(f'unknown rlimit "{name}"')
-        self.name = name
+class UnknownRlimit(UnknownName):
+    """An rlimit type that is not in the table."""
+    what = "rlimit"
 
 
 def rlimit_number(name: str) -> int:
     """The resource number of `name` (e.g. "RLIMIT_NOFILE" -> 7); raises UnknownRlimit."""
-    try:
-        return RLIMITS[name]
-    except (KeyError, TypeError):
-        raise UnknownRlimit(str(name)) from None
+    return UnknownRlimit.lookup(RLIMITS, name)

@@ -276,17 +276,15 @@ static void mkdir_in_root_depth(const char *path, int last_is_file, int depth)
 	close(dirfd);
 }
 
-static void proc_fd_path(char *out, size_t n, int fd)
+/* out = prefix followed by v in decimal (no printf in this static init) */
+static void numbered_path(char *out, size_t n, const char *prefix, unsigned v)
 {
-	/* /proc/self/fd/N: the kernel resolves the magic link to the very object we opened */
 	char digits[16];
 	int i = 0;
-	unsigned v = (unsigned)fd;
 	do {
 		digits[i++] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	const char *prefix = "/proc/self/fd/";
 	size_t pl = strlen(prefix);
 	if (pl + (size_t)i + 1 > n)
 		fail(ENAMETOOLONG);
@@ -294,6 +292,12 @@ static void proc_fd_path(char *out, size_t n, int fd)
 	for (int j = 0; j < i; j++)
 		out[pl + j] = digits[i - 1 - j];
 	out[pl + i] = '\0';
+}
+
+static void proc_fd_path(char *out, size_t n, int fd)
+{
+	/* /proc/self/fd/N: the kernel resolves the magic link to the very object we opened */
+	numbered_path(out, n, "/proc/self/fd/", (unsigned)fd);
 }
 
 /* Flags the kernel locks on a mount seen from a less privileged user namespace: a
@@ -479,30 +483,38 @@ static void op_private_if_shared(const struct op *op)
 		CHECK(mount(NULL, op->strs[1], NULL, MS_PRIVATE, NULL));
 }
 
-static void op_mknod(const struct op *op)
+/* The directory of `path` opened inside the root (made first when `create`); *name is
+ * path's last component, to create relative to the returned fd. */
+static int open_parent_in_root(const char *path, const char **name, int create)
 {
-	const char *path = op->strs[0];
-	mode_t mode = (mode_t)get_int(op, 0);
-	dev_t dev = (dev_t)get_int(op, 1);
-	/* create the parent inside the root, then the node relative to the parent fd */
 	char parent[4096];
 	size_t len = strlen(path);
 	if (len >= sizeof(parent))
 		fail(ENAMETOOLONG);
 	memcpy(parent, path, len + 1);
 	char *slash = strrchr(parent, '/');
-	const char *name = path;
+	*name = path;
 	if (slash) {
 		*slash = '\0';
-		name = path + (slash - parent) + 1;
+		*name = path + (slash - parent) + 1;
 	} else {
 		parent[0] = '\0';
 	}
-	if (parent[0])
+	if (create && parent[0])
 		mkdir_in_root(parent, 0);
 	int dfd = openat2_in_root(parent[0] ? parent : "/", O_PATH | O_DIRECTORY, 0);
 	if (dfd < 0)
 		fail(errno);
+	return dfd;
+}
+
+static void op_mknod(const struct op *op)
+{
+	mode_t mode = (mode_t)get_int(op, 0);
+	dev_t dev = (dev_t)get_int(op, 1);
+	/* create the parent inside the root, then the node relative to the parent fd */
+	const char *name;
+	int dfd = open_parent_in_root(op->strs[0], &name, 1);
 	/* an existing entry (the image's own node, or a planted symlink) is left alone, as
 	 * runc does; mknodat never follows a symlink */
 	if (mknodat(dfd, name, mode, dev) < 0) {
@@ -516,23 +528,24 @@ static void op_mknod(const struct op *op)
 
 static void op_symlink(const struct op *op)
 {
-	const char *path = op->strs[1];
-	char parent[4096];
-	size_t len = strlen(path);
-	if (len >= sizeof(parent))
-		fail(ENAMETOOLONG);
-	memcpy(parent, path, len + 1);
-	char *slash = strrchr(parent, '/');
-	if (!slash)
+	if (!strchr(op->strs[1], '/'))
 		fail(EINVAL);
-	*slash = '\0';
-	const char *name = path + (slash - parent) + 1;
-	int dfd = openat2_in_root(parent[0] ? parent : "/", O_PATH | O_DIRECTORY, 0);
-	if (dfd < 0)
-		fail(errno);
+	const char *name;
+	int dfd = open_parent_in_root(op->strs[1], &name, 0);
 	if (symlinkat(op->strs[0], dfd, name) < 0 && errno != EEXIST)
 		fail(errno);
 	close(dfd);
+}
+
+/* The directory the ops that resolve "in the root" start from: the rootfs before the
+ * change of root, "/" after it. */
+static void set_root(const char *path)
+{
+	if (root_fd >= 0)
+		close(root_fd);
+	root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		fail(errno);
 }
 
 static void op_pivot_root(void)
@@ -550,10 +563,7 @@ static void op_pivot_root(void)
 	CHECK(mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL));
 	CHECK(umount2(".", MNT_DETACH));
 	CHECK(chdir("/"));
-	close(root_fd);
-	root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
-		fail(errno);
+	set_root("/");
 }
 
 static void op_move_root(void)
@@ -562,10 +572,7 @@ static void op_move_root(void)
 	CHECK(mount(".", "/", NULL, MS_MOVE, NULL));
 	CHECK(chroot("."));
 	CHECK(chdir("/"));
-	close(root_fd);
-	root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
-		fail(errno);
+	set_root("/");
 }
 
 /* /dev/null inside the container, checked to be the real char device 1:3 so a
@@ -850,19 +857,7 @@ static void op_console(const struct op *op)
 		CHECK(ioctl(master, TIOCSWINSZ, &ws));
 	}
 	/* the slave's path in this devpts instance */
-	memcpy(slave_path, "/dev/pts/", 9);
-	{
-		char digits[16];
-		int i = 0;
-		unsigned v = (unsigned)ptn;
-		do {
-			digits[i++] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v);
-		for (int j = 0; j < i; j++)
-			slave_path[9 + j] = digits[i - 1 - j];
-		slave_path[9 + i] = '\0';
-	}
+	numbered_path(slave_path, sizeof(slave_path), "/dev/pts/", (unsigned)ptn);
 	int slave = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		fail(errno);
@@ -1283,11 +1278,7 @@ int main(int argc, char **argv)
 			op_write_file(&op);
 			break;
 		case OP_ROOT:
-			if (root_fd >= 0)
-				close(root_fd);
-			root_fd = open(op.strs[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
-			if (root_fd < 0)
-				fail(errno);
+			set_root(op.strs[0]);
 			break;
 		case OP_MOUNT:
 			op_mount(&op);

@@ -11,16 +11,9 @@ from __future__ import annotations
 import os
 
 from pyrunc.cgroups._paths import UNIFIED_KEY
+from pyrunc.textfile import read_or_none as read  # the controllers' tolerant read
 
 NS_PER_USEC = 1000
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def read_int(path: str) -> int:

@@ -30,12 +30,14 @@ FLAG_WAIT_KILLABLE_RECV = 1 << 5
 CACHE_FORMAT = 1
 
 
-def compile_filter(seccomp: dict, cache_dir: str | None) -> tuple[bytes | None, int]:
+def compile_filter(seccomp: dict, cache_dir: str | None, profile=None) -> tuple[bytes | None, int]:
     """Compile the raw `linux.seccomp` object; raise ConfigError naming the field.
 
     With `cache_dir`, a program compiled before for the same profile, kernel and
     libseccomp file is read back instead (see pyrunc.seccomp.cache).  Syscall names
     libseccomp does not know are skipped and logged at debug level, as runc does.
+    `profile`: `seccomp` already parsed (spec.parse's `Linux.seccomp_profile`), compiled
+    on a miss instead of parsing the object again.
     """
     if isinstance(seccomp, dict) and not seccomp.get("defaultAction") and not seccomp.get("syscalls"):
         return None, 0  # runc: no default action and no syscalls means no filter
@@ -49,8 +51,10 @@ def compile_filter(seccomp: dict, cache_dir: str | None) -> tuple[bytes | None, 
             return entry.bpf, entry.flags
 
     from pyrunc.seccomp.compiler import compile_profile
-    from pyrunc.seccomp.profile import parse
-    compiled = compile_profile(parse(seccomp))
+    if profile is None:
+        from pyrunc.seccomp.profile import parse
+        profile = parse(seccomp)
+    compiled = compile_profile(profile)
     _log_unknown(compiled.unknown_syscalls)
     if key is not None:
         cache.store(cache_dir, key, compiled)

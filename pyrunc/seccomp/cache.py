@@ -39,18 +39,9 @@ def key(seccomp: dict, cache_format: int) -> str:
     uname = os.uname()
     # the listener's address and metadata don't change the program
     program = {k: v for k, v in seccomp.items() if k not in ("listenerPath", "listenerMetadata")}
-    canonical = fastjson.dumps(_sorted(program))
+    canonical = fastjson.canonical(program)
     prefix = f"pyrunc-seccomp\0{cache_format}\0{uname.machine}\0{uname.release}\0"
     return sha256((prefix + canonical).encode()).hexdigest()
-
-
-def _sorted(value):
-    """Dict keys sorted at every level: a canonical form to hash."""
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
 
 
 def _file_identity(path: str) -> list[int] | None:

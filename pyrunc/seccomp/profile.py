@@ -12,7 +12,7 @@ if False:  # annotations only: importing typing costs ~3 ms on the create path
     from typing import Any, NoReturn
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec.jsontype import wrong_type
+from pyrunc.spec.jsontype import Reader
 from pyrunc import seccomp as _package
 from pyrunc.seccomp import FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_WAIT_KILLABLE_RECV
 
@@ -139,34 +139,40 @@ class Profile:
         return self.default_action in (ACT_ALLOW, ACT_LOG) or (self.default_action & 0xFFFF0000) == ACT_TRACE
 
 
-def fail(path: str, message: str) -> NoReturn:
-    raise ConfigError(f"{WHERE}{path}: {message}")
+class _Profile(Reader):
+    """linux.seccomp errors: "config.json: linux.seccomp<path>: <problem>" (paths here
+    are relative: ".syscalls[3].action").  Strings are taken as written (nul_ok): a
+    syscall name is libseccomp's to know or not."""
+    __slots__ = ()
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        raise ConfigError(f"{WHERE}{path}: {message}")
 
 
-def _expect(value: Any, kind: type, path: str, expected: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        fail(path, wrong_type(expected, value))
-    return value
+_READER = _Profile()
+fail = _READER.fail
+
+
+def _string(value: Any, path: str) -> str:
+    return _READER.string(value, path, nul_ok=True)
+
+
+def _strings(value: Any, path: str) -> list[str]:
+    return _READER.string_list(value, path, nul_ok=True)
 
 
 def _uint(value: Any, path: str, maximum: int) -> int:
-    _expect(value, int, path, "an unsigned integer")
+    """An integer in [0, maximum], in this section's words (pinned by
+    tests/unit/test_seccomp_compile.py: "expected an unsigned integer", "(0 to N)")."""
+    if type(value) is not int:
+        _READER.wrong_type(path, "an unsigned integer", value)
     if not 0 <= value <= maximum:
         fail(path, f"{value} is out of range (0 to {maximum})")
     return value
 
 
-def _strings(value: Any, path: str) -> list[str]:
-    _expect(value, list, path, "an array")
-    # one pass over the (often hundreds of) names; the per-item walk only to name the bad one
-    if not set(map(type, value)) <= {str}:
-        for i, item in enumerate(value):
-            _expect(item, str, f"{path}[{i}]", "a string")
-    return value
-
-
 def _action(name: Any, errno_ret: Any, path: str, errno_path: str) -> int:
-    _expect(name, str, path, "a string")
+    name = _string(name, path)
     if name not in ACTIONS:
         fail(path, f'unknown action "{name}"')
     action = ACTIONS[name]
@@ -180,7 +186,7 @@ def _action(name: Any, errno_ret: Any, path: str, errno_path: str) -> int:
 
 def parse(raw: Any) -> Profile:
     """Validate `raw` (the `linux.seccomp` object) into a Profile; raise ConfigError."""
-    _expect(raw, dict, "", "an object")
+    raw = _READER.obj(raw, "")
     if raw.get("defaultAction") is None:
         fail(".defaultAction", "required field is missing")
     default = _action(raw["defaultAction"], raw.get("defaultErrnoRet"), ".defaultAction", ".defaultErrnoRet")
@@ -204,16 +210,13 @@ def parse(raw: Any) -> Profile:
             flags |= FLAGS[name]
             flag_paths.setdefault(FLAGS[name], f".flags[{i}]")
 
-    listener_path = raw.get("listenerPath")
-    listener_path = "" if listener_path is None else _expect(listener_path, str, ".listenerPath", "a string")
-    metadata = raw.get("listenerMetadata")
-    metadata = "" if metadata is None else _expect(metadata, str, ".listenerMetadata", "a string")
+    listener_path = _string(raw.get("listenerPath"), ".listenerPath")
+    metadata = _string(raw.get("listenerMetadata"), ".listenerMetadata")
 
     rules: list[Rule] = []
-    syscalls = raw.get("syscalls")
-    for i, item in enumerate([] if syscalls is None else _expect(syscalls, list, ".syscalls", "an array")):
+    for i, item in enumerate(_READER.array(raw.get("syscalls"), ".syscalls")):
         path = f".syscalls[{i}]"
-        _expect(item, dict, path, "an object")
+        item = _READER.obj(item, path)
         if item.get("names") is None:
             fail(f"{path}.names", "required field is missing")
         names = _strings(item["names"], f"{path}.names")
@@ -227,14 +230,13 @@ def parse(raw: Any) -> Profile:
                 if name in NOTIFY_FORBIDDEN:
                     fail(f"{path}.names[{j}]", f"SCMP_ACT_NOTIFY cannot be used for the {name} syscall")
         args: list[Arg] = []
-        raw_args = item.get("args")
-        for k, arg in enumerate([] if raw_args is None else _expect(raw_args, list, f"{path}.args", "an array")):
+        for k, arg in enumerate(_READER.array(item.get("args"), f"{path}.args")):
             arg_path = f"{path}.args[{k}]"
-            _expect(arg, dict, arg_path, "an object")
+            arg = _READER.obj(arg, arg_path)
             for required in ("index", "value", "op"):
                 if arg.get(required) is None:
                     fail(f"{arg_path}.{required}", "required field is missing")
-            op = _expect(arg["op"], str, f"{arg_path}.op", "a string")
+            op = _string(arg["op"], f"{arg_path}.op")
             if op not in OPERATORS:
                 fail(f"{arg_path}.op", f'unknown operator "{op}"')
             value_two = arg.get("valueTwo")

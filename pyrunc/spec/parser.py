@@ -22,7 +22,7 @@ if False:  # annotations only: importing typing costs ~3 ms on the create path
     from typing import Any, NoReturn, Optional
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec.jsontype import wrong_type as _wrong_type
+from pyrunc.spec.jsontype import Reader
 from pyrunc.ns import KINDS
 from pyrunc.spec.model import (
     Capabilities,
@@ -102,8 +102,9 @@ def _at(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-class _Parser:
-    """Holds the message prefix ("config.json: ") and collects warnings."""
+class _Parser(Reader):
+    """The config's sections over the JSON type checks of `Reader`; holds the message
+    prefix ("config.json: ") and collects warnings."""
 
     __slots__ = ("prefix", "warnings")
 
@@ -111,91 +112,39 @@ class _Parser:
         self.prefix = prefix
         self.warnings: list[str] = []
 
-    # -- errors ---------------------------------------------------------------------------
-
     def fail(self, path: str, message: str) -> NoReturn:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{self.prefix}{where}{message}")
 
-    def wrong_type(self, path: str, expected: str, value: Any) -> NoReturn:
-        self.fail(path, _wrong_type(expected, value))
-
-    def missing(self, path: str) -> NoReturn:
-        self.fail(path, "required field is missing")
-
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{self.prefix}{path}: {message}")
 
-    # -- JSON types -----------------------------------------------------------------------
+    def typed_items(self, raw: Any, path: str, known, what: str):
+        """The objects of an array keyed by their "type", each of a `known` type and none
+        twice (process.rlimits, linux.namespaces): (item, its path, its type) in order."""
+        seen: set[str] = set()
+        for i, item in enumerate(self.array(raw, path)):
+            item_path = f"{path}[{i}]"
+            item = self.obj(item, item_path)
+            type_path = _at(item_path, "type")
+            kind = self.req_string(item.get("type"), type_path)
+            if kind not in known:
+                self.fail(type_path, f'unknown {what} "{kind}"')
+            if kind in seen:
+                self.fail(type_path, f'duplicate {what} "{kind}"')
+            seen.add(kind)
+            yield item, item_path, kind
 
-    def obj(self, value: Any, path: str) -> dict:
-        """An object; null or absent is {}."""
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.wrong_type(path, "an object", value)
-        return value
-
-    def array(self, value: Any, path: str) -> list:
-        """An array; null or absent is []."""
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.wrong_type(path, "an array", value)
-        return value
-
-    def string(self, value: Any, path: str, *, nul_ok: bool = False) -> str:
-        """A string; null or absent is "". NUL bytes are refused unless `nul_ok`: these
-        strings end up as C strings (paths, argv, env) where NUL would silently truncate."""
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            self.wrong_type(path, "a string", value)
-        if not nul_ok and "\0" in value:
-            self.fail(path, "must not contain a NUL byte")
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool:
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            self.wrong_type(path, "a boolean", value)
-        return value
-
-    def integer(self, value: Any, path: str, low: int, high: int) -> int:
-        """An integer within [low, high]; the caller handles null/absent."""
-        # bool is an int subclass in Python but not a number in JSON.
-        if type(value) is not int:
-            self.wrong_type(path, "an integer", value)
-        if not low <= value <= high:
-            self.fail(path, f"{value} is out of range [{low}, {high}]")
-        return value
-
-    def opt_integer(self, value: Any, path: str, low: int, high: int) -> Optional[int]:
-        return None if value is None else self.integer(value, path, low, high)
-
-    def req_integer(self, value: Any, path: str, low: int, high: int) -> int:
-        if value is None:
-            self.missing(path)
-        return self.integer(value, path, low, high)
-
-    def string_list(self, value: Any, path: str) -> list[str]:
-        items = self.array(value, path)
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                self.wrong_type(f"{path}[{i}]", "a string", item)
-            if "\0" in item:
-                self.fail(f"{path}[{i}]", "must not contain a NUL byte")
-        return list(items)
-
-    def string_map(self, value: Any, path: str, *, nul_ok: bool = False) -> dict[str, str]:
-        mapping = self.obj(value, path)
-        for key, item in mapping.items():
-            if not isinstance(item, str):
-                self.wrong_type(f'{path}["{key}"]', "a string", item)
-            if not nul_ok and "\0" in item:
-                self.fail(f'{path}["{key}"]', "must not contain a NUL byte")
-        return dict(mapping)
+    def container_path(self, value: Any, path: str) -> str:
+        """A required path inside the container (a mount's destination, a device node).
+        runc 1.1 takes a relative one from the container's / (securejoin): say so and
+        normalise it."""
+        container_path = self.req_string(value, path)
+        if not container_path.startswith("/"):
+            absolute = os.path.normpath("/" + container_path)
+            self.warn(path, f'"{container_path}" is not absolute, taken as "{absolute}"')
+            container_path = absolute
+        return container_path
 
     # -- sections -------------------------------------------------------------------------
 
@@ -220,9 +169,7 @@ class _Parser:
             self.fail(args_path, "must not be empty")
 
         cwd_path = _at(path, "cwd")
-        cwd = self.string(raw.get("cwd"), cwd_path)
-        if not cwd:
-            self.missing(cwd_path)
+        cwd = self.req_string(raw.get("cwd"), cwd_path)
         if not cwd.startswith("/"):
             self.fail(cwd_path, f'"{cwd}" is not an absolute path')
 
@@ -298,19 +245,7 @@ class _Parser:
         from pyrunc.rlimits import RLIMITS
 
         limits = []
-        seen: set[str] = set()
-        for i, item in enumerate(self.array(raw, path)):
-            item_path = f"{path}[{i}]"
-            item = self.obj(item, item_path)
-            type_path = _at(item_path, "type")
-            rtype = self.string(item.get("type"), type_path)
-            if not rtype:
-                self.missing(type_path)
-            if rtype not in RLIMITS:
-                self.fail(type_path, f'unknown rlimit "{rtype}"')
-            if rtype in seen:
-                self.fail(type_path, f'duplicate rlimit "{rtype}"')
-            seen.add(rtype)
+        for item, item_path, rtype in self.typed_items(raw, path, RLIMITS, "rlimit"):
             soft = self.req_integer(item.get("soft"), _at(item_path, "soft"), 0, UINT64_MAX)
             hard = self.req_integer(item.get("hard"), _at(item_path, "hard"), 0, UINT64_MAX)
             if soft > hard:
@@ -323,15 +258,7 @@ class _Parser:
         for i, item in enumerate(self.array(raw, path)):
             item_path = f"{path}[{i}]"
             item = self.obj(item, item_path)
-            dest_path = _at(item_path, "destination")
-            destination = self.string(item.get("destination"), dest_path)
-            if not destination:
-                self.missing(dest_path)
-            if not destination.startswith("/"):
-                # runc 1.1 warns and mounts it relative to the container's / (securejoin).
-                absolute = os.path.normpath("/" + destination)
-                self.warn(dest_path, f'"{destination}" is not absolute, taken as "{absolute}"')
-                destination = absolute
+            destination = self.container_path(item.get("destination"), _at(item_path, "destination"))
             mount_type = self.string(item.get("type"), _at(item_path, "type"))
             source = self.string(item.get("source"), _at(item_path, "source"))
             options = self.string_list(item.get("options"), _at(item_path, "options"))
@@ -353,9 +280,7 @@ class _Parser:
                 item_path = f"{kind_path}[{i}]"
                 item = self.obj(item, item_path)
                 hook_path = _at(item_path, "path")
-                executable = self.string(item.get("path"), hook_path)
-                if not executable:
-                    self.missing(hook_path)
+                executable = self.req_string(item.get("path"), hook_path)
                 if not executable.startswith("/"):
                     self.fail(hook_path, f'"{executable}" is not an absolute path')
                 timeout_path = _at(item_path, "timeout")
@@ -379,19 +304,8 @@ class _Parser:
         linux = Linux()
 
         ns_path = _at(path, "namespaces")
-        seen: set[str] = set()
-        for i, item in enumerate(self.array(raw.get("namespaces"), ns_path)):
-            item_path = f"{ns_path}[{i}]"
-            item = self.obj(item, item_path)
-            type_path = _at(item_path, "type")
-            ns_type = self.string(item.get("type"), type_path)
-            if not ns_type:
-                self.missing(type_path)
-            if ns_type not in NAMESPACE_TYPES:
-                self.fail(type_path, f'unknown namespace type "{ns_type}"')
-            if ns_type in seen:
-                self.fail(type_path, f'duplicate namespace type "{ns_type}"')
-            seen.add(ns_type)
+        for item, item_path, ns_type in self.typed_items(raw.get("namespaces"), ns_path, NAMESPACE_TYPES,
+                                                         "namespace type"):
             ns_file = self.string(item.get("path"), _at(item_path, "path"))
             if ns_file and not ns_file.startswith("/"):
                 self.fail(_at(item_path, "path"), f'"{ns_file}" is not an absolute path')
@@ -495,20 +409,10 @@ class _Parser:
     def device(self, raw: Any, path: str) -> Device:
         raw = self.obj(raw, path)
         type_path = _at(path, "type")
-        dev_type = self.string(raw.get("type"), type_path)
-        if not dev_type:
-            self.missing(type_path)
+        dev_type = self.req_string(raw.get("type"), type_path)
         if dev_type not in DEVICE_TYPES:
             self.fail(type_path, f'invalid device type "{dev_type}" (expected c, b, u or p)')
-        node_path = _at(path, "path")
-        node = self.string(raw.get("path"), node_path)
-        if not node:
-            self.missing(node_path)
-        if not node.startswith("/"):
-            # runc joins it to the rootfs like an absolute one; say so and normalise.
-            absolute = os.path.normpath("/" + node)
-            self.warn(node_path, f'"{node}" is not absolute, taken as "{absolute}"')
-            node = absolute
+        node = self.container_path(raw.get("path"), _at(path, "path"))
         if dev_type == "p":
             # A fifo has no device number; the spec lets major/minor be omitted.
             major = self.opt_integer(raw.get("major"), _at(path, "major"), INT64_MIN, INT64_MAX) or 0

@@ -317,6 +317,19 @@ def test_oom_score_adj(bundle, pyrunc_cmd, container_id):
     assert run_ok(pyrunc_cmd, b, container_id) == f"{wanted}\n"
 
 
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_exec_gets_the_containers_oom_score_adj(runtime, request, bundle, container_id):
+    """exec's process is placed as the init is (one placement step): runc writes the
+    container's oomScoreAdj for it too."""
+    cmd = request.getfixturevalue(f"{runtime}_cmd")
+    current = int(Path("/proc/self/oom_score_adj").read_text())
+    wanted = min(max(current, 500) + 1, 1000)  # raising needs no privilege, lowering might
+    b = bundle(lambda c: c["process"].update(oomScoreAdj=wanted), args=["sleep", "60"])
+    cmd("run", "-d", "-b", str(b), container_id, check=True)
+    result = cmd("exec", container_id, "cat", "/proc/self/oom_score_adj", check=True)
+    assert result.stdout == f"{wanted}\n"
+
+
 def test_oom_score_adj_absent_is_inherited(bundle, pyrunc_cmd, container_id):
     current = int(Path("/proc/self/oom_score_adj").read_text())
     b = bundle(args=["cat", "/proc/self/oom_score_adj"])

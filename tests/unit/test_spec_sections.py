@@ -96,6 +96,26 @@ def test_one_type_vocabulary_across_validators(bundle):
                m.endswith(": expected an unsigned integer, got a string") for m in messages), messages
 
 
+@pytest.mark.parametrize("keys, value, message", [
+    (["process", "rlimits"], [None], "process.rlimits[0].type: required field is missing"),
+    (["linux", "resources", "devices"], [None], "linux.resources.devices[0].allow: required field is missing"),
+    (["linux", "seccomp"], {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [None]},
+     "linux.seccomp.syscalls[0].names: required field is missing"),
+    (["linux", "seccomp"], {"defaultAction": "SCMP_ACT_ALLOW",
+                            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [None]}]},
+     "linux.seccomp.syscalls[0].args[0].index: required field is missing"),
+])
+def test_null_is_absent_in_every_validator(bundle, keys, value, message):
+    """One implementation of the JSON type checks (pyrunc.spec.jsontype.Reader): a null
+    array item is the empty object (Go's zero value) in the spec parser, the cgroup
+    controllers and the seccomp profile alike, so its first required field is named."""
+    config = config_for(bundle)
+    set_path(config, keys, value)
+    with pytest.raises(ConfigError) as info:
+        spec_api.parse(config, str(bundle))
+    assert str(info.value) == f"config.json: {message}"
+
+
 def test_load_reads_config_once(bundle, monkeypatch):
     """After load returns, nothing reads config.json again: remove it and use the spec."""
     (bundle / "config.json").write_text(json.dumps(config_for(bundle)))

@@ -1,7 +1,7 @@
-"""What every controller module shares: the linux.resources validation helpers (in the
-config's one vocabulary, pyrunc.spec.jsontype: "<field>: expected an integer, got a
-string"), the Write a translation produces, the Probe a translation may ask about the
-host, and runc's update merge of one section.
+"""What every controller module shares: the linux.resources validation helpers (the
+config's one vocabulary and type checks, pyrunc.spec.jsontype.Reader: "<field>: expected
+an integer, got a string"), the Write a translation produces, the Probe a translation
+may ask about the host, and runc's update merge of one section.
 
 Pure: no file access here (the Probe is implemented on real directories by
 pyrunc.cgroups._resources and by a dict in the unit tests)."""
@@ -9,7 +9,7 @@ pyrunc.cgroups._resources and by a dict in the unit tests)."""
 from __future__ import annotations
 
 from pyrunc.cgroups._paths import CgroupError
-from pyrunc.spec.jsontype import wrong_type
+from pyrunc.spec.jsontype import Reader
 
 FIELD = "linux.resources"
 
@@ -21,56 +21,35 @@ INT64_MAX = (1 << 63) - 1
 
 # ------------------------------------------------------------------------- validation
 
-def fail(path: str, msg: str) -> None:
-    raise CgroupError(f"{path}: {msg}")
+class _Resources(Reader):
+    """linux.resources errors: a CgroupError "<field>: <problem>" (spec.parse prefixes
+    "config.json: "; `pyrunc update` reports it as it is)."""
+    __slots__ = ()
+
+    def fail(self, path: str, message: str) -> None:
+        raise CgroupError(f"{path}: {message}")
 
 
-def obj(value, path: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        fail(path, wrong_type("an object", value))
-    return value
-
-
-def array(value, path: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        fail(path, wrong_type("an array", value))
-    return value
+_READER = _Resources()
+fail = _READER.fail
+obj = _READER.obj
+array = _READER.array
+boolean = _READER.boolean
 
 
 def integer(value, path: str, lo: int, hi: int) -> int:
     """An integer in [lo, hi]; absent or null is 0 (runc's "not set")."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(path, wrong_type("an integer", value))
-    if not lo <= value <= hi:
-        fail(path, f"{value} is out of range [{lo}, {hi}]")
-    return value
+    return 0 if value is None else _READER.integer(value, path, lo, hi)
+
+
+def string(value, path: str) -> str:
+    """A string; absent or null is "" (written to cgroupfs as it is: NUL not refused here)."""
+    return _READER.string(value, path, nul_ok=True)
 
 
 def integers(section: dict, path: str, ranges: dict[str, tuple[int, int]]) -> dict[str, int]:
     """integer() of each field named in `ranges` (field -> (lo, hi)) of `section`."""
     return {key: integer(section.get(key), f"{path}.{key}", lo, hi) for key, (lo, hi) in ranges.items()}
-
-
-def boolean(value, path: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        fail(path, wrong_type("a boolean", value))
-    return value
-
-
-def string(value, path: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        fail(path, wrong_type("a string", value))
-    return value
 
 
 # Plain string checks, not `re`: importing it costs ~5 ms on every create.

@@ -21,6 +21,10 @@ APT_PACKAGES+=(python3-venv)
 # The engines tests/engines starts with pyrunc as their runtime (runc stays their default):
 # containerd (ctr + containerd-shim-runc-v2), docker, podman with conmon.
 APT_PACKAGES+=(containerd docker.io podman conmon)
+# tests/integration/test_rootless.py runs rootless podman as a user it creates: newuidmap
+# and newgidmap map that user's /etc/subuid and /etc/subgid ranges (pyrunc runs them too
+# for a rootless config that maps more than the user's own id).
+APT_PACKAGES+=(uidmap)
 # tests/cri runs pods through containerd's CRI plugin: CNI plugins (bridge, host-local,
 # loopback) for the pod network, catatonit as the static init of the sandbox (pause) image,
 # iproute2 for the private network namespace containerd runs in.

@@ -89,7 +89,7 @@ def _run_one(hook: dict, state_json: bytes, ns_pid: int, cwd: str, default_env: 
         # the filter without a listener of its own: a notified call gets ENOSYS
         process_ops(cp, process, last_cap=last_cap(), seccomp_bpf=bpf,
                     seccomp_flags=flags & ~(FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH),
-                    first_closed_fd=3, start_fds=None, env=process.env if env is None else env,
+                    first_closed_fd=3, exec_fifo_fd=None, env=process.env if env is None else env,
                     program=path, home=env is None)
     else:
         plan.close_fds(3, None, what="close file descriptors")

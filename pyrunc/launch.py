@@ -8,7 +8,7 @@ import os
 from pyrunc import plan as P
 from pyrunc.errors import PyruncError, SpawnError
 from pyrunc.faults import point as _fault
-from pyrunc.state import Container, proc_stat
+from pyrunc.state import EXEC_FIFO, Container, proc_stat
 
 
 def cgroup_hierarchies(mgr):
@@ -59,7 +59,7 @@ class Launch:
                                   cgroup_dirs_before_placement=getattr(self.mgr, "dirs_before_join", True))
         bpf, flags = compile_seccomp(s.linux.seccomp, self.container.root, s.linux.seccomp_profile)
         opts = planner.PlanOptions(
-            container_id=self.container.id, env=self._env()[0], start_fds=(fds["start"], fds["start_peer"]),
+            container_id=self.container.id, env=self._env()[0], exec_fifo_fd=fds["exec_fifo"],
             first_closed_fd=first_closed_fd, console_fd=fds.get("console", -1), no_pivot=self.no_pivot,
             no_new_keyring=self.no_new_keyring, overlay_dirs=overlay_dirs, seccomp_bpf=bpf, seccomp_flags=flags)
         return planner.container_plan(s, host, opts)
@@ -72,13 +72,14 @@ class Launch:
         keep_low = self.preserve_fds + listen_fds
         floor = 3 + keep_low
         fds: dict[str, int] = {}
-        from pyrunc import unixsock
-        # the start socket: the init waits on one end; `start` copies the other out of
-        # the init (pidfd_getfd) and writes the go byte (see operations.start)
-        start_end, start_peer = unixsock.socketpair(unixsock.SEQPACKET)
+        # the exec fifo: the init waits for `start` by opening it for writing (see
+        # operations.start); it gets an O_PATH fd, which opens nothing yet
+        fifo = self.container.path(EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # whatever the umask: the container's user writes it
+        fifo_path_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         try:
-            fds["start"] = dup_above(start_end.fileno(), floor)
-            fds["start_peer"] = dup_above(start_peer.fileno(), floor)
+            fds["exec_fifo"] = dup_above(fifo_path_fd, floor)
             console = console_above(self.console_fd, self.console_socket, floor)
             if console >= 0:
                 fds["console"] = console
@@ -95,11 +96,9 @@ class Launch:
                 from pyrunc import intelrdt
                 intelrdt.apply(self.container.state.intel_rdt, self.spec.linux.intel_rdt, self.init.pid)
         finally:
-            start_end.close()
-            start_peer.close()
+            os.close(fifo_path_fd)
             for fd in fds.values():
                 os.close(fd)
-        self.container.state.start_fd = fds["start_peer"]
         self.init.follow(self._on_sync, until_ready=True, on_listener=self._on_listener)
         _fault("launch.ready")
         st = proc_stat(self.init.pid)

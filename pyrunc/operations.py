@@ -5,22 +5,36 @@ from __future__ import annotations
 import os
 from pyrunc.errors import ContainerNotExist, PyruncError, SpawnError, WrongState
 from pyrunc.faults import point as _fault
-from pyrunc.state import Container
+from pyrunc.state import EXEC_FIFO, Container
 
 
 class Globals:
     """runc's global flags (a plain class: importing dataclasses costs ~7 ms on every
     state/kill/delete)."""
-    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup", "criu")
+    __slots__ = ("root", "log_path", "log_format", "debug", "systemd_cgroup", "criu", "rootless")
 
     def __init__(self, root: str = "/run/pyrunc", log_path: str = "", log_format: str = "text",
-                 debug: bool = False, systemd_cgroup: bool = False, criu: str = "criu"):
+                 debug: bool = False, systemd_cgroup: bool = False, criu: str = "criu",
+                 rootless: str = "auto"):
         self.root = root
         self.log_path = log_path
         self.log_format = log_format
         self.debug = debug
         self.systemd_cgroup = systemd_cgroup
         self.criu = criu  # the criu binary (checkpoint/restore)
+        self.rootless = rootless  # --rootless: a Go bool or "auto"
+
+    def rootless_cgroups(self) -> bool:
+        """runc's --rootless: cgroups this user may not make are left out ("auto": when
+        not root, or root of a user namespace other than the host's)."""
+        if self.rootless != "auto":
+            if self.rootless in ("1", "t", "T", "TRUE", "true", "True"):
+                return True
+            if self.rootless in ("0", "f", "F", "FALSE", "false", "False"):
+                return False
+            raise PyruncError(f'strconv.ParseBool: parsing "{self.rootless}": invalid syntax')
+        from pyrunc.ns import in_user_namespace
+        return os.geteuid() != 0 or in_user_namespace()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Globals) and all(
@@ -103,7 +117,8 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
             _plan_intel_rdt(st, container_id, s.linux.intel_rdt)
         c.save()
         _fault("create.state-saved")
-        mgr.create()
+        # cgroupsPath named: its cgroup must be made, rootless or not (runc)
+        mgr.create(rootless=g.rootless_cgroups() and not s.linux.cgroups_path)
         _fault("create.cgroup-created")
         st.resources = mgr.apply(s.linux.cgroup_resources, devices=s.linux.devices)
         st.cgroup = mgr.to_state()
@@ -296,18 +311,15 @@ def start(g: Globals, container_id: str) -> None:
                 # the user's process must not run: the container goes to stopped
                 _signal_init(c, 9)
                 raise
-        conn = _start_socket(c)
         try:
-            _fault("start.connected")
-            os.write(conn, b"\0")
-            _fault("start.sent")
-            _follow_start(c, conn)
+            if c.state.start_fd >= 0 and not os.path.exists(c.path(EXEC_FIFO)):
+                _start_through_socket(c)
+            else:
+                _start_through_fifo(c)
             from pyrunc import log
             log.debug(f"init[{c.pid}]: released by start: exec {c.state.args0}")
         except OSError as e:
             raise WrongState(f"cannot start container: {os.strerror(e.errno).lower()}") from None
-        finally:
-            os.close(conn)
         _fault("start.done")
         if hooks.get("poststart"):
             from pyrunc import hooks as hookmod
@@ -329,9 +341,88 @@ def _start_container_hook_context(c: Container) -> dict:
     return {"as_process": (process, bpf, flags)}
 
 
+def _start_through_fifo(c: Container) -> None:
+    """Release the init waiting in open(2) for writing of the exec fifo (runc's exec
+    fifo: no privilege over the init is needed, so a rootless `start` can do it), then
+    read until EOF: the init's end is close-on-exec, so EOF after its one byte means the
+    user's program runs; an exec error arrives as a record before it.  The init is
+    watched through a pidfd meanwhile: one that died without opening the fifo would
+    leave a reader waiting forever."""
+    import select
+    path = c.path(EXEC_FIFO)
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except OSError:
+        raise WrongState("cannot start a container that has stopped") from None
+    try:
+        # the pidfd pins the process: re-check it is still the container's waiting init
+        # (before the open below releases it)
+        if not c.init_alive():
+            raise WrongState("cannot start a container that has stopped")
+        _fault("start.connected")
+        # O_NONBLOCK: the open returns at once (and wakes the init's); the reads are polled
+        fifo = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            _fault("start.sent")
+            got = _read_fifo_until_eof(fifo, pidfd, select)
+        finally:
+            os.close(fifo)
+    finally:
+        os.close(pidfd)
+    try:
+        os.unlink(path)  # as runc: a started container has no exec fifo
+    except FileNotFoundError:
+        pass
+    if not got:
+        raise WrongState("cannot start a container that has stopped")
+    _raise_exec_error(c, got[1:])
+
+
+def _read_fifo_until_eof(fifo: int, pidfd: int, select) -> bytes:
+    """Everything the init writes on the fifo; b"" when it died before opening it."""
+    got = b""
+    poller = select.poll()
+    poller.register(fifo, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    while True:
+        events = dict(poller.poll())
+        if events.get(fifo):
+            # a fifo opened before any writer reads EOF at once: only read once it polls
+            # readable (data, or POLLHUP once the writer has come and gone)
+            chunk = os.read(fifo, 4096)
+            if not chunk:
+                return got
+            got += chunk
+        elif events.get(pidfd):
+            # the init exited; what it wrote before is still in the fifo
+            try:
+                return got + os.read(fifo, 4096)
+            except BlockingIOError:
+                return got
+
+
+def _start_through_socket(c: Container) -> None:
+    """A container created by an earlier pyrunc, whose init waits on a start socket."""
+    conn = _start_socket(c)
+    try:
+        os.write(conn, b"\0")
+        from pyrunc import plan as P
+        _raise_exec_error(c, os.read(conn, P.MSG_SIZE))
+    finally:
+        os.close(conn)
+
+
+def _raise_exec_error(c: Container, record: bytes) -> None:
+    """The init's report of a failed execve (struct init_msg), if any."""
+    if record:
+        from pyrunc import plan as P
+        err = P.unpack_msg(record[:P.MSG_SIZE])[2]
+        raise SpawnError(f'exec "{c.state.args0}": {os.strerror(err).lower()}')
+
+
 def _start_socket(c: Container) -> int:
-    """Our copy of the start socket's peer end, taken from the waiting init: the init
-    waits with a plain read(2) on its end, which every seccomp profile allows."""
+    """Our copy of the start socket's peer end, taken from the waiting init (an earlier
+    pyrunc's init waits with a read(2) on its end)."""
     from pyrunc._native._lib import lib
     try:
         pidfd = os.pidfd_open(c.pid)
@@ -341,23 +432,12 @@ def _start_socket(c: Container) -> int:
         # the pidfd pins the process: re-check it is still the container's waiting init
         if not c.init_alive():
             raise WrongState("cannot start a container that has stopped")
-        # absent: a container created by a pyrunc that waited on a socket file
         fd = lib.pyrunc_pidfd_getfd(pidfd, c.state.start_fd)
     finally:
         os.close(pidfd)
     if fd < 0:
         raise WrongState(f"cannot start container: {os.strerror(-fd).lower()}")
     return fd
-
-
-def _follow_start(c: Container, conn: int) -> None:
-    """After the go byte: EOF means the user's program runs (the init's end is
-    close-on-exec); otherwise the init reports why its execve failed."""
-    from pyrunc import plan as P
-    reply = os.read(conn, P.MSG_SIZE)
-    if reply:
-        err = P.unpack_msg(reply)[2]
-        raise SpawnError(f'exec "{c.state.args0}": {os.strerror(err).lower()}')
 
 
 # --------------------------------------------------------------------------- run
@@ -478,6 +558,15 @@ def kill(g: Globals, container_id: str, sig: int, all_processes: bool = False) -
     c = Container.load(g.root, container_id, lock=False)
     if all_processes:
         mgr = c.cgroup_manager()
+        if mgr is not None and not mgr.paths:
+            # rootless without a cgroup it could make: the processes of the container's
+            # pid namespace (runc fails: "lstat : no such file or directory")
+            for pid in _pid_namespace_members(c.pid) if c.init_alive() else ():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            return
         if mgr is not None:
             try:
                 mgr.kill_all(sig)
@@ -810,7 +899,26 @@ def ps_pids(g: Globals, container_id: str) -> list[int]:
     """Host pids of every process in the container's cgroup (runc ps --format json); a
     stopped container's cgroup may still hold some, or none (runc lists them too)."""
     c = Container.load(g.root, container_id, lock=False)
+    mgr = c.cgroup_manager()
+    if mgr is not None and not mgr.paths and c.init_alive():
+        # rootless without a cgroup it could make: the processes of the container's pid
+        # namespace (runc fails here: "unable to get all container pids")
+        return _pid_namespace_members(c.pid)
     return sorted(_manager(c).pids())
+
+
+def _pid_namespace_members(init_pid: int) -> list[int]:
+    """Host pids of the processes in `init_pid`'s pid namespace (none when that is this
+    process's own: a container without one has no members of its own to tell apart)."""
+    def pid_ns(pid) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            return ""
+    ns = pid_ns(init_pid)
+    if not ns or ns == pid_ns("self"):
+        return [init_pid] if ns else []
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and pid_ns(p) == ns)
 
 
 # --------------------------------------------------------------------------- update, events

@@ -43,7 +43,6 @@ OP_USER = 23
 OP_CAPSET = 24
 OP_SECCOMP = 25
 OP_CLOSE_FDS = 26
-OP_WAIT_START = 27
 OP_EXEC = 28
 OP_UMASK = 29
 OP_SETSID = 30
@@ -70,6 +69,9 @@ OP_SCHED_SETATTR = 56
 OP_IOPRIO_SET = 57
 OP_SET_MEMPOLICY = 58
 OP_SCHED_AFFINITY = 59
+OP_WAIT_EXEC_FIFO = 65
+OP_DUMPABLE = 66
+OP_OPEN_PROC_FDS = 67
 
 TARGET_HOST, TARGET_IN_ROOT = 0, 1
 MKDIR_NONE, MKDIR_DIR, MKDIR_FILE, MKDIR_ORDINARY_DIR = 0, 1, 2, 3
@@ -125,6 +127,12 @@ class Plan:
     # control and namespaces
     def sync(self, sync_id: int, what: str) -> None:
         self._add(OP_SYNC, (sync_id,), what=what)
+
+    def open_proc_fds(self, what: str) -> None:
+        self._add(OP_OPEN_PROC_FDS, what=what)
+
+    def dumpable(self, on: bool, what: str) -> None:
+        self._add(OP_DUMPABLE, (int(on),), what=what)
 
     def setns(self, nstype: int, path: str, what: str) -> None:
         self._add(OP_SETNS, (nstype,), (path,), what=what)
@@ -273,8 +281,8 @@ class Plan:
     def ready(self, what: str) -> None:
         self._add(OP_READY, what=what)
 
-    def wait_start(self, fd: int, peer_fd: int, what: str) -> None:
-        self._add(OP_WAIT_START, (fd, peer_fd), what=what)
+    def wait_exec_fifo(self, fd: int, what: str) -> None:
+        self._add(OP_WAIT_EXEC_FIFO, (fd,), what=what)
 
     def personality(self, persona: int, what: str) -> None:
         self._add(OP_PERSONALITY, (persona,), what=what)

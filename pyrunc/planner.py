@@ -28,6 +28,12 @@ class HostFacts:
     # the highest capability number the kernel knows (caps.last_cap()); the default, the
     # capability table's last, is for plans built without a host (tests)
     last_cap: int = caps.TABLE_LAST_CAP
+    # the runtime is not root, or root of a user namespace (rootless podman runs it there):
+    # it cannot open_tree the bind sources before the user namespace (that needs
+    # privilege), nor needs to: its own files are reachable for it from inside the
+    # namespace it makes, where the binds are done as runc does; and it can make no device
+    # node, in a user namespace of the config's or not: devices are bind mounts (runc)
+    rootless: bool = False
 
 
 @record
@@ -35,7 +41,7 @@ class PlanOptions:
     """The command's options and what the runtime prepared for the init."""
     container_id: str
     env: list            # process.env plus the socket-activation variables
-    start_fds: tuple     # (the init's end of the start socket, its peer)
+    exec_fifo_fd: int    # the init's O_PATH fd of the exec fifo (see operations.start)
     first_closed_fd: int  # fds from here on are the runtime's: close-on-exec in the init
     console_fd: int = -1  # the console socket, with process.terminal
     no_pivot: bool = False
@@ -47,20 +53,22 @@ class PlanOptions:
 
 def probe_host(spec, cgroups: list, *, no_pivot: bool, cgroup_dirs_before_placement: bool = True) -> HostFacts:
     """Read the host facts `container_plan(spec, ...)` needs."""
+    import os
     mounts = None
     types = {n.type for n in spec.linux.namespaces}
+    rootless = os.geteuid() != 0 or ns.in_user_namespace()
     if "mount" in types:
         from pyrunc import rootfs
-        mounts = rootfs.probe_host(spec, spec.root.path, no_pivot=no_pivot, userns="user" in types)
+        mounts = rootfs.probe_host(spec, spec.root.path, no_pivot=no_pivot, userns="user" in types or rootless)
     return HostFacts(cgroups=cgroups, mounts=mounts, cgroup_dirs_before_placement=cgroup_dirs_before_placement,
-                     last_cap=caps.last_cap())
+                     last_cap=caps.last_cap(), rootless=rootless)
 
 
 def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     """The init's plan, in phases:
 
-    1. bind sources opened while the host's root can reach them (with a user namespace;
-       id-mapped ones always, and id-mapped there)
+    1. bind sources opened while the host's root can reach them (with a user namespace,
+       not rootless; id-mapped ones always, and id-mapped there)
     2. namespaces: joined, then made (pyrunc.ns.namespace_ops), cgroup placement awaited
        where a namespace or fork needs it
     3. a new session keyring
@@ -76,10 +84,14 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
     plan = cp.plan
     types = {n.type: n.path for n in linux.namespaces}
     ctx = _rootfs_context(spec, host, opts, types) if host.mounts is not None else None
-    if ctx is not None:
+    if ctx is not None and not host.rootless:
         from pyrunc import rootfs
         rootfs.add_bind_tree_ops(plan, spec, ctx)
     ns.namespace_ops(cp, linux)
+    if opts.exec_fifo_fd is not None:
+        # in the init's pid namespace already, before the pivot hides the host's procfs:
+        # the wait for start reopens the exec fifo through it (docs/design.md)
+        plan.open_proc_fds(what="open /proc/self/fd")
     if not opts.no_new_keyring:
         _keyring_ops(plan, spec, opts.container_id)
     _root_ops(cp, spec, ctx, opts.overlay_dirs, host.cgroup_dirs_before_placement)
@@ -92,7 +104,7 @@ def container_plan(spec, host: HostFacts, opts: PlanOptions) -> P.ContainerPlan:
         if spec.root.readonly:
             rootfs.add_readonly_root(plan)
     process_ops(cp, spec.process, last_cap=host.last_cap, seccomp_bpf=opts.seccomp_bpf,
-                seccomp_flags=opts.seccomp_flags, first_closed_fd=opts.first_closed_fd, start_fds=opts.start_fds,
+                seccomp_flags=opts.seccomp_flags, first_closed_fd=opts.first_closed_fd, exec_fifo_fd=opts.exec_fifo_fd,
                 env=opts.env, linux=linux)
     return cp
 
@@ -112,14 +124,14 @@ def exec_plan(process, namespaces: list[tuple[str, int]], pid: int, *, last_cap:
     if process.terminal:
         console_op(plan, process, console_fd, bind_console=False)
     process_ops(cp, process, last_cap=last_cap, seccomp_bpf=seccomp_bpf, seccomp_flags=seccomp_flags,
-                first_closed_fd=first_closed_fd, start_fds=None, env=list(process.env), linux=linux)
+                first_closed_fd=first_closed_fd, exec_fifo_fd=None, env=list(process.env), linux=linux)
     return cp
 
 
 def _rootfs_context(spec, host: HostFacts, opts: PlanOptions, types: dict):
     from pyrunc import rootfs
     return rootfs.RootfsContext(
-        rootfs=spec.root.path, bundle=spec.bundle, userns="user" in types,
+        rootfs=spec.root.path, bundle=spec.bundle, userns="user" in types or host.rootless,
         netns_new="network" in types and not types["network"],
         cgroupns_new="cgroup" in types and not types["cgroup"],
         no_pivot=opts.no_pivot, cgroups=host.cgroups, host=host.mounts, mount_label=spec.linux.mount_label)

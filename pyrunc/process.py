@@ -17,7 +17,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes | None, seccomp_flags: int,
-                first_closed_fd: int, start_fds: tuple[int, int] | None, env: list[str],
+                first_closed_fd: int, exec_fifo_fd: int | None, env: list[str],
                 program: str = "", home: bool = True, linux=None) -> None:
     """The process part, after the filesystem: rlimits, user, capabilities, seccomp, exec.
 
@@ -31,7 +31,8 @@ def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes
     write, read, close, execve).
     last_cap: the highest capability number the host's kernel knows (caps.last_cap(), a
     host fact): capabilities above it are left out, the bounding set is dropped up to it.
-    start_fds: (the init's end of the start socket, its peer), for a container's init.
+    exec_fifo_fd: the init's O_PATH fd of the state dir's exec fifo, for a container's
+    init (it waits for `start` by opening the fifo for writing).
     program: the file to execute with process.args (default: args[0] searched in PATH);
     home: add HOME from the user's passwd entry when env has none.
     linux: the container's linux section (personality, memoryPolicy), None for a hook.
@@ -85,9 +86,9 @@ def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes
     plan.lookup(program, path, process.user.uid if home else -1, what=f'exec: "{program}"')
     if seccomp_bpf is not None and process.no_new_privileges:
         plan.seccomp(seccomp_flags, seccomp_bpf, what="load seccomp filter")
-    if start_fds is not None:
+    if exec_fifo_fd is not None:
         plan.ready(what="report the container created")
-        plan.wait_start(*start_fds, what="wait for start")
+        plan.wait_exec_fifo(exec_fifo_fd, what="wait for start")
     plan.exec(process.args, dedupe_env(env), what=f"exec {process.args[0]}")
 
 

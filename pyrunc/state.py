@@ -19,6 +19,7 @@ class Busy(PyruncError):
 
 STATE_FILE = "state.json"
 INIT_COMM = "pyrunc-init"  # comm of the init until it execs the user's program
+EXEC_FIFO = "exec.fifo"  # in the state dir: the init waits for `start` on it (runc's name)
 CACHE_DIR = ".pyrunc-cache"
 # how long a command waits for another one on the same container (create holds the lock
 # through its hooks); then it fails with one line instead of hanging
@@ -75,7 +76,7 @@ _STATE_FIELDS = (
     ("resources", "resources", None),    # the linux.resources applied (create, update)
     ("hooks", "hooks", None),            # the hooks later commands run
     ("intel_rdt", "intel_rdt", None),    # pyrunc.intelrdt.plan(): the resctrl group(s) to remove
-    ("start_fd", "start_fd", -1),        # the start socket's peer end, an fd in the waiting init
+    ("start_fd", "start_fd", -1),        # an earlier pyrunc's start socket: its peer's fd in the init
     ("corrupt", "corrupt", False),       # state.json did not parse
 )
 

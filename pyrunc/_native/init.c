@@ -1063,8 +1063,11 @@ static void op_user(const struct op *op)
 		groups[n++] = (gid_t)get_int(op, i);
 	/* keep the permitted set across setuid; OP_CAPSET sets the final sets */
 	CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
-	if (set_groups)
-		CHECK(setgroups((size_t)n, groups));
+	/* no supplementary groups to set, and the call refused: a rootless user namespace
+	 * denies setgroups (the runtime mapped only its own gid), where runc skips it too;
+	 * any other cause of EPERM fails the setresgid below */
+	if (set_groups && setgroups((size_t)n, groups) < 0 && !(errno == EPERM && n == 0))
+		fail(errno);
 	CHECK(syscall(SYS_setresgid, gid, gid, gid));
 	CHECK(syscall(SYS_setresuid, uid, uid, uid));
 	CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0));
@@ -1099,23 +1102,44 @@ static void op_seccomp(const struct op *op)
 	}
 }
 
-/* Block until `pyrunc start` writes the go byte on the start socket: `start` copies the
- * peer end out of this process (pidfd_getfd), so the wait is one read(2), a call every
- * seccomp profile allows (this runs after the filter is loaded).  The connection stays
- * open (close-on-exec) so that a failing execve can still be reported to `start`. */
-static void op_wait_start(const struct op *op)
+/* Block until `pyrunc start` opens the exec fifo for reading (runc's exec fifo): the
+ * open(2) for writing of our O_PATH fd, reopened through /proc/self/fd, returns then.
+ * open, write and close are all this needs after the seccomp filter, calls every
+ * profile a program can run under allows; and it needs no privilege over this process
+ * (a rootless `start` cannot ptrace a non-dumpable init).  One byte says the fifo is
+ * ours; the fd stays open, close-on-exec: `start` reads until EOF, which comes with a
+ * successful execve, or reads the error record a failing one writes before we exit. */
+static int proc_fds = -1; /* OP_OPEN_PROC_FDS: our /proc/self/fd, opened before the pivot */
+
+static void op_wait_exec_fifo(const struct op *op)
 {
-	int conn = (int)get_int(op, 0);
-	char go;
+	int path_fd = (int)get_int(op, 0), fifo;
+	char path[32];
 	ssize_t r;
+	struct sigaction ignore = { .sa_handler = SIG_IGN }, before;
+	/* through the /proc/self/fd opened before the pivot (the container may have no
+	 * procfs: no mount namespace, or none mounted), else the container's */
+	if (proc_fds >= 0)
+		snprintf(path, sizeof(path), "%d", path_fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
 	do {
-		r = read(conn, &go, 1);
+		fifo = openat(proc_fds >= 0 ? proc_fds : AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
+	} while (fifo < 0 && errno == EINTR);
+	if (fifo < 0)
+		_exit(1); /* create has returned: `start` finds the init gone */
+	close(path_fd);
+	if (proc_fds >= 0)
+		close(proc_fds);
+	/* a `start` killed right after its open must not kill us with SIGPIPE: the open was
+	 * the go; the program runs (its disposition of SIGPIPE is restored first) */
+	sigaction(SIGPIPE, &ignore, &before);
+	do {
+		r = write(fifo, "0", 1);
 	} while (r < 0 && errno == EINTR);
-	if (r != 1)
-		_exit(1);
-	close((int)get_int(op, 1)); /* the peer end: `start` has its copy */
-	/* later failures go to `start` */
-	sync_fd = conn;
+	sigaction(SIGPIPE, &before, NULL);
+	/* later failures (the execve's) go to `start` */
+	sync_fd = fifo;
 }
 
 static char exec_file[4096];
@@ -1449,8 +1473,15 @@ int main(int argc, char **argv)
 			if (op.nints > 1 && get_int(&op, 1) >= 0)
 				give_stdio((uid_t)get_int(&op, 1));
 			break;
-		case OP_WAIT_START:
-			op_wait_start(&op);
+		case OP_OPEN_PROC_FDS:
+			/* none (no procfs here): the container's is tried at the wait */
+			proc_fds = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+			break;
+		case OP_DUMPABLE:
+			CHECK(prctl(PR_SET_DUMPABLE, (unsigned long)get_int(&op, 0), 0, 0, 0));
+			break;
+		case OP_WAIT_EXEC_FIFO:
+			op_wait_exec_fifo(&op);
 			break;
 		case OP_EXEC:
 			op_exec(&op);

@@ -48,8 +48,6 @@ enum op_code {
 	OP_SECCOMP = 25,     /* ints: filter flags; strs: BPF program (struct sock_filter[]) */
 	OP_CLOSE_FDS = 26,   /* ints: first fd to mark close-on-exec, uid given the stdio that is a
 	                        pipe or socket (optional, -1: none; runc's fixStdioPermissions) */
-	OP_WAIT_START = 27,  /* ints: start socket fd, its peer's fd (`start` copies the peer with
-	                        pidfd_getfd and writes the go byte) */
 	OP_EXEC = 28,        /* strs: argv..., then env...; ints: argc (argv[0] resolved by OP_LOOKUP,
 	                        which also read the HOME added when env has none) */
 	OP_UMASK = 29,       /* ints: mask */
@@ -91,6 +89,13 @@ enum op_code {
 	OP_SET_MEMPOLICY = 58, /* ints: mode | mode flags; strs: node bitmap (unsigned longs,
 	                          empty: no nodes) */
 	OP_SCHED_AFFINITY = 59, /* strs: CPU bitmap (unsigned longs)   sched_setaffinity(0) */
+	OP_WAIT_EXEC_FIFO = 65, /* ints: O_PATH fd of the state dir's exec fifo: opened for writing
+	                           through /proc/self/fd (blocks until `start` opens it for
+	                           reading), one byte written, kept (close-on-exec) for the exec
+	                           error */
+	OP_DUMPABLE = 66,    /* ints: 0/1, prctl(PR_SET_DUMPABLE) (the init starts not dumpable) */
+	OP_OPEN_PROC_FDS = 67, /* open /proc/self/fd (O_PATH, close-on-exec) while the host's procfs
+	                          is reachable: OP_WAIT_EXEC_FIFO reopens the fifo through it */
 	OP_MAX
 };
 

@@ -133,7 +133,9 @@ def apply(mgr, resources: dict | None, *, devices=(), update: bool = False) -> d
     unified = mgr.unified_path
     bpf_fallback = False
     rules = None
-    if not update:
+    if not update and not mgr.rootless:
+        # rootless: no device rules, as runc (the user can make no device node anyway,
+        # and loading a cgroup2 device program needs privilege)
         rules = _devices.device_rules(r["devices"], devices)
     if version == 2:
         writes = v2_plan(r, probe)
@@ -172,6 +174,9 @@ def apply(mgr, resources: dict | None, *, devices=(), update: bool = False) -> d
         directory = probe.dir(w.controller)
         if directory is None:
             ctrl = w.controller or "cgroup2"
+            if any(ctrl in key.split(",") or (ctrl == "cgroup2" and not key) for key in mgr.unpermitted):
+                raise CgroupError(f"{w.field}: cannot set the limit: container could not join or create "
+                                  f"cgroup (rootless: no permission in the {ctrl} hierarchy)")
             raise CgroupError(f"{w.field}: cgroup controller {ctrl} is not mounted on this host")
         _write_resource(directory, w)
     if (version == 2 or bpf_fallback) and rules is not None and unified is not None:

@@ -50,6 +50,18 @@ def write(path: str, data: str) -> None:
         os.close(fd)
 
 
+def may_create_and_join(path: str) -> bool:
+    """Whether this user may make `path` (write access to its deepest existing ancestor)
+    or, when it exists, move processes into it (cgroup.procs writable); read-only
+    cgroupfs counts as not permitted."""
+    if os.path.isdir(path):
+        return os.access(path + "/cgroup.procs", os.W_OK)
+    parent = os.path.dirname(path)
+    while parent != "/" and not os.path.isdir(parent):
+        parent = os.path.dirname(parent)
+    return os.access(parent, os.W_OK)
+
+
 def mkdirs(mountpoint: str, path: str) -> list[str]:
     """mkdir -p of `path` below `mountpoint`; returns the directories made, top-down."""
     rel = path[len(mountpoint.rstrip("/")) + 1:]

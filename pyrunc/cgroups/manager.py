@@ -55,7 +55,7 @@ def _migrate_in_place(procs: str, pid: str) -> None:
 class Manager:
     """The cgroup directories of one container and what create() made of them."""
 
-    __slots__ = ("mode", "_dirs", "_mounts", "created")
+    __slots__ = ("mode", "_dirs", "_mounts", "created", "rootless", "unpermitted")
 
     def __init__(self, mode: str, dirs: dict[str, str], mounts: dict[str, str],
                  created: list[str] | None = None):
@@ -65,6 +65,9 @@ class Manager:
         # Directories create() made, top-down within each hierarchy; destroy() removes
         # only these (and sub-cgroups below a container directory among them).
         self.created: list[str] = list(created or [])
+        self.rootless = False  # create(rootless=True)
+        # Hierarchies a rootless create() left out: the user may not make its directory.
+        self.unpermitted: list[str] = []
 
     # ---- construction -------------------------------------------------------------
 
@@ -173,7 +176,18 @@ class Manager:
 
     # ---- create / join ----------------------------------------------------------------
 
-    def create(self, controllers: tuple[str, ...] | list[str] = ()) -> None:
+    def create(self, controllers: tuple[str, ...] | list[str] = (), *, rootless: bool = False) -> None:
+        """mkdir the container's directories. rootless (runc's rootless cgroups): a
+        hierarchy where this user may not make the directory, or join an existing one,
+        is left out, as runc leaves it when config.json names no cgroupsPath; a
+        delegated cgroup2 subtree is used. apply() then refuses limits that would need
+        a hierarchy left out."""
+        self.rootless = rootless
+        if rootless:
+            for key, path in list(self._dirs.items()):
+                if not fs.may_create_and_join(path):
+                    del self._dirs[key]
+                    self.unpermitted.append(key)
         made: list[str] = []
         try:
             for key, path in self._dirs.items():

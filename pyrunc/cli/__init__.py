@@ -183,18 +183,23 @@ def _globals(gopts: dict):
                    log_path=os.path.abspath(log_path) if log_path else "",
                    log_format=gopts["log_format"] or "text",
                    debug=gopts["debug"],
-                   systemd_cgroup=gopts["systemd_cgroup"], criu=gopts["criu"])
+                   systemd_cgroup=gopts["systemd_cgroup"], criu=gopts["criu"],
+                   rootless=gopts["rootless"])
 
 
 def _state_root(given: str | None) -> str:
     if given is not None:
         # runc makes --root absolute before it chdirs into a bundle.
         return os.path.abspath(given)
-    if os.geteuid() != 0:
-        # As runc: an unprivileged user keeps state in XDG_RUNTIME_DIR; podman passes it
-        # EMPTY, which counts as unset.
-        runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
-        if runtime_dir:
+    # As runc (shouldHonorXDGRuntimeDir): an unprivileged user keeps state in
+    # XDG_RUNTIME_DIR, and so does root of a user namespace (rootless podman runs the
+    # runtime there) unless USER says root; podman may pass it EMPTY, which counts as unset.
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime_dir and os.geteuid() != 0:
+        return os.path.join(runtime_dir, PROG)
+    if runtime_dir and os.environ.get("USER") != "root":
+        from pyrunc.ns import in_user_namespace
+        if in_user_namespace():
             return os.path.join(runtime_dir, PROG)
     return DEFAULT_ROOT
 

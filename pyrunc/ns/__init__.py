@@ -79,7 +79,11 @@ def namespace_ops(cp: P.ContainerPlan, linux) -> None:
                 plan.setresid(0, 0, what="become root in the joined user namespace")
     if "user" in new:
         plan.unshare(CLONE_NEWUSER, what="create user namespace")
+        # the runtime opens /proc/<init>/{uid,gid}_map, which a non-dumpable process's
+        # owner (root) keeps from a rootless runtime: dumpable for that while only (runc)
+        plan.dumpable(True, what="let the runtime write the id maps")
         plan.sync(P.SYNC_USERNS, what="wait for the id maps")
+        plan.dumpable(False, what="not dumpable again")
         plan.setresid(0, 0, what="become root in the user namespace")
     rest = 0
     for t in new:
@@ -146,6 +150,15 @@ def join_ops(plan: P.Plan, namespaces: list[tuple[str, int]], pid: int) -> None:
         plan.fork(what="fork into the pid namespace")
 
 
+def in_user_namespace() -> bool:
+    """This process is not in the host's user namespace (runc's RunningInUserNS)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def format_id_map(mappings) -> bytes:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings).encode()
 
@@ -155,11 +168,46 @@ def write_id_maps(pid: int, uid_mappings, gid_mappings) -> None:
 
     Each map is written in one write(2) as the kernel requires.
     """
+    rootless = os.geteuid() != 0
+    if rootless and _own_id_only(gid_mappings, os.getegid()):
+        # an unprivileged writer may map its own gid only once setgroups is denied
+        # (runc); with more, newgidmap decides and setgroups stays allowed
+        _write_proc(pid, "setgroups", b"deny")
     for name, mappings in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
         if not mappings:
             continue
-        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, format_id_map(mappings))
-        finally:
-            os.close(fd)
+            _write_proc(pid, name, format_id_map(mappings))
+        except PermissionError:
+            if not rootless:
+                raise
+            # more than this user's own id: the setuid helpers map what /etc/subuid and
+            # /etc/subgid grant it (runc: newuidmap/newgidmap on EPERM)
+            _run_mapping_tool("newuidmap" if name == "uid_map" else "newgidmap", pid, mappings)
+
+
+def _own_id_only(mappings, own: int) -> bool:
+    return len(mappings) == 1 and mappings[0].host_id == own and mappings[0].size == 1
+
+
+def _write_proc(pid: int, name: str, data: bytes) -> None:
+    fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _run_mapping_tool(tool: str, pid: int, mappings) -> None:
+    import shutil
+    import subprocess
+    from pyrunc.errors import PyruncError
+    path = shutil.which(tool)
+    if path is None:
+        raise PyruncError(f"{tool} not found: mapping more than the user's own id needs it "
+                          "(Debian: apt install uidmap)")
+    args = [path, str(pid)] + [str(v) for m in mappings for v in (m.container_id, m.host_id, m.size)]
+    done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise PyruncError(f"{tool} {pid}: {detail}")

@@ -725,15 +725,13 @@ def test_launcher_imports_the_pyrunc_installed_beside_its_interpreter():
     """The installed `pyrunc` starts its interpreter with -I -S, which also skips venv
     detection: it must still import the copy this test imports (a venv's, not the base
     interpreter's), or a venv's tests would exercise someone else's install."""
-    import shlex
-
     import pyrunc
     from support import pyrunc_binary
 
     with open(pyrunc_binary()) as f:
         launcher = f.read()
-    interpreter = shlex.split(launcher.splitlines()[1])[1]
-    path_setup = launcher.split("from pyrunc.cli import main")[0]
+    interpreter = launcher.splitlines()[1].split('exec "', 1)[1].split('"', 1)[0]
+    path_setup = launcher.split("\ntry:\n")[0] + "\n"  # up to the import of pyrunc.cli
     result = subprocess.run([interpreter, "-I", "-S", "-c", path_setup + "import pyrunc; print(pyrunc.__file__)"],
                             cwd="/", capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

@@ -17,7 +17,7 @@ from pyrunc import spec as specmod
 from pyrunc.rootfs import DEFAULT_DEVICES, CgroupHierarchy, MountHostFacts
 
 CGROUPS = [CgroupHierarchy("", "cgroup2", "", "/sys/fs/cgroup/test")]
-START = (10, 11)
+EXEC_FIFO_FD = 10
 
 
 def _host(**overrides) -> planner.HostFacts:
@@ -42,7 +42,7 @@ def _spec(tmp_path, edit=None, rootless=False):
 def _plan(spec, host=None, **options):
     if host is None:
         host = _host() if spec.linux.namespace("mount") else planner.HostFacts(cgroups=CGROUPS, mounts=None)
-    opts = planner.PlanOptions(container_id="ctr", env=list(spec.process.env), start_fds=START,
+    opts = planner.PlanOptions(container_id="ctr", env=list(spec.process.env), exec_fifo_fd=EXEC_FIFO_FD,
                                first_closed_fd=3, **options)
     cp = planner.container_plan(spec, host, opts)
     return cp, P.decode(cp.plan.encode())
@@ -65,7 +65,9 @@ def test_plain(tmp_path):
     # the default namespaces are all made by the clone: nothing left to unshare
     assert cp.clone_flags == _ns("pid") | _ns("network") | _ns("ipc") | _ns("uts") | _ns("mount")
     assert names(ops) == [
-        "loopback_up", "keyring",
+        "loopback_up",
+        "open_proc_fds",                                          # for the wait on the exec fifo
+        "keyring",
         "mount", "private_if_shared", "mount", "root",           # propagation of /, the rootfs bind
         *["mount"] * 8,                                           # the mounts; cgroup: bind + remount ro
         *["mknod"] * 6, *["symlink"] * 4, "symlink",              # devices, /dev links, /dev/ptmx
@@ -73,17 +75,17 @@ def test_plain(tmp_path):
         *["mask"] * len(s.linux.masked_paths), *["readonly"] * len(s.linux.readonly_paths),
         "hostname", "mount",                                      # root.readonly: remount / ro
         "setsid", "rlimit", "umask", "chdir", "close_fds", "bounding", "user", "capset", "no_new_privs", "lookup",
-        "ready", "wait_start", "exec"]
-    assert ops[1] == ("keyring", (), ("_ses.ctr",))
-    assert ops[2] == ("mount", (O.MS_SLAVE | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
+        "ready", "wait_exec_fifo", "exec"]
+    assert ops[2] == ("keyring", (), ("_ses.ctr",))
+    assert ops[3] == ("mount", (O.MS_SLAVE | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_LITERAL),
                       ("", "/", "", ""))
-    assert ops[4] == ("mount", (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
+    assert ops[5] == ("mount", (O.MS_BIND | O.MS_REC, P.TARGET_HOST, P.MKDIR_NONE, P.SOURCE_HOST),
                       (root, root, "", ""))
-    assert ops[5] == ("root", (), (root,))
-    assert ops[6] == ("mount", (0, P.TARGET_IN_ROOT, P.MKDIR_ORDINARY_DIR, P.SOURCE_LITERAL),
+    assert ops[6] == ("root", (), (root,))
+    assert ops[7] == ("mount", (0, P.TARGET_IN_ROOT, P.MKDIR_ORDINARY_DIR, P.SOURCE_LITERAL),
                       ("proc", "/proc", "proc", ""))
     assert ops[names(ops).index("sync")] == ("sync", (P.SYNC_PLACED,), ())
-    assert ops[-3:] == [("ready", (), ()), ("wait_start", START, ()),
+    assert ops[-3:] == [("ready", (), ()), ("wait_exec_fifo", (EXEC_FIFO_FD,), ()),
                         ("exec", (1,), ("sh", *s.process.env))]
 
 
@@ -93,13 +95,28 @@ def test_userns_unshares_user_first_and_binds_devices(tmp_path):
     assert cp.clone_flags == 0  # nothing at clone with a user namespace
     n = names(ops)
     assert ops[0] == ("open_tree", (0, 1), ("/sys",))  # the rootless /sys bind, opened as the host's root
-    assert ops[1:8] == [("unshare", (_ns("user"),), ()), ("sync", (P.SYNC_USERNS,), ()),
+    assert ops[1:10] == [("unshare", (_ns("user"),), ()),
+                        # dumpable while the runtime writes the id maps (a rootless one must)
+                        ("dumpable", (1,), ()), ("sync", (P.SYNC_USERNS,), ()), ("dumpable", (0,), ()),
                         ("setresid", (0, 0), ()),
                         ("unshare", (_ns("ipc") | _ns("uts") | _ns("mount"),), ()),
                         ("unshare", (_ns("pid"),), ()), ("sync", (P.SYNC_PLACED,), ()), ("fork", (), ())]
     assert "mknod" not in n
     binds = [o for o in ops if o[0] == "mount" and o[2][0] == o[2][1] and o[2][0].startswith("/dev/")]
     assert [o[2][0] for o in binds] == [d for d, _, _ in DEFAULT_DEVICES]
+
+
+def test_rootless_runtime_binds_from_inside_the_user_namespace(tmp_path):
+    """A runtime that is not root cannot open_tree its bind sources before the user
+    namespace (that needs privilege): the binds take their source from the host path,
+    inside the namespaces it made, as runc's rootless binds do."""
+    s = _spec(tmp_path, rootless=True)
+    host = _host()
+    host.rootless = True
+    _cp, ops = _plan(s, host=host)
+    assert "open_tree" not in names(ops)
+    sys_bind = next(o for o in ops if o[0] == "mount" and o[2][1] == "/sys")
+    assert sys_bind[1][3] == P.SOURCE_HOST and sys_bind[2][0] == "/sys"
 
 
 def test_joined_namespaces_come_first_in_join_order(tmp_path):

@@ -404,7 +404,7 @@ def test_version_three_lines(capfd, parser):
     assert len(lines) == 3
     assert lines[0] == "pyrunc version 0.1.0"
     assert lines[1].startswith("commit: ") and len(lines[1]) > len("commit: ")
-    assert lines[2] == "spec: 1.2.0"
+    assert lines[2] == "spec: 1.3.0"
     assert run_cli(["-v"], capfd)[1] == out
 
 

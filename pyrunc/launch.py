@@ -220,12 +220,7 @@ def console_above(console_fd: int, console_socket: str, floor: int) -> int:
     if not console_socket:
         return -1
     from pyrunc import unixsock
-    s = unixsock.socket(unixsock.STREAM)
-    try:
-        unixsock.connect(s, console_socket)
-    except OSError as e:
-        s.close()
-        raise PyruncError(f"connect console socket {console_socket}: {os.strerror(e.errno).lower()}") from None
+    s = unixsock.connect_stream(console_socket, "console socket")
     try:
         return dup_above(s.fileno(), floor)
     finally:

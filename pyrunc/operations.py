@@ -161,13 +161,7 @@ def _connect_pidfd_socket(path: str):
     if not path:
         return None
     from pyrunc import unixsock
-    conn = unixsock.socket(unixsock.STREAM)
-    try:
-        unixsock.connect(conn, path)
-    except OSError as e:
-        conn.close()
-        raise PyruncError(f"connect pidfd socket {path}: {os.strerror(e.errno).lower()}") from None
-    return conn
+    return unixsock.connect_stream(path, "pidfd socket")
 
 
 def _send_pidfd(conn, pid: int, kind: bytes) -> None:

@@ -49,3 +49,16 @@ def bind(sock: _socket.socket, path: str) -> None:
 
 def connect(sock: _socket.socket, path: str) -> None:
     _call(sock.connect, path)
+
+
+def connect_stream(path: str, what: str) -> _socket.socket:
+    """A STREAM socket connected to `path` (a console or pidfd socket an engine listens
+    on); PyruncError "connect <what> <path>: <reason>" when nothing answers there."""
+    sock = socket(STREAM)
+    try:
+        connect(sock, path)
+    except OSError as e:
+        sock.close()
+        from pyrunc.errors import PyruncError
+        raise PyruncError(f"connect {what} {path}: {os.strerror(e.errno).lower()}") from None
+    return sock

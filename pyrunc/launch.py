@@ -278,14 +278,18 @@ def exec_in(c: Container, process, *, seccomp: dict | None, linux=None, console_
 
     def on_listener(pidfd: int, fd: int) -> None:
         hand_over_listener(seccomp, pidfd, fd, c.oci_state())
-    try:
-        # the plan's first op waits for this (SYNC_PLACED), the only sync point of exec
-        set_initial_affinity(proc.pid, process)
+
+    def on_placed(_sync_id: int) -> None:
+        # at the plan's first op (SYNC_PLACED), the only sync point of exec: the process
+        # is pyrunc-init and not dumpable by then, so a frozen (paused) cgroup it joins
+        # never holds it in the moment between its execve and its first prctl
         place(proc, cgroup_mgr, process.oom_score_adj, fault_point="exec.placed")
         if c.state.intel_rdt:
             from pyrunc import intelrdt
             intelrdt.join(c.state.intel_rdt, proc.pid)
-        proc.follow(on_listener=on_listener)
+    try:
+        set_initial_affinity(proc.pid, process)
+        proc.follow(on_placed, on_listener=on_listener)
     except BaseException:
         proc.kill()
         raise

@@ -606,7 +606,10 @@ class SystemdManager(Manager):
         # no CLONE_INTO_CGROUP into a scope that systemd has not made yet
         return None if self._pending is not None else self._dirs.get(UNIFIED_KEY)
 
-    def create(self, controllers=()) -> None:
+    def create(self, controllers=(), *, rootless: bool = False) -> None:
+        if rootless:
+            # runc would talk to the user's own systemd (systemdUser); pyrunc does not yet
+            raise CgroupError("--systemd-cgroup for a rootless container (the user's systemd) is not supported")
         # the scope needs a pid: it is started in join(); connect now so that a host
         # without a reachable systemd fails before anything is spawned
         if self._pending is None:

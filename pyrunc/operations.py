@@ -78,9 +78,10 @@ def create(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
     if preserve_fds < 0:
         raise PyruncError("--preserve-fds: must not be negative")
     _log_spec_warnings(s)
-    from pyrunc import lsm
-    lsm.check(apparmor_profile=s.process.apparmor_profile, selinux_label=s.process.selinux_label,
-              mount_label=s.linux.mount_label)
+    if s.process.apparmor_profile or s.process.selinux_label or s.linux.mount_label:
+        from pyrunc import lsm  # only for a config that asks for a label
+        lsm.check(apparmor_profile=s.process.apparmor_profile, selinux_label=s.process.selinux_label,
+                  mount_label=s.linux.mount_label)
     if s.linux.intel_rdt is not None:
         from pyrunc import intelrdt
         intelrdt.check(s.linux.intel_rdt)
@@ -723,8 +724,9 @@ def exec_process(g: Globals, container_id: str, *, process_file: str = "", args:
     base = defaults.get("process") or {}
     process.apparmor_profile = process.apparmor_profile or base.get("apparmorProfile") or ""
     process.selinux_label = process.selinux_label or base.get("selinuxLabel") or ""
-    from pyrunc import lsm
-    lsm.check(apparmor_profile=process.apparmor_profile, selinux_label=process.selinux_label)
+    if process.apparmor_profile or process.selinux_label:
+        from pyrunc import lsm  # only for a process that asks for a label
+        lsm.check(apparmor_profile=process.apparmor_profile, selinux_label=process.selinux_label)
     if process.terminal and detach and not console_socket:
         raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
     if not process.terminal and console_socket:

@@ -37,7 +37,7 @@ def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes
     home: add HOME from the user's passwd entry when env has none.
     linux: the container's linux section (personality, memoryPolicy), None for a hook.
     """
-    from pyrunc import caps, lsm, rlimits
+    from pyrunc import caps, rlimits
     from pyrunc.spec.model import Capabilities
 
     plan = cp.plan
@@ -51,10 +51,12 @@ def process_ops(cp: ContainerPlan, process, *, last_cap: int, seccomp_bpf: bytes
     plan.umask(umask, what="set umask")
     plan.chdir(process.cwd, what=f"chdir to cwd ({process.cwd!r})")
     # LSM labels for the execve, set while still root and before any seccomp filter (runc)
-    if process.apparmor_profile:
-        lsm.add_attr_op(plan, "apparmor", process.apparmor_profile)
-    if process.selinux_label:
-        lsm.add_attr_op(plan, "exec", process.selinux_label)
+    if process.apparmor_profile or process.selinux_label:
+        from pyrunc import lsm  # only for a process that has a label
+        if process.apparmor_profile:
+            lsm.add_attr_op(plan, "apparmor", process.apparmor_profile)
+        if process.selinux_label:
+            lsm.add_attr_op(plan, "exec", process.selinux_label)
     # personality, CPU affinity, scheduler, I/O priority, memory policy: as late as
     # possible, but while still root (CAP_SYS_NICE) and before any seccomp filter
     if (process.scheduler or process.io_priority or process.exec_cpu_affinity

@@ -736,3 +736,47 @@ def test_launcher_imports_the_pyrunc_installed_beside_its_interpreter():
                             cwd="/", capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == pyrunc.__file__
+
+
+# What `pyrunc create` imports for the default busybox bundle (no seccomp, labels, hooks,
+# console, netdevs, intelRdt, process attributes; memory-free resources: devices only).
+# Engines run create many times per second and each module costs ~0.2-0.3 ms to load:
+# a module that joins this set should be one the default bundle needs (docs/performance.md,
+# issue 14).  lsm, hooks, console, netdev, intelrdt, process_attrs, seccomp, the absent
+# controllers and cli.help must stay out.
+CREATE_MODULES = {
+    "pyrunc", "pyrunc._native", "pyrunc._native._lib", "pyrunc.caps", "pyrunc.cgroups",
+    "pyrunc.cgroups._paths", "pyrunc.cgroups._resources", "pyrunc.cgroups.controllers",
+    "pyrunc.cgroups.controllers.common", "pyrunc.cgroups.controllers.devices",
+    "pyrunc.cgroups.fs", "pyrunc.cgroups.manager", "pyrunc.cli", "pyrunc.cli.commands",
+    "pyrunc.cli.parse", "pyrunc.cli.table", "pyrunc.errors", "pyrunc.fastjson", "pyrunc.faults",
+    "pyrunc.fds", "pyrunc.initproc", "pyrunc.launch", "pyrunc.log", "pyrunc.ns",
+    "pyrunc.operations", "pyrunc.plan", "pyrunc.planner", "pyrunc.process", "pyrunc.record",
+    "pyrunc.rlimits", "pyrunc.rootfs", "pyrunc.rootfs.options", "pyrunc.spec",
+    "pyrunc.spec.jsontype", "pyrunc.spec.model", "pyrunc.spec.parser", "pyrunc.state",
+    "pyrunc.unixsock",
+}
+
+
+def test_create_of_the_default_bundle_imports_only_what_it_needs(bundle, state_root, container_id):
+    import re
+
+    from support import pyrunc_binary
+    launcher = pyrunc_binary()
+    with open(launcher) as f:
+        f.readline()
+        interpreter = re.search(r'exec "([^"]+)" -I -S "\$0"', f.readline()).group(1)
+    with open(state_root.parent / "importtime.txt", "w+") as err:
+        # stdout to /dev/null, stderr to a file: the container's init inherits both
+        result = subprocess.run([interpreter, "-X", "importtime", "-I", "-S", launcher,
+                                 "--root", str(state_root), "create", "--bundle", str(bundle()),
+                                 container_id], stdout=subprocess.DEVNULL, stderr=err)
+        err.seek(0)
+        lines = err.read().splitlines()
+    assert result.returncode == 0, lines[-5:]
+    imported = {line.split("|")[2].strip() for line in lines if line.startswith("import time:")}
+    ours = {name for name in imported if name == "pyrunc" or name.startswith("pyrunc.")}
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    host = {"pyrunc.cgroups._v2", "pyrunc.cgroups._bpf"} if v2 else {"pyrunc.cgroups._v1"}
+    assert ours == CREATE_MODULES | host, (sorted(ours - CREATE_MODULES - host),
+                                           sorted(CREATE_MODULES | host - ours))

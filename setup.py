@@ -10,6 +10,10 @@ Two native artefacts, both built by `build_ext` so that every way of building ma
 - pyrunc/_native/pyrunc-init: pyrunc/_native/init.c compiled into a STATIC executable,
   installed as package data next to the cffi module. Static because the runtime execs it
   from a sealed memfd inside namespaces where no dynamic loader or libc can be found.
+
+Besides them `build_scripts` writes the launcher (bin/pyrunc.in, naming this interpreter),
+the shim's C commands, and pyrunc/code.image, the package's modules compiled into one file
+that the launcher imports from (pyrunc/codeimage.py).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ PROBE_EXECUTABLE = "pyrunc-probe"
 
 
 LAUNCHER_TEMPLATE = os.path.join("bin", "pyrunc.in")
+CODE_IMAGE_SOURCE = os.path.join("pyrunc", "codeimage.py")
 # the installed launchers: name -> template
 LAUNCHERS = {"pyrunc": LAUNCHER_TEMPLATE}
 # containerd's shim commands, compiled (static) from one C front that hands `start` and
@@ -62,6 +67,21 @@ class build_launcher(build_scripts):
                 f.write(text)
             os.chmod(target, 0o755)
         self._build_shim_commands()
+        self._build_code_image()
+
+    def _build_code_image(self) -> None:
+        """pyrunc/code.image (pyrunc/codeimage.py): the package's modules compiled for
+        where they are installed, which the launcher imports them from. Written here,
+        after build_py and build_ext, into the build's copy of the package."""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("pyrunc.codeimage", CODE_IMAGE_SOURCE)
+        codeimage = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(codeimage)
+        package = os.path.join(self.get_finalized_command("build_py").build_lib, "pyrunc")
+        image = codeimage.build(package, os.path.join(_import_dirs()[0], "pyrunc"),
+                                importlib.util.MAGIC_NUMBER)
+        with open(os.path.join(package, codeimage.IMAGE_NAME), "wb") as f:
+            f.write(image)
 
     def _build_shim_commands(self) -> None:
         """Compile SHIM_SOURCE once per interpreter and import path (they go in its

@@ -494,6 +494,7 @@ def _quiet_delete(g: Globals, container_id: str) -> None:
 def _wait_foreground(pid: int, console) -> int:
     """Forward signals to the init and wait for it; the exit code as a shell reports it."""
     import _signal as signal  # the C module: `signal` builds its enums at import
+    import gc
 
     def forward(signum, _frame):
         try:
@@ -509,12 +510,18 @@ def _wait_foreground(pid: int, console) -> int:
             signal.signal(sig, forward)
         except (OSError, ValueError):
             pass
+    # the launcher turns the collector off for commands that end in milliseconds; this
+    # wait may last days
+    collecting = gc.isenabled()
+    gc.enable()
     if console:
         console.proxy_until_exit(pid)
     while True:
         wpid, status = os.waitpid(-1, 0)
         if wpid == pid:
             break
+    if not collecting:
+        gc.disable()
     if console:
         console.close()
     if os.WIFSIGNALED(status):
@@ -964,9 +971,11 @@ def events(g: Globals, container_id: str, *, stats: bool = False, interval: floa
     """runc events: with stats=True one {"type":"stats",...} event; otherwise stats every
     `interval` seconds plus {"type":"oom","id":...} when the kernel OOM-kills in the
     container, until the container stops. Yields plain dicts."""
+    import gc
     import select
     import time
 
+    gc.enable()  # the launcher turns it off for commands that end in milliseconds
     c = Container.load(g.root, container_id, lock=False)
     if c.status() == "stopped":
         raise WrongState(f"container with id {container_id} is not running")

@@ -14,11 +14,10 @@ import errno
 from pyrunc import caps, ns
 from pyrunc import plan as P
 from pyrunc.process import console_op, process_ops
-from pyrunc.record import record
+from pyrunc.record import Record
 
 
-@record
-class HostFacts:
+class HostFacts(Record):
     """What the plan depends on besides the Spec."""
     cgroups: list        # rootfs.CgroupHierarchy: the container's cgroups as its cgroup mount shows them
     mounts: object       # rootfs.MountHostFacts, None without a mount namespace
@@ -36,8 +35,7 @@ class HostFacts:
     rootless: bool = False
 
 
-@record
-class PlanOptions:
+class PlanOptions(Record):
     """The command's options and what the runtime prepared for the init."""
     container_id: str
     env: list            # process.env plus the socket-activation variables

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pyrunc.record import record as dataclass
+from pyrunc.record import Record
 
 from pyrunc import plan as P
 from pyrunc.errors import ConfigError
@@ -33,8 +33,7 @@ OVERLAY_ANNOTATION = "run.pyrunc.overlay"
 OVERLAY_LOWER_ANNOTATION = "run.pyrunc.overlay.lowerdirs"
 
 
-@dataclass
-class CgroupHierarchy:
+class CgroupHierarchy(Record):
     """One cgroup hierarchy as the container should see it under /sys/fs/cgroup."""
     name: str        # directory below the cgroup mount ("memory", "cpu,cpuacct", "" for v2)
     fstype: str      # "cgroup" or "cgroup2"
@@ -42,8 +41,7 @@ class CgroupHierarchy:
     host_dir: str    # the container's cgroup directory on the host
 
 
-@dataclass
-class MountHostFacts:
+class MountHostFacts(Record):
     """What the mount plan needs to know about the host, read once by `probe_host` (the
     plan builders read nothing themselves, so tests give them made-up facts)."""
     rootfs_parent: tuple[str, str]   # the mount holding the rootfs: (as mountinfo escapes it, path)
@@ -71,8 +69,7 @@ def probe_host(spec, rootfs: str, *, no_pivot: bool, userns: bool) -> MountHostF
                           bind_sources=sources, host_devices=devices, kcore=os.path.exists("/proc/kcore"))
 
 
-@dataclass
-class RootfsContext:
+class RootfsContext(Record):
     rootfs: str
     bundle: str
     userns: bool          # the container has its own user namespace

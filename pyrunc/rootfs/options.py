@@ -1,7 +1,7 @@
 """OCI mount options → mount(2) flags, propagation and data, as runc parses them."""
 from __future__ import annotations
 
-from pyrunc.record import field, record as dataclass
+from pyrunc.record import Record, field
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -118,8 +118,7 @@ PROPAGATION: dict[str, int] = {
 EXTENSIONS = {"tmpcopyup"}
 
 
-@dataclass
-class MountOptions:
+class MountOptions(Record):
     flags: int = 0
     propagation: list[int] = field(default_factory=list)
     data: list[str] = field(default_factory=list)

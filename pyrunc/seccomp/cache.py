@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from pyrunc import fastjson
-from pyrunc.record import record
+from pyrunc.record import Record
 
 try:  # the builtin module: hashlib pulls in OpenSSL, ~3 ms of import on this path
     from _sha256 import sha256
@@ -28,8 +28,7 @@ except ImportError:  # pragma: no cover - Python >= 3.12 names it _sha2
 SUFFIX = ".bpf"
 
 
-@record(frozen=True)  # not typing.NamedTuple: `typing` costs ~5 ms of import on this path
-class Entry:
+class Entry(Record, frozen=True):  # not typing.NamedTuple: `typing` costs ~5 ms of import on this path
     bpf: bytes
     flags: int
     unknown_syscalls: tuple[str, ...]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 
+from pyrunc.record import Record
 from pyrunc.seccomp import bpf
 from pyrunc.seccomp.profile import (ACT_ERRNO, ENOSYS, FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW,
                                     FLAG_TSYNC, FLAG_TSYNC_ESRCH, FLAG_WAIT_KILLABLE_RECV, Profile, fail)
@@ -17,8 +17,7 @@ from pyrunc.seccomp.profile import (ACT_ERRNO, ENOSYS, FLAG_LOG, FLAG_NEW_LISTEN
 OPTIMIZE_ABOVE = 32
 
 
-@dataclass(frozen=True)
-class Compiled:
+class Compiled(Record, frozen=True):
     bpf: bytes
     flags: int
     unknown_syscalls: tuple[str, ...]  # names libseccomp does not know, skipped (runc: debug)

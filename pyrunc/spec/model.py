@@ -10,28 +10,25 @@ compiled-filter cache, and what `exec` inherits); `Spec.process_json` likewise.
 """
 from __future__ import annotations
 
-from pyrunc.record import field, record as dataclass
+from pyrunc.record import Record, field
 
 if False:  # annotations only: importing the seccomp package is not needed to build a Spec
     from pyrunc.seccomp.profile import Profile
 
 
-@dataclass
-class Root:
+class Root(Record):
     path: str  # absolute, resolved against the bundle directory
     readonly: bool = False
 
 
-@dataclass
-class User:
+class User(Record):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: list[int] = field(default_factory=list)
 
 
-@dataclass
-class Capabilities:
+class Capabilities(Record):
     """Each set is a list of capability names as written (CAP_CHOWN ...), validated."""
     bounding: list[str] = field(default_factory=list)
     effective: list[str] = field(default_factory=list)
@@ -40,21 +37,18 @@ class Capabilities:
     ambient: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Rlimit:
+class Rlimit(Record):
     type: str  # RLIMIT_NOFILE ...
     soft: int
     hard: int
 
 
-@dataclass
-class ConsoleSize:
+class ConsoleSize(Record):
     height: int
     width: int
 
 
-@dataclass
-class Scheduler:
+class Scheduler(Record):
     """process.scheduler (runtime-spec 1.2): sched_setattr(2) just before exec."""
     policy: str  # SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE
     nice: int = 0
@@ -65,23 +59,20 @@ class Scheduler:
     period: int = 0
 
 
-@dataclass
-class IOPriority:
+class IOPriority(Record):
     """process.ioPriority (runtime-spec 1.2): ioprio_set(2) of the process."""
     io_class: str  # IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE
     priority: int = 0
 
 
-@dataclass
-class CPUAffinity:
+class CPUAffinity(Record):
     """process.execCPUAffinity (runtime-spec 1.2): CPU lists as written ("0-3,7"),
     validated; "" when absent."""
     initial: str = ""  # while the runtime sets the process up, before it joins the cgroup
     final: str = ""    # right before execve
 
 
-@dataclass
-class Process:
+class Process(Record):
     args: list[str]
     cwd: str = "/"
     env: list[str] = field(default_factory=list)
@@ -99,8 +90,7 @@ class Process:
     exec_cpu_affinity: CPUAffinity | None = None
 
 
-@dataclass
-class Mount:
+class Mount(Record):
     destination: str  # absolute (a relative one is taken relative to /, with a warning, as runc)
     type: str = ""
     source: str = ""  # a relative source of a bind mount is resolved against the bundle directory
@@ -110,16 +100,14 @@ class Mount:
     gid_mappings: list["IDMapping"] = field(default_factory=list)
 
 
-@dataclass
-class Hook:
+class Hook(Record):
     path: str
     args: list[str] = field(default_factory=list)
     env: list[str] | None = None  # None: inherit (runc passes its own environment)
     timeout: int | None = None
 
 
-@dataclass
-class Hooks:
+class Hooks(Record):
     prestart: list[Hook] = field(default_factory=list)
     create_runtime: list[Hook] = field(default_factory=list)
     create_container: list[Hook] = field(default_factory=list)
@@ -128,21 +116,18 @@ class Hooks:
     poststop: list[Hook] = field(default_factory=list)
 
 
-@dataclass
-class Namespace:
+class Namespace(Record):
     type: str  # pid, network, mount, ipc, uts, user, cgroup, time
     path: str = ""  # empty: create a new one
 
 
-@dataclass
-class IDMapping:
+class IDMapping(Record):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
-class Device:
+class Device(Record):
     type: str  # c, b, u, p
     path: str
     major: int = 0
@@ -152,8 +137,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass
-class Linux:
+class Linux(Record):
     namespaces: list[Namespace] = field(default_factory=list)
     uid_mappings: list[IDMapping] = field(default_factory=list)
     gid_mappings: list[IDMapping] = field(default_factory=list)
@@ -186,24 +170,21 @@ class Linux:
         return None
 
 
-@dataclass
-class Personality:
+class Personality(Record):
     """linux.personality: personality(2) before exec (runc >= 1.2); its flags are not
     applied (runc ignores them too), with a warning."""
     domain: str = ""  # LINUX or LINUX32
     flags: list[str] = field(default_factory=list)
 
 
-@dataclass
-class MemoryPolicy:
+class MemoryPolicy(Record):
     """linux.memoryPolicy (runtime-spec 1.3): set_mempolicy(2) before exec."""
     mode: str                      # MPOL_DEFAULT, MPOL_BIND ...
     nodes: str = ""                # a node list as written ("0-1,3"), validated
     flags: list[str] = field(default_factory=list)  # MPOL_F_STATIC_NODES ...
 
 
-@dataclass
-class IntelRdt:
+class IntelRdt(Record):
     """linux.intelRdt, applied by pyrunc.intelrdt."""
     clos_id: str = ""
     l3_cache_schema: str = ""
@@ -212,8 +193,7 @@ class IntelRdt:
     enable_monitoring: bool = False
 
 
-@dataclass
-class Spec:
+class Spec(Record):
     oci_version: str
     root: Root
     process: Process | None

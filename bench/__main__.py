@@ -1,4 +1,4 @@
-"""python3 -m bench [--quick] [-n N] [--warmup W] [--output PATH | --no-write]
+"""python3 -m bench [--quick] [-n N] [--warmup W] [--output PATH | --no-write] [--baseline PYRUNC]
 
 Measures every figure of issue 8 for the installed pyrunc, runc and crun in one run.
 Timed: foreground `run` of /bin/true, with and without a docker-like seccomp profile
@@ -29,6 +29,7 @@ BUILD_ROOTFS = REPO / "bundles" / "build_rootfs.py"
 DEFAULT_OUTPUT = REPO / "docs" / "BENCHMARKS.md"
 SETUP_LOCK = REPO / "build" / ".setup.lock"  # held by ./setup.sh while it (re)installs
 PYRUNC_V2 = "pyrunc-v2"  # pyrunc started in crun's view of the cgroup tree
+BASELINE = "pyrunc-baseline"  # --baseline: an earlier pyrunc, measured alongside
 SECCOMP_PROFILE = REPO / "pyrunc" / "seccomp" / "default_profile.json"
 TIME_BUDGET_S = 240  # the whole run must stay under 4 minutes
 
@@ -48,6 +49,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--chart", type=Path, default=None,
                         help="PNG of the latency distributions (bench-latency.png next to the report)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--baseline", metavar="PYRUNC", default=None,
+                        help="another pyrunc install (its launcher) measured in the same run as "
+                             "\"pyrunc-baseline\": the before of a change, sample by sample")
     args = parser.parse_args(argv)
     quick = {"iterations": 5, "warmup": 1, "rss_samples": 2, "lifecycles": 30}
     full = {"iterations": 30, "warmup": 3, "rss_samples": 5, "lifecycles": 100}
@@ -114,7 +118,7 @@ def _hold_install_lock():
     return handle
 
 
-def _runtimes(workdir: Path, notes: list[str]):
+def _runtimes(workdir: Path, notes: list[str], baseline: str | None):
     from bench import namespaces
     from bench.runtimes import CRUN, RUNC, Runtime, find_pyrunc, launcher_interpreter
 
@@ -123,6 +127,10 @@ def _runtimes(workdir: Path, notes: list[str]):
     if pyrunc is None or not os.access(pyrunc, os.X_OK):
         raise SystemExit("bench: pyrunc is not installed (run ./setup.sh, or set PYRUNC_BIN)")
     found.append(Runtime("pyrunc", pyrunc, note=f"{pyrunc} (runs {launcher_interpreter(pyrunc)})"))
+    if baseline is not None:
+        if not os.access(baseline, os.X_OK):
+            raise SystemExit(f"bench: --baseline {baseline} is not an executable pyrunc")
+        found.append(Runtime(BASELINE, baseline, note=f"{baseline} (runs {launcher_interpreter(baseline)})"))
     if os.access(RUNC, os.X_OK):
         found.append(Runtime("runc", RUNC, note=RUNC))
     else:
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundles = _build_bundles(workdir)
         bundle = bundles["true"]
-        everyone, crun_view = _runtimes(workdir, notes)
+        everyone, crun_view = _runtimes(workdir, notes, args.baseline)
         everyone = _probe(everyone, bundle, notes)
         # pyrunc in crun's view takes part in `run` only; every other figure compares the
         # three runtimes as installed.

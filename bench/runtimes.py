@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,9 @@ def launcher_interpreter(script: str) -> str:
     for line in head[:3]:
         if line.startswith('"exec" '):
             return line.split('"')[3]
+        launched = re.search(r'exec "([^"]+)" -I -S "\$0"', line)  # bin/pyrunc.in's shell line
+        if launched:
+            return launched.group(1)
     if head and head[0].startswith("#!"):
         return head[0][2:].strip()
     return "?"

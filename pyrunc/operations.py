@@ -491,6 +491,16 @@ def _quiet_delete(g: Globals, container_id: str) -> None:
         pass
 
 
+def _collect_from_now_on(gc) -> None:
+    """Turn the cyclic collector back on for a command that stays, when the launcher
+    turned it off (a command that ends in milliseconds has no use for it). What exists
+    now is frozen first: otherwise the first allocation would start a full collection
+    over every object the imports made (~3 ms)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _wait_foreground(pid: int, console) -> int:
     """Forward signals to the init and wait for it; the exit code as a shell reports it."""
     import _signal as signal  # the C module: `signal` builds its enums at import
@@ -510,10 +520,8 @@ def _wait_foreground(pid: int, console) -> int:
             signal.signal(sig, forward)
         except (OSError, ValueError):
             pass
-    # the launcher turns the collector off for commands that end in milliseconds; this
-    # wait may last days
     collecting = gc.isenabled()
-    gc.enable()
+    _collect_from_now_on(gc)  # this wait may last days
     if console:
         console.proxy_until_exit(pid)
     while True:
@@ -975,7 +983,7 @@ def events(g: Globals, container_id: str, *, stats: bool = False, interval: floa
     import select
     import time
 
-    gc.enable()  # the launcher turns it off for commands that end in milliseconds
+    _collect_from_now_on(gc)  # events may run for days
     c = Container.load(g.root, container_id, lock=False)
     if c.status() == "stopped":
         raise WrongState(f"container with id {container_id} is not running")

@@ -439,8 +439,8 @@ def _launcher_text(interpreter: str, site_dirs: list[str]) -> str:
     with open(pyrunc_binary()) as f:
         text = f.read()
     installed = text.splitlines()[1].split('exec "', 1)[1].split('"', 1)[0]
-    head, _, rest = text.partition("sys.path.extend(")
-    return head.replace(installed, interpreter) + f"sys.path.extend({site_dirs!r})" + rest.partition(")")[2]
+    head, _, rest = text.partition("\nSITE_DIRS = ")
+    return head.replace(installed, interpreter) + f"\nSITE_DIRS = {site_dirs!r}\n" + rest.partition("\n")[2]
 
 
 def test_install_only_root_may_read_fails_clearly(user):

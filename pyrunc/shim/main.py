@@ -236,10 +236,12 @@ def delete_response(flags: Flags) -> bytes:
     there, and tell containerd it was killed (137, as runc's shim reports)."""
     from pyrunc import operations
     from pyrunc.errors import PyruncError
+    from pyrunc.shim import options
     from pyrunc.shim import server
     from pyrunc.shim import shim_pb2 as pb
     bundle = os.path.abspath(flags.bundle or ".")
-    g = operations.Globals(root=os.path.join(STATE_ROOT, flags.namespace))
+    # the task's Root option, as runc's shim reads it back from <bundle>/options.json
+    g = operations.Globals(root=os.path.join(options.read_root(bundle) or STATE_ROOT, flags.namespace))
     try:
         operations.delete(g, flags.id, force=True)
     except PyruncError as error:

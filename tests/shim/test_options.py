@@ -217,6 +217,14 @@ def test_file_log_uri_as_runc_makes_it(ctr, engine_name, tmp_path):
     assert stat.S_IMODE(log.parent.parent.stat().st_mode) == 0o755
 
 
+def test_stdin_ends_when_the_client_closes_it(ctr, engine_name):
+    """`echo x | ctr run ... cat` ends: when the client closes its end of the stdin FIFO
+    the container's stdin ends, as runc's shim copies it (ctr run sends no CloseIO)."""
+    name = new_name(ctr, engine_name)
+    result = ctr.run(name, "sh", "-c", "cat; echo after-eof", flags=["--rm"], input="line\n", timeout=20)
+    assert result.stdout == "line\nafter-eof\n", result
+
+
 def test_ps_names_exec_processes(ctr, engine_name):
     """`ctr task ps` shows the exec id of an exec'd process: runc's shim's Pids fills
     ProcessInfo.info with a containerd.runc.v1.ProcessDetails."""

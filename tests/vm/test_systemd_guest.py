@@ -39,7 +39,7 @@ HYBRID_SELECTION = "transient_scope or lifecycle or delete_force or match_runc"
 
 
 @pytest.mark.parametrize("hybrid, tests, selection, at_least", [
-    (False, [GUEST_TESTS, GUEST_CRI_TESTS], None, 14),
+    (False, [GUEST_TESTS, GUEST_CRI_TESTS], None, 15),
     (True, [GUEST_TESTS], HYBRID_SELECTION, 4),
 ], ids=["unified", "hybrid"])
 def test_systemd_driver_in_a_systemd_guest(guest_ready, hybrid, tests, selection, at_least):

@@ -239,3 +239,19 @@ def test_ps_names_exec_processes(ctr, engine_name):
         assert len(named) == 1, lines
     finally:
         ctr.remove(name)
+
+
+def test_group_annotation_shares_a_shim(ctr, engine_name):
+    """runc's shim's io.containerd.runc.v2.group annotation: containers that name the same
+    group share one shim (socket and Shutdown), as a CRI sandbox's do."""
+    names = [new_name(ctr, engine_name, suffix) for suffix in ("-a", "-b", "-c")]
+    try:
+        for name, group in zip(names, ("g1", "g1", "")):
+            flags = ["-d", "--null-io"] + (["--annotation", f"io.containerd.runc.v2.group={engine_name}-{group}"]
+                                           if group else [])
+            ctr.run(name, "sleep", "60", flags=flags)
+        addresses = [ctr.shim_address(name) for name in names]
+        assert addresses[0] == addresses[1] != addresses[2], addresses
+    finally:
+        for name in names:
+            ctr.remove(name)

@@ -17,6 +17,8 @@ import sys
 
 SOCKET_DIR = "/run/containerd/s"
 SANDBOX_ANNOTATION = "io.kubernetes.cri.sandbox-id"
+# runc's shim's group label (containerd's runc v2 shim: groupLabels), before the sandbox's
+GROUP_ANNOTATIONS = ("io.containerd.runc.v2.group", SANDBOX_ANNOTATION)
 # PYRUNC_SHIM_GROUPING=node (or running as containerd-shim-pyrunc-node-v2, runtime_type
 # io.containerd.pyrunc-node.v2): one shim per containerd namespace serves every container
 GROUPING_ENV = "PYRUNC_SHIM_GROUPING"
@@ -66,8 +68,8 @@ def grouping_mode(argv0: str, env=os.environ) -> str:
 
 
 def group_key(flags: Flags, mode: str) -> str:
-    """The container's shim group: the node, or its CRI sandbox (as runc's shim groups), or
-    the container alone."""
+    """The container's shim group: the node, or as runc's shim groups, its
+    io.containerd.runc.v2.group annotation or CRI sandbox, or the container alone."""
     if mode == "node":
         return NODE_GROUP
     try:
@@ -75,14 +77,14 @@ def group_key(flags: Flags, mode: str) -> str:
             data = f.read()
     except OSError:
         return flags.id
-    if SANDBOX_ANNOTATION.encode() not in data:
+    if not any(name.encode() in data for name in GROUP_ANNOTATIONS):
         return flags.id
     from pyrunc import fastjson  # `json` would import `re`: ~10 ms of every start
     try:
         annotations = fastjson.loads(data).get("annotations") or {}
     except ValueError:
         return flags.id
-    return annotations.get(SANDBOX_ANNOTATION) or flags.id
+    return next((annotations[name] for name in GROUP_ANNOTATIONS if annotations.get(name)), flags.id)
 
 
 def socket_path(grpc_address: str, namespace: str, key: str) -> str:
@@ -236,10 +238,12 @@ def delete_response(flags: Flags) -> bytes:
     there, and tell containerd it was killed (137, as runc's shim reports)."""
     from pyrunc import operations
     from pyrunc.errors import PyruncError
+    from pyrunc.shim import options
     from pyrunc.shim import server
     from pyrunc.shim import shim_pb2 as pb
     bundle = os.path.abspath(flags.bundle or ".")
-    g = operations.Globals(root=os.path.join(STATE_ROOT, flags.namespace))
+    # the task's Root option, as runc's shim reads it back from <bundle>/options.json
+    g = operations.Globals(root=os.path.join(options.read_root(bundle) or STATE_ROOT, flags.namespace))
     try:
         operations.delete(g, flags.id, force=True)
     except PyruncError as error:

@@ -22,6 +22,7 @@ import time
 
 from pyrunc import operations
 from pyrunc.errors import ContainerNotExist, PyruncError, WrongState
+from pyrunc.shim import options as runtime_options
 from pyrunc.shim import shim_pb2 as pb
 from pyrunc.shim import ttrpc
 from pyrunc.shim.ttrpc import Error
@@ -30,8 +31,10 @@ TASK_SERVICE = "containerd.task.v2.Task"
 EVENTS_SERVICE = "containerd.services.events.ttrpc.v1.Events"
 METRICS_V1 = "io.containerd.cgroups.v1.Metrics"
 METRICS_V2 = "io.containerd.cgroups.v2.Metrics"
-# how long a process's exit waits for its terminal output to be copied out
+# how long a process's exit waits for its output to be copied out (a pty, IoUid's pipes)
 IO_DRAIN_TIMEOUT = 5.0
+# how long Delete waits for a binary:// logger to exit after SIGTERM (runc's shim: 12 s)
+LOGGER_TERM_TIMEOUT = 12.0
 
 
 # --------------------------------------------------------------------------- mounts
@@ -96,31 +99,72 @@ def unmount_rootfs(bundle: str) -> None:
 
 
 # --------------------------------------------------------------------------- stdio
-def _open_output(uri: str, what: str) -> int:
-    """The container's stdout/stderr: a FIFO containerd reads (handed over as it is, so
-    nothing is lost at exit: there is no copy to drain), a file:// log, or nothing."""
-    if not uri:
+def _stdio_scheme(stdout: str) -> str:
+    """The scheme of a process's stdout URI, which decides for stdout and stderr both (as
+    in runc's shim, pkg/process/io.go): "" (FIFO paths), "file" or "binary"."""
+    scheme, sep, _rest = stdout.partition("://")
+    if not sep:
+        return ""
+    if scheme not in ("file", "binary"):
+        raise Error(ttrpc.INVALID_ARGUMENT, f"stdout {stdout!r}: unknown STDIO scheme {scheme} (pyrunc's shim "
+                                            "takes FIFO paths, file:// and binary:// URIs, as runc's shim)")
+    return scheme
+
+
+def _uri_path(uri: str) -> str:
+    from urllib.parse import unquote, urlsplit
+    return unquote(urlsplit(uri).path)
+
+
+def _open_output(target: str) -> int:
+    """A FIFO containerd reads (handed over as it is, so nothing is lost at exit: there is
+    no copy to drain), another file to append to, or nothing."""
+    if not target:
         return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    if "://" not in uri:
+    import stat
+    if stat.S_ISFIFO(os.stat(target).st_mode):
         # O_RDWR: opening a FIFO write-only blocks until a reader comes
-        return os.open(uri, os.O_RDWR | os.O_CLOEXEC)
-    scheme, _, rest = uri.partition("://")
-    if scheme == "file":
-        from urllib.parse import unquote, urlsplit
-        path = unquote(urlsplit(uri).path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    raise Error(ttrpc.UNIMPLEMENTED, f"{what} {uri!r}: only FIFO paths and file:// URIs are supported "
-                                     f"(no {scheme}:// logging in pyrunc's shim)")
+        return os.open(target, os.O_RDWR | os.O_CLOEXEC)
+    return os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
+
+def _log_file(uri: str) -> str:
+    """A file:// log, made as runc's shim makes it (directories 0755, the file 0644)."""
+    path = _uri_path(uri)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    return path
+
+
+def _logger_args(uri: str) -> tuple[str, list[str]]:
+    """binary:///path?key=value&flag: the logger's path and arguments (runc's shim:
+    each query key, then its first value)."""
+    from urllib.parse import parse_qsl, urlsplit
+    parts = urlsplit(uri)
+    first: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        first.setdefault(key, value)
+    return _uri_path(uri), [word for pair in first.items() for word in pair]
+
+
+def _above_stdio(fd: int) -> int:
+    """`fd` moved above 5, so that placing fds 3-5 of a new process cannot overwrite it."""
+    if fd > 5:
+        return fd
+    import fcntl
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 6)
+    os.close(fd)
+    return moved
 
 
 class StdinPump:
     """Copies containerd's stdin FIFO into the container's stdin (a pipe, or the pty
-    master) until CloseIO: the shim holds the FIFO open read-write, so a client that
-    detaches and re-attaches never sends the container a premature EOF."""
+    master) until CloseIO, or until the FIFO's writers are gone (as runc's shim: `echo x |
+    ctr run ... cat` ends). Opened read-only and non-blocking: a FIFO that no writer has
+    opened yet is merely not ready (Linux reports a hang-up only after one came)."""
 
     def __init__(self, fifo_path: str):
-        self.fifo = os.open(fifo_path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         self.read_end, self.target = os.pipe2(os.O_CLOEXEC)
         self.closing = threading.Event()
         # close() writes here so the copy ends at once: Delete waits for it, and a select
@@ -151,6 +195,8 @@ class StdinPump:
                     if data:
                         self._write(data)
                         continue
+                    if data == b"":  # the last writer closed it
+                        return
                 if self.closing.is_set():
                     return
         except OSError:
@@ -228,7 +274,15 @@ class Process:
         self.started = False
         self.pump: StdinPump | None = None
         self.master = -1
-        self.output_copied: threading.Event | None = None
+        # a copy of its output into containerd's FIFO or file (a pty's; IoUid's pipes): set
+        # when it reaches the end
+        self.copies: list[threading.Event] = []
+        self.logger = -1  # a pidfd of its binary:// logging process
+
+    def copies_done(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for copied in self.copies:
+            copied.wait(max(0.0, deadline - time.monotonic()))
 
     def timestamp(self, field) -> None:
         if self.exited_at:
@@ -236,10 +290,12 @@ class Process:
 
 
 class Task:
-    def __init__(self, container_id: str, bundle: str, namespace: str):
+    def __init__(self, container_id: str, bundle: str, namespace: str, options, g: operations.Globals):
         self.id = container_id
         self.bundle = bundle
         self.namespace = namespace
+        self.options = options  # its RuncOptions (pyrunc/shim/options.py)
+        self.globals = g  # pyrunc's global flags for it: --root, --systemd-cgroup, --criu
         self.init: Process | None = None
         self.execs: dict[str, Process] = {}
         self.oom_watch = None
@@ -248,16 +304,33 @@ class Task:
 
 
 def _release_io(proc: Process) -> None:
-    """Stop the stdin copy and close the pty master of a process being deleted."""
+    """Stop the stdin copy, close the pty master and end the logger of a process being
+    deleted."""
     if proc.pump is not None:
         proc.pump.close()
         if proc.pump.thread.is_alive():
             proc.pump.thread.join(1)
+    proc.copies_done(IO_DRAIN_TIMEOUT)
     if proc.master >= 0:
-        if proc.output_copied is not None:
-            proc.output_copied.wait(IO_DRAIN_TIMEOUT)
         os.close(proc.master)
         proc.master = -1
+    _stop_logger(proc)
+
+
+def _stop_logger(proc: Process) -> None:
+    """As runc's shim ends a binary:// logger: SIGTERM, so that it can flush, and SIGKILL
+    when it has not exited 12 s later. It is this process's child; the reaper reaps it."""
+    pidfd, proc.logger = proc.logger, -1
+    if pidfd < 0:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        if not select.select([pidfd], [], [], LOGGER_TERM_TIMEOUT)[0]:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:  # exited and reaped already
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def _exit_code(status: int) -> int:
@@ -269,7 +342,7 @@ def _exit_code(status: int) -> int:
 class Service:
     def __init__(self, namespace: str, work_dir: str):
         self.namespace = namespace
-        self.globals = operations.Globals(root=os.path.join("/run/containerd/runc", namespace))
+        self.shim_cgroup = ""  # the ShimCgroup this process joined (under lock)
         self.work_dir = work_dir
         os.makedirs(self.work_dir, mode=0o700, exist_ok=True)
         self.tasks: dict[str, Task] = {}
@@ -350,6 +423,21 @@ class Service:
                                    f"{getattr(request, 'exec_id', '')} {1000 * (time.monotonic() - started):.1f} ms\n")
                     self.log.flush()
         return call
+
+    def _join_shim_cgroup(self, path: str) -> None:
+        """ShimCgroup: runc's shim puts its shim process in that cgroup. This process is the
+        shim of every pod of the containerd namespace, so it joins the first ShimCgroup a
+        task names (the usual setting names one cgroup for all the node's shims) and refuses
+        another by name rather than move the other pods' shim there too."""
+        with self.lock:
+            if self.shim_cgroup == path:
+                return
+            if self.shim_cgroup:
+                raise Error(ttrpc.FAILED_PRECONDITION,
+                            f"ShimCgroup {path!r}: this shim process serves every task of namespace "
+                            f"{self.namespace} and is in ShimCgroup {self.shim_cgroup!r} already")
+            _join_cgroup(path, os.getpid())
+            self.shim_cgroup = path
 
     def publish(self, topic: str, event) -> None:
         self.events.put((time.time_ns(), topic, event))
@@ -435,15 +523,15 @@ class Service:
         proc.exited_at = time.time_ns()
         if proc.pump is not None:
             proc.pump.close()
-        if proc.output_copied is not None:
-            # a pty's last output is still in the master: publish the exit after it
+        if proc.copies:
+            # its last output may still be in a pty master or pipe: publish the exit after it
             threading.Thread(target=self._publish_exit, args=(proc, True), daemon=True).start()
         else:
             self._publish_exit(proc, False)
 
     def _publish_exit(self, proc: Process, drain: bool) -> None:
         if drain:
-            proc.output_copied.wait(IO_DRAIN_TIMEOUT)
+            proc.copies_done(IO_DRAIN_TIMEOUT)
         if proc is proc.task.init:
             self._check_oom(proc.task)  # an OOM kill usually ends the init: say so first
         event = pb.TaskExit(container_id=proc.task.id, id=proc.exec_id or proc.task.id, pid=proc.pid,
@@ -460,6 +548,7 @@ class Service:
         console_path = ""
         console = None
         stdio = []
+        outputs = []  # stdout, stderr; -1 once handed over
         try:
             if proc.terminal:
                 # short: sun_path holds 108 bytes and the work dir's name is a sha256
@@ -469,9 +558,12 @@ class Service:
                 console.listen(1)
             if proc.stdin:
                 proc.pump = StdinPump(proc.stdin)
+                uid, gid = proc.task.options.io_uid, proc.task.options.io_gid
+                if (uid or gid) and not proc.terminal:
+                    os.fchown(proc.pump.read_end, uid, gid)
+            outputs = self._outputs(proc)
             if not proc.terminal:
-                stdio = [proc.pump.read_end if proc.pump else self.null,
-                         _open_output(proc.stdout, "stdout"), _open_output(proc.stderr, "stderr")]
+                stdio = [proc.pump.read_end if proc.pump else self.null, *outputs]
             with self.spawning:
                 self.stdio.fds = stdio
                 try:
@@ -486,7 +578,10 @@ class Service:
                 with conn:
                     _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
                 proc.master = fds[0]
-                self._copy_console(proc)
+                # the terminal's output goes where stdout goes (runc's shim: its platform's
+                # CopyConsole, to the FIFO, file or logger)
+                self._copy(proc, proc.master, outputs[0], own_source=False)
+                outputs[0] = -1
             if proc.pump is not None:
                 if proc.master >= 0:
                     proc.pump.redirect(proc.master)
@@ -498,16 +593,87 @@ class Service:
                         os.close(fd)
                 proc.pump.close_wake()
                 proc.pump = None
+            if not proc.pid:
+                _stop_logger(proc)
             raise
         finally:
-            for fd in stdio[1:]:
-                os.close(fd)
+            for fd in outputs:  # the container has them now (or a copy thread does)
+                if fd >= 0:
+                    os.close(fd)
             if proc.pump is not None and proc.pump.read_end >= 0:
                 os.close(proc.pump.read_end)
                 proc.pump.read_end = -2  # the container has it now
             if console is not None:
                 console.close()
                 os.unlink(console_path)
+
+    def _outputs(self, proc: Process) -> list[int]:
+        """The process's stdout and stderr as runc's shim makes them (pkg/process/io.go),
+        the stdout URI's scheme deciding for both: containerd's FIFOs; a file:// log (both
+        streams into the stdout URI's file); a binary:// logging process. With IoUid/IoGid
+        set they are pipes owned by that user, copied to their FIFO or file, so that a
+        container whose root is that user may reopen them (/dev/stdout), as runc's."""
+        scheme = _stdio_scheme(proc.stdout)
+        if scheme == "binary":
+            return self._start_logger(proc)
+        targets = [_log_file(proc.stdout)] * 2 if scheme == "file" else [proc.stdout, proc.stderr]
+        outputs = []
+        try:
+            for target in targets:
+                outputs.append(_open_output(target))
+            uid, gid = proc.task.options.io_uid, proc.task.options.io_gid
+            if (uid or gid) and not proc.terminal:
+                for i, target in enumerate(targets):
+                    if target:
+                        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+                        try:
+                            os.fchown(write_end, uid, gid)
+                        except OSError:
+                            os.close(read_end)
+                            os.close(write_end)
+                            raise
+                        self._copy(proc, read_end, outputs[i], own_source=True)
+                        outputs[i] = write_end
+        except BaseException:
+            for fd in outputs:
+                os.close(fd)
+            raise
+        return outputs
+
+    def _start_logger(self, proc: Process) -> list[int]:
+        """binary:///path?args: runc's shim's logging process (pkg/process/io.go
+        NewBinaryIO): the process's stdout and stderr are pipes whose read ends are the
+        logger's fds 3 and 4; it writes (or closes) fd 5 when ready; its environment is
+        CONTAINER_ID and CONTAINER_NAMESPACE alone. A child of this process, ended by
+        Delete (_stop_logger)."""
+        path, args = _logger_args(proc.stdout)
+        out_read, out_write = os.pipe2(os.O_CLOEXEC)
+        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
+        for_logger = [_above_stdio(fd) for fd in (out_read, err_read, ready_write)]
+        actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, flags, 0)
+                   for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY))]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(for_logger)]
+        try:
+            with self.spawning:  # the reaper leaves it alone until its pidfd is open
+                pid = os.posix_spawn(path, [path, *args], {"CONTAINER_ID": proc.task.id,
+                                                           "CONTAINER_NAMESPACE": self.namespace},
+                                     file_actions=actions)
+                proc.logger = os.pidfd_open(pid)
+            self.children.set()
+        except OSError as error:
+            for fd in (out_write, err_write, ready_read):
+                os.close(fd)
+            raise Error(ttrpc.UNKNOWN, f"stdout {proc.stdout!r}: failed to start binary process: "
+                                       f"{error.strerror.lower()}") from None
+        finally:
+            for fd in for_logger:
+                os.close(fd)
+        try:
+            os.read(ready_read, 1)  # its first byte, or EOF when it closed fd 5 or exited
+        finally:
+            os.close(ready_read)
+        return [out_write, err_write]
 
     @contextlib.contextmanager
     def _clone_stdio(self):
@@ -523,27 +689,32 @@ class Service:
                 for fd in range(len(stdio)):
                     os.dup2(self.null, fd)
 
-    def _copy_console(self, proc: Process) -> None:
-        out = _open_output(proc.stdout, "stdout")
-        proc.output_copied = threading.Event()
+    def _copy(self, proc: Process, source: int, target: int, own_source: bool) -> None:
+        """Copy `source` (a pty master, a pipe) to `target` (containerd's FIFO or file, a
+        logger's pipe) until its end, on a thread; `target` is the thread's to close,
+        `source` too when `own_source`."""
+        copied = threading.Event()
+        proc.copies.append(copied)
 
         def copy() -> None:
             try:
                 while True:
                     try:
-                        data = os.read(proc.master, 65536)
-                    except OSError:  # EIO: every slave end is closed
+                        data = os.read(source, 65536)
+                    except OSError:  # a pty's EIO: every slave end is closed
                         return
                     if not data:
                         return
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(out, view):]
+                        view = view[os.write(target, view):]
             except OSError:
                 return
             finally:
-                os.close(out)
-                proc.output_copied.set()
+                os.close(target)
+                if own_source:
+                    os.close(source)
+                copied.set()
         threading.Thread(target=copy, daemon=True).start()
 
     # ---------------------------------------------------------------- the Task service
@@ -555,21 +726,31 @@ class Service:
             validate_id(r.id)
         except PyruncError as error:
             raise Error(ttrpc.INVALID_ARGUMENT, str(error)) from None
-        task = Task(r.id, r.bundle, self.namespace)
+        try:
+            options = runtime_options.from_any(r.options)
+        except runtime_options.OptionsError as error:
+            raise Error(ttrpc.INVALID_ARGUMENT, str(error)) from None
+        g = operations.Globals(root=runtime_options.state_root(options, self.namespace),
+                               systemd_cgroup=options.systemd_cgroup, criu=options.criu_path or "criu")
+        task = Task(r.id, r.bundle, self.namespace, options, g)
         task.group = group
         with self.lock:
             if r.id in self.tasks:
                 raise Error(ttrpc.ALREADY_EXISTS, f"task {r.id}: already exists")
             self.tasks[r.id] = task
         try:
+            if options.shim_cgroup:
+                self._join_shim_cgroup(options.shim_cgroup)
+            runtime_options.write(r.bundle, options)  # for `delete` after a crash: Root
             if r.rootfs:
                 mount_rootfs(r.bundle, r.rootfs)
                 task.rootfs_mounted = True
             task.init = Process(task, "", r.stdin, r.stdout, r.stderr, r.terminal)
 
             def run(console_socket: str) -> int:
-                operations.create(self.globals, r.id, r.bundle, console_socket=console_socket)
-                return operations.state(self.globals, r.id)["pid"]
+                operations.create(g, r.id, r.bundle, console_socket=console_socket,
+                                  no_pivot=options.no_pivot_root, no_new_keyring=options.no_new_keyring)
+                return operations.state(g, r.id)["pid"]
             try:
                 self._spawn(task.init, run)
             except PyruncError as error:
@@ -594,9 +775,10 @@ class Service:
         proc = self.process(r.id, r.exec_id)
         if proc.started:
             raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id or r.id}: already started")
+        g = proc.task.globals
         if not r.exec_id:
             with self.spawning:  # start hooks are pyrunc's children
-                operations.start(self.globals, r.id)
+                operations.start(g, r.id)
             proc.started = True
             self.publish("/tasks/start", pb.TaskStart(container_id=r.id, pid=proc.pid))
             return pb.StartResponse(pid=proc.pid)
@@ -607,7 +789,7 @@ class Service:
             with open(spec_file, "wb") as f:
                 f.write(proc.spec)
             try:
-                operations.exec_process(self.globals, r.id, process_file=spec_file, detach=True,
+                operations.exec_process(g, r.id, process_file=spec_file, detach=True,
                                         pid_file=pid_file, console_socket=console_socket)
                 with open(pid_file) as f:
                     return int(f.read())
@@ -650,7 +832,7 @@ class Service:
         elif r.exec_id:
             out.status = pb.RUNNING if proc.started else pb.CREATED
         else:
-            status = operations.state(self.globals, r.id)["status"]
+            status = operations.state(proc.task.globals, r.id)["status"]
             out.status = {"created": pb.CREATED, "running": pb.RUNNING, "paused": pb.PAUSED,
                           "pausing": pb.PAUSING}.get(status, pb.STOPPED if status == "stopped" else pb.UNKNOWN)
             if out.status == pb.STOPPED:  # exited, not reaped yet
@@ -669,7 +851,7 @@ class Service:
             proc.timestamp(out.exited_at)
             return out
         with self.spawning:  # poststop hooks are pyrunc's children
-            operations.delete(self.globals, r.id, force=proc.started is False)
+            operations.delete(task.globals, r.id, force=proc.started is False)
         if not proc.exited.is_set():
             # a created task deleted before start: its init was killed, the reaper got it
             proc.exited.wait(5)
@@ -701,25 +883,28 @@ class Service:
             finally:
                 os.close(pidfd)
         else:
-            operations.kill(self.globals, r.id, r.signal, all_processes=r.all)
+            operations.kill(proc.task.globals, r.id, r.signal, all_processes=r.all)
         return pb.Empty()
 
     def pids(self, r: pb.PidsRequest) -> pb.PidsResponse:
-        self.task(r.id)
+        task = self.task(r.id)
+        # as runc's shim: an exec'd process is named by a containerd.runc.v1.ProcessDetails
+        exec_ids = {p.pid: p.exec_id for p in list(task.execs.values()) if p.pid}
         out = pb.PidsResponse()
-        for pid in operations.ps_pids(self.globals, r.id):
-            out.processes.add(pid=pid)
+        for pid in operations.ps_pids(task.globals, r.id):
+            info = out.processes.add(pid=pid)
+            if pid in exec_ids:
+                info.info.type_url = runtime_options.PROCESS_DETAILS
+                info.info.value = pb.ProcessDetails(exec_id=exec_ids[pid]).SerializeToString()
         return out
 
     def pause(self, r: pb.PauseRequest) -> pb.Empty:
-        self.task(r.id)
-        operations.pause(self.globals, r.id)
+        operations.pause(self.task(r.id).globals, r.id)
         self.publish("/tasks/paused", pb.TaskPaused(container_id=r.id))
         return pb.Empty()
 
     def resume(self, r: pb.ResumeRequest) -> pb.Empty:
-        self.task(r.id)
-        operations.resume(self.globals, r.id)
+        operations.resume(self.task(r.id).globals, r.id)
         self.publish("/tasks/resumed", pb.TaskResumed(container_id=r.id))
         return pb.Empty()
 
@@ -743,12 +928,12 @@ class Service:
         return pb.Empty()
 
     def update(self, r: pb.UpdateTaskRequest) -> pb.Empty:
-        self.task(r.id)
+        task = self.task(r.id)
         try:
             resources = json.loads(r.resources.value or b"{}")
         except ValueError as error:
             raise Error(ttrpc.INVALID_ARGUMENT, f"resources: invalid JSON: {error}") from None
-        operations.update(self.globals, r.id, resources)
+        operations.update(task.globals, r.id, resources)
         return pb.Empty()
 
     def wait(self, r: pb.WaitRequest) -> pb.WaitResponse:
@@ -759,9 +944,9 @@ class Service:
         return out
 
     def stats(self, r: pb.StatsRequest) -> pb.StatsResponse:
-        self.task(r.id)
+        task = self.task(r.id)
         from pyrunc.shim.metrics import metrics_any
-        data = next(operations.events(self.globals, r.id, stats=True))["data"]
+        data = next(operations.events(task.globals, r.id, stats=True))["data"]
         out = pb.StatsResponse()
         metrics_any(data, out.stats)
         return out
@@ -801,7 +986,7 @@ class Service:
 
     # ---------------------------------------------------------------- OOM
     def _watch_oom(self, task: Task) -> None:
-        cgroup = _cgroup_state(self.globals, task.id)
+        cgroup = _cgroup_state(task.globals, task.id)
         if not cgroup:
             return
         from pyrunc.cgroups import Manager
@@ -837,6 +1022,27 @@ class Service:
                 time.sleep(0.05)
             for task in watched:
                 self._check_oom(task)
+
+
+def _join_cgroup(path: str, pid: int) -> None:
+    """Move `pid` into the cgroup `path` as runc's shim moves itself into its ShimCgroup:
+    cgroup2's, or each cgroup v1 hierarchy's where the path exists."""
+    from pyrunc.cgroups import fs
+    relative = path.lstrip("/")
+    if fs.mode() == "unified":
+        dirs = [os.path.join("/sys/fs/cgroup", relative)]
+    else:
+        dirs = sorted({os.path.join(mountpoint, relative)
+                       for fstype, mountpoint, _root, _options in fs.cgroup_mounts() if fstype == "cgroup"})
+    found = [d for d in dirs if os.path.isdir(d)]
+    if not found:
+        raise Error(ttrpc.INVALID_ARGUMENT, f"ShimCgroup {path!r}: failed to load cgroup: no such cgroup")
+    for directory in found:
+        try:
+            fs.write(os.path.join(directory, "cgroup.procs"), str(pid))
+        except OSError as error:
+            raise Error(ttrpc.UNKNOWN, f"ShimCgroup {path!r}: failed to join cgroup {directory}: "
+                                       f"{fs.describe(error)}") from None
 
 
 def _cgroup_state(g, container_id: str):

@@ -337,6 +337,12 @@ disabled_plugins = [
       runtime_type = "io.containerd.pyrunc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-node]
       runtime_type = "io.containerd.pyrunc-node.v2"
+    # runc's options for pyrunc's shim: containerd 1.6's CRI passes a runtime other than
+    # io.containerd.runc.v2 only TypeUrl and ConfigPath, a file of them (tests/shim)
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim-options]
+      runtime_type = "io.containerd.pyrunc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim-options.options]
+        ConfigPath = "{directory}/pyrunc-shim-options.toml"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{directory}/cni"

@@ -181,3 +181,91 @@ def test_start_and_delete_answered_without_python(shim, bundle, container_id, tm
         assert pb.DeleteResponse.FromString(out).exit_status == 137
     finally:
         client.close()
+
+
+@pytest.fixture
+def shim_cgroup():
+    """A cgroup beneath ours in every hierarchy, for a ShimCgroup option (removed after the
+    shim process has left it: request this fixture before `shim`)."""
+    from support import cgroup_hierarchies, cgroup_parent_below_own
+    for parent in cgroup_parent_below_own(f"pyrunc-shimcg-{os.getpid()}"):
+        for mountpoint in cgroup_hierarchies():
+            path = mountpoint
+            for part in parent.strip("/").split("/"):
+                path = os.path.join(path, part)
+                if not os.path.isdir(path):
+                    os.mkdir(path)
+                    for name in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset: empty until given
+                        if os.path.exists(os.path.join(path, name)):
+                            with open(os.path.join(os.path.dirname(path), name)) as f:
+                                value = f.read()
+                            with open(os.path.join(path, name), "w") as f:
+                                f.write(value)
+        yield parent
+
+
+def runc_options(**fields):
+    """CreateTaskRequest.options as containerd sends runc's shim options."""
+    from pyrunc.shim import shim_pb2 as pb
+    from google.protobuf import any_pb2
+    return any_pb2.Any(type_url="containerd.runc.v1.Options", value=pb.RuncOptions(**fields).SerializeToString())
+
+
+def test_shim_cgroup_joined_once(shim_cgroup, shim, bundle, container_id):
+    """ShimCgroup: runc's shim puts itself in that cgroup. The resident process serves
+    every task of the namespace, so it joins the first ShimCgroup named and refuses another
+    by name (nothing created)."""
+    from pyrunc.shim import shim_pb2 as pb
+    from pyrunc.shim import ttrpc
+    first, second = bundle(name=container_id), bundle(name=f"{container_id}-b")
+    client = shim(first)
+    shim_pid = int((first / "shim.pid").read_text())
+    try:
+        call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(first),
+                                                    options=runc_options(shim_cgroup=shim_cgroup)),
+             pb.CreateTaskResponse)
+        try:
+            paths = {line.split(":", 2)[1]: line.split(":", 2)[2]
+                     for line in open(f"/proc/{shim_pid}/cgroup").read().splitlines()}
+            if "" in paths and len(paths) > 1:  # cgroup v1: runc's shim joins the v1 hierarchies
+                del paths[""]
+            assert set(paths.values()) == {shim_cgroup}, paths
+            with pytest.raises(ttrpc.Error) as raised:
+                call(client, "Create", pb.CreateTaskRequest(id=second.name, bundle=str(second),
+                                                            options=runc_options(shim_cgroup=shim_cgroup + "/x")),
+                     pb.CreateTaskResponse)
+            assert raised.value.code == ttrpc.FAILED_PRECONDITION, raised.value
+            assert f"ShimCgroup '{shim_cgroup}/x'" in raised.value.message, raised.value.message
+            assert second.name not in state_dirs(f"/run/containerd/runc/{NAMESPACE}")
+        finally:
+            call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()
+
+
+def test_options_refused_by_name_nothing_left(shim, bundle, container_id):
+    """Options pyrunc's shim cannot honour: InvalidArgument naming them, before anything
+    is made."""
+    from google.protobuf import any_pb2
+    from pyrunc.shim import shim_pb2 as pb
+    from pyrunc.shim import ttrpc
+    directory = bundle(name=container_id)
+    client = shim(directory)
+    try:
+        for options, named in ((runc_options(binary_name="crun"), "BinaryName 'crun'"),
+                               (runc_options(root="relative/root"), "Root 'relative/root'"),
+                               (any_pb2.Any(type_url="containerd.runhcs.v1.Options"), "containerd.runhcs.v1.Options"),
+                               (any_pb2.Any(type_url="runtimeoptions.v1.Options", value=pb.RuntimeOptions(
+                                   config_path=str(directory / "missing.toml")).SerializeToString()),
+                                f"ConfigPath '{directory}/missing.toml': no such file or directory")):
+            with pytest.raises(ttrpc.Error) as raised:
+                call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(directory), options=options),
+                     pb.CreateTaskResponse)
+            assert raised.value.code == ttrpc.INVALID_ARGUMENT, raised.value
+            assert named in raised.value.message, raised.value.message
+        assert container_id not in state_dirs(f"/run/containerd/runc/{NAMESPACE}")
+        assert not (directory / "options.json").exists()
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()

@@ -1,5 +1,5 @@
 """A pod through CRI with containerd's `SystemdCgroup = true` and pyrunc as the handler's
-BinaryName, run INSIDE the systemd guest (tests/vm/test_systemd_guest.py): what a
+BinaryName (and the same through pyrunc's own shim), run INSIDE the systemd guest (tests/vm/test_systemd_guest.py): what a
 Kubernetes node with the systemd cgroup driver does. containerd passes --systemd-cgroup
 and "<pod slice>:cri-containerd:<id>" cgroupsPaths; each container of the pod must be a
 running transient scope in the pod's slice, and removing the pod must leave no unit.
@@ -33,7 +33,11 @@ def _show(unit: str, *names: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def test_pod_with_systemd_cgroup_driver(tmp_path, cri_images):
+@pytest.mark.parametrize("handler", ["pyrunc", "pyrunc-shim-options"])
+def test_pod_with_systemd_cgroup_driver(tmp_path, cri_images, handler):
+    """handler pyrunc: io.containerd.runc.v2 with pyrunc as BinaryName and SystemdCgroup =
+    true; pyrunc-shim-options: pyrunc's own shim, SystemdCgroup = true in the file its
+    ConfigPath names (containerd 1.6's CRI passes runc's options table to runc's shim only)."""
     require(CONTAINERD, CTR, SHIM)
     messages, stubs = compile_cri_api(tmp_path / "cri-api")
     directory = Path(tempfile.mkdtemp(prefix="pcri-", dir="/tmp"))
@@ -43,7 +47,8 @@ def test_pod_with_systemd_cgroup_driver(tmp_path, cri_images):
         engine.start(messages, stubs)
         for archive in cri_images:
             engine.ctr("images", "import", str(archive), timeout=180)
-        pod = Pod(engine, "pyrunc", unique_name("pod-sd"))
+        (directory / "pyrunc-shim-options.toml").write_text("SystemdCgroup = true\n")
+        pod = Pod(engine, handler, unique_name("pod-sd"))
         pod.run()
         app = pod.run_container("app", ["sleep", "3600"])
         units = {i: f"cri-containerd-{i}.scope" for i in (pod.id, app)}

@@ -3,7 +3,7 @@ so the qemu guest of tests/vm/guest.py boots with systemd as pid 1 (the host's o
 systemd, over the read-only 9p root), once with the unified hierarchy and once hybrid
 (v1 controllers plus cgroup2), and runs tests/vm/guest_systemd.py in a service there
 (unified: also tests/vm/guest_systemd_cri.py, a pod through containerd's CRI with
-SystemdCgroup = true and pyrunc as BinaryName).
+SystemdCgroup = true and pyrunc as BinaryName, and through pyrunc's own shim).
 Every test must pass and none skip: a skip would hide the driver. See docs/vm.md."""
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ HYBRID_SELECTION = "transient_scope or lifecycle or delete_force or match_runc"
 
 
 @pytest.mark.parametrize("hybrid, tests, selection, at_least", [
-    (False, [GUEST_TESTS, GUEST_CRI_TESTS], None, 14),
+    (False, [GUEST_TESTS, GUEST_CRI_TESTS], None, 15),
     (True, [GUEST_TESTS], HYBRID_SELECTION, 4),
 ], ids=["unified", "hybrid"])
 def test_systemd_driver_in_a_systemd_guest(guest_ready, hybrid, tests, selection, at_least):

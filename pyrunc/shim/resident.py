@@ -68,8 +68,10 @@ def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> N
             importlib.import_module(name)
         except ImportError:
             pass
+    from pyrunc import _native
     from pyrunc.shim.server import Service
     from pyrunc.shim.ttrpc import listen
+    _native.reuse_sealed_init = True  # one sealed copy of pyrunc-init for every spawn
     try:
         control = listen(path)
     except OSError:
@@ -159,6 +161,10 @@ def _answer_client(conn, message: bytes, service) -> bool:
         return True
     if flags.action != "start" or not flags.namespace:
         return False
+    # the container's Create follows within milliseconds: its cgroup mkdirs wait for the
+    # migration's grace period unless it has started by then (cgroups.warm_up_migration)
+    from pyrunc import cgroups
+    cgroups.warm_up_migration()
     try:
         path = main.socket_path(flags.address, flags.namespace,
                                 main.group_key(flags, main.grouping_mode(argv0, env)))

@@ -555,6 +555,8 @@ class Service:
             validate_id(r.id)
         except PyruncError as error:
             raise Error(ttrpc.INVALID_ARGUMENT, str(error)) from None
+        from pyrunc import cgroups
+        cgroups.warm_up_migration()  # its grace period passes while the rootfs is mounted
         task = Task(r.id, r.bundle, self.namespace)
         task.group = group
         with self.lock:

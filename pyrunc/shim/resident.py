@@ -18,15 +18,42 @@ import os
 IDLE_EXIT = 3.0
 SHIM_COMM = b"pyrunc-shim"  # the process name (comm), for ps and /proc
 CLIENT_MAGIC = b"pyrunc-shim-client\0"  # a request of pyrunc/_native/shim_front.c
-# what pyrunc's create/exec/delete/stats import lazily: loaded before the first group
+# What the Task service's paths (create, start, exec, pids, stats, pause, resume, update,
+# state, kill, wait, delete) import lazily beyond what this process has loaded anyway,
+# loaded before the first group is served; tests/shim/test_resident.py derives it (a
+# create then imports nothing, and nothing listed goes unused). Not listed, loaded on
+# first use: what only some configs need (a terminal, hooks, LSM labels, file:// logs,
+# a seccomp listener, cgroup v2 on a unified host) and the seccomp compiler with
+# libseccomp (a cache miss: the first container of each profile on the node).
 PRELOAD = (
-    "pyrunc.shim.server", "pyrunc.shim.metrics", "pyrunc.spec", "pyrunc.launch", "pyrunc.initproc",
-    "pyrunc.plan", "pyrunc.cgroups", "pyrunc.cgroups._v1", "pyrunc.cgroups._v2", "pyrunc.cgroups._resources",
-    "pyrunc.cgroups._paths", "pyrunc.cgroups._stats", "pyrunc.seccomp", "pyrunc.seccomp.notify",
-    "pyrunc.hooks", "pyrunc.fds", "pyrunc.lsm", "pyrunc.caps", "pyrunc.rootfs", "pyrunc.ns", "pyrunc.record",
-    "pyrunc.fastjson", "pyrunc.unixsock", "pyrunc.console", "pyrunc.rlimits", "pyrunc.log",
-    "pyrunc._native", "fcntl", "termios", "ctypes", "urllib.parse", "itertools", "queue",
+    "_cffi_backend", "_sha256", "pyrunc._native", "pyrunc._native._lib",
+    "pyrunc._native._lib.lib", "pyrunc.caps", "pyrunc.cgroups", "pyrunc.cgroups._paths",
+    "pyrunc.cgroups._resources", "pyrunc.cgroups._stats", "pyrunc.cgroups._v1",
+    "pyrunc.cgroups.controllers", "pyrunc.cgroups.controllers.blkio",
+    "pyrunc.cgroups.controllers.common", "pyrunc.cgroups.controllers.cpu",
+    "pyrunc.cgroups.controllers.cpuset", "pyrunc.cgroups.controllers.devices",
+    "pyrunc.cgroups.controllers.hugetlb", "pyrunc.cgroups.controllers.memory",
+    "pyrunc.cgroups.controllers.network", "pyrunc.cgroups.controllers.pids",
+    "pyrunc.cgroups.controllers.rdma", "pyrunc.cgroups.controllers.unified",
+    "pyrunc.cgroups.fs", "pyrunc.cgroups.manager", "pyrunc.fds", "pyrunc.initproc",
+    "pyrunc.launch", "pyrunc.log", "pyrunc.ns", "pyrunc.plan", "pyrunc.planner",
+    "pyrunc.process", "pyrunc.record", "pyrunc.rlimits", "pyrunc.rootfs",
+    "pyrunc.rootfs.options", "pyrunc.seccomp", "pyrunc.seccomp.cache",
+    "pyrunc.seccomp.profile", "pyrunc.shim.metrics", "pyrunc.spec", "pyrunc.spec.jsontype",
+    "pyrunc.spec.model", "pyrunc.spec.parser", "pyrunc.textfile", "pyrunc.unixsock",
 )
+
+
+def preload() -> None:
+    """PRELOAD: a pyrunc module that does not import is a bug (raised); the interpreter's
+    own modules vary by version (3.12 renamed _sha256), and their users fall back."""
+    import importlib
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            if name.startswith("pyrunc."):
+                raise
 
 
 def request(path: str, listener, flags) -> int:
@@ -60,14 +87,9 @@ def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> N
     group, write this pid to `report_fd`, then answer on the control socket `path` (when
     another process holds it, serve the group alone until it shuts down)."""
     import gc
-    import importlib
     import socket
     listener = socket.socket(fileno=start_listener.detach())
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    preload()
     from pyrunc import _native
     from pyrunc.shim.server import Service
     from pyrunc.shim.ttrpc import listen

@@ -15,6 +15,13 @@ import os
 import sys
 
 
+def wait(service, request) -> None:
+    import threading
+    exited = threading.Event()
+    service.wait(request).then(lambda _response: exited.set())
+    exited.wait(10)
+
+
 def main() -> None:
     bundle, rootfs, namespace, work_dir, mode, output = sys.argv[1:7]
     from pyrunc.shim import main as _main  # noqa: F401  (the `start` the resident forks from)
@@ -45,10 +52,10 @@ def main() -> None:
     service.update(pb.UpdateTaskRequest(id=container_id, resources={"value": b'{"pids": {"limit": 100}}'}))
     service.state(pb.StateRequest(id=container_id))
     service.kill(pb.KillRequest(id=container_id, exec_id="probe-exec", signal=9))
-    service.wait(pb.WaitRequest(id=container_id, exec_id="probe-exec"))
+    wait(service, pb.WaitRequest(id=container_id, exec_id="probe-exec"))
     service.delete(pb.DeleteRequest(id=container_id, exec_id="probe-exec"))
     service.kill(pb.KillRequest(id=container_id, signal=9, all=True))
-    service.wait(pb.WaitRequest(id=container_id))
+    wait(service, pb.WaitRequest(id=container_id))
     service.delete(pb.DeleteRequest(id=container_id))
     service.connect(pb.ConnectRequest(id=container_id))
     service.remove_work_dir()

@@ -155,7 +155,7 @@ class Bench:
         if errors:
             self.remove_pods(pods)
             raise errors[0]
-        time.sleep(0.5)
+        time.sleep(2)  # memory once the burst has settled (pyrunc's shim gives some back)
         for _attempt in range(10):
             shims = _resident_shims(SHIM_BINARIES[handler], self.engine.pid)
             if shims:
@@ -299,6 +299,7 @@ def main(argv=None) -> int:
         f"{args.rounds} bursts of {args.pods} pods per handler, the order rotating round by round, "
         "with one more pod (a sandbox) running under pyrunc-shim all along: pyrunc's resident "
         "shim process is up, as on a node that runs pods (its PSS then counts that pod too). "
+        "Memory is read 2 s after a burst's last pod started. "
         "Verdicts are on medians; ranges are min-max. "
         f"Wall time as seen by the CRI client (gRPC) or around `ctr`. The run took {took:.0f} s on "
         f"{os.cpu_count()} CPUs; load average (1/5/15 min) {load_before} before, {load_after} after, "

@@ -27,6 +27,12 @@ NODE_RUNTIME = "io.containerd.pyrunc-node.v2"
 SHIM_NAME = "containerd-shim-pyrunc-v2"
 
 
+def own_shims(pyrunc: str) -> str:
+    """What marks this install's shim processes (their argv names the installed command):
+    other checkouts' shims on a shared machine are neither waited for nor killed."""
+    return os.path.join(os.path.dirname(pyrunc), SHIM_NAME)
+
+
 class ShimEngine(CtrEngine):
     """ctr with --runtime io.containerd.pyrunc.v2; cgroups beneath the test's parent."""
 
@@ -72,7 +78,7 @@ class ShimEngine(CtrEngine):
         return (self.bundle(name) / "address").read_text()
 
     def shim_processes(self) -> list[str]:
-        return [p for p in processes_mentioning(SHIM_NAME) if "containerd-shim-runc" not in p]
+        return processes_mentioning(own_shims(self.pyrunc))
 
 
 def shim_call(address: str, method: str, request, response_type=None):
@@ -112,7 +118,7 @@ def shim_containerd(private_run_dirs, engine_docker_archive, engine_cgroup_paren
             daemon.stop()
         except AssertionError as error:
             problems.append(str(error))
-        left_processes = wait_for_no_processes(str(directory)) + wait_for_no_processes(SHIM_NAME, timeout=5)
+        left_processes = wait_for_no_processes(str(directory)) + wait_for_no_processes(own_shims(pyrunc), timeout=5)
         if left_processes:
             problems.append(f"processes left: {left_processes}")
         if mounts_below(str(directory)):

@@ -228,3 +228,42 @@ def test_outstanding_waits_hold_no_thread(shim, bundle, rootfs_dir, container_id
         call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
     finally:
         client.close()
+
+
+def test_spawns_share_one_sealed_init(shim, bundle, rootfs_dir, container_id):
+    """The resident process makes one sealed copy of pyrunc-init and every spawn executes
+    it (a copy per spawn cost a memfd, an 800 kB copy and the seals each time); it stays
+    sealed against writes."""
+    import fcntl
+    from pyrunc.shim import shim_pb2 as pb
+    directories = []
+    for i in range(2):
+        directory = bundle(name=f"{container_id}-{i}")
+        config = json.loads((directory / "config.json").read_text())
+        config["root"]["path"] = "rootfs"
+        (directory / "config.json").write_text(json.dumps(config))
+        directories.append(directory)
+    client = shim(directories[0])
+    created = []
+    try:
+        inits = []
+        for directory in directories:
+            request = pb.CreateTaskRequest(id=directory.name, bundle=str(directory))
+            request.rootfs.add(type="bind", source=str(rootfs_dir), options=["rbind", "ro"])
+            inits.append(call(client, "Create", request, pb.CreateTaskResponse).pid)
+            created.append(directory.name)
+        # created, not started: each init is still pyrunc-init, run from the memfd
+        executables = [os.stat(f"/proc/{pid}/exe") for pid in inits]
+        assert os.readlink(f"/proc/{inits[0]}/exe").startswith("/memfd:pyrunc-init")
+        assert executables[0].st_ino == executables[1].st_ino, "one sealed copy for both spawns"
+        fd = os.open(f"/proc/{inits[0]}/exe", os.O_RDONLY)
+        try:
+            seals = fcntl.fcntl(fd, 1034)  # F_GET_SEALS
+        finally:
+            os.close(fd)
+        assert seals & 0x8 and seals & 0x1, "sealed against writes and further seal changes"
+    finally:
+        for name in created:
+            call(client, "Delete", pb.DeleteRequest(id=name), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=directories[0].name))
+        client.close()

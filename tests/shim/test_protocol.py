@@ -267,3 +267,37 @@ def test_spawns_share_one_sealed_init(shim, bundle, rootfs_dir, container_id):
             call(client, "Delete", pb.DeleteRequest(id=name), pb.DeleteResponse)
         call(client, "Shutdown", pb.ShutdownRequest(id=directories[0].name))
         client.close()
+
+
+def test_workers_reuse_idle_threads_and_never_queue_a_call():
+    """ttrpc's request threads: a call runs at once even while others block (Wait did),
+    on an idle thread when there is one (no thread started per request), and an idle
+    thread ends after `idle` seconds."""
+    import threading
+    from pyrunc.shim.ttrpc import Workers
+    workers = Workers(idle=0.5)
+    ran = []
+    done = threading.Semaphore(0)
+
+    def record() -> None:
+        ran.append(threading.get_ident())
+        done.release()
+    for _ in range(10):
+        workers.submit(record)
+        assert done.acquire(timeout=5)
+        time.sleep(0.01)  # the worker parks again
+    assert len(set(ran)) == 1, "sequential calls reuse one thread"
+    release = threading.Event()
+    blocked = threading.Semaphore(0)
+
+    def block() -> None:
+        blocked.release()
+        release.wait(10)
+    for _ in range(3):
+        workers.submit(block)
+    assert all(blocked.acquire(timeout=5) for _ in range(3)), "a call queued behind a blocked one"
+    workers.submit(record)
+    assert done.acquire(timeout=5)
+    release.set()
+    time.sleep(1.5)
+    assert not workers.parked, "idle threads end after `idle` seconds"

@@ -215,7 +215,9 @@ def _answer_client(conn, message: bytes, service) -> bool:
     try:
         path = main.socket_path(flags.address, flags.namespace,
                                 main.group_key(flags, main.grouping_mode(argv0, env)))
-        bound = main.bind_group(path)
+        # the pod's next container: its group is served here (no connect to find out,
+        # which the group's server would accept and serve on a thread of its own)
+        bound = None if service.serves(path) else main.bind_group(path)
         if bound is not None:
             service.add_group(socket.socket(fileno=bound.detach()), path)
         main.record_shim(flags.bundle, "unix://" + path, os.getpid() if bound is not None else 0)

@@ -311,6 +311,11 @@ class Service:
             self.groups[socket_file] = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
+    def serves(self, socket_file: str) -> bool:
+        """The group at `socket_file` is served here (and not shutting down)."""
+        with self.lock:
+            return socket_file in self.groups
+
     def idle(self) -> bool:
         """No group left to serve: this process may end."""
         with self.lock:

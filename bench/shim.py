@@ -1,4 +1,4 @@
-"""python3 -m bench.shim [-n N] [--pods P] [--output PATH | --no-write]
+"""python3 -m bench.shim [-n N] [--rounds R] [--pods P] [--output PATH | --no-write]
 
 Issue 17's figures for pyrunc's containerd shim (docs/shim.md), measured in one run
 against containerd + io.containerd.runc.v2 (containerd-shim-runc-v2) + runc, in one
@@ -13,7 +13,9 @@ UTS namespaces; pods in host network, so no CNI time is counted for anyone):
   (and RSS), per-pod shims (runc's, pyrunc's) and pyrunc's node-wide shim;
 - `ctr run --rm` of /bin/true with each shim.
 
-Handlers alternate sample by sample. Prints markdown; writes docs/BENCHMARKS-shim.md.
+Handlers alternate sample by sample (the parallel bursts round by round, the order
+rotating); a verdict is on the medians, and every figure comes with its spread (min-max)
+and the load average. Prints markdown; writes docs/BENCHMARKS-shim.md.
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ SHIM_BINARIES = {RUNC: "containerd-shim-runc-v2", POD_SHIM: "containerd-shim-pyr
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="python3 -m bench.shim", description=__doc__.splitlines()[2])
-    parser.add_argument("-n", "--iterations", type=int, default=10, help="timed samples per handler (10)")
+    parser.add_argument("-n", "--iterations", type=int, default=20, help="timed samples per handler (20)")
+    parser.add_argument("--rounds", type=int, default=5, help="parallel bursts per handler (5)")
     parser.add_argument("--pods", type=int, default=20, help="pods started in parallel (20)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -152,8 +155,15 @@ class Bench:
         if errors:
             self.remove_pods(pods)
             raise errors[0]
-        time.sleep(0.5)
-        shims = _resident_shims(SHIM_BINARIES[handler], self.engine.pid)
+        time.sleep(2)  # memory once the burst has settled (pyrunc's shim gives some back)
+        for _attempt in range(10):
+            shims = _resident_shims(SHIM_BINARIES[handler], self.engine.pid)
+            if shims:
+                break
+            time.sleep(0.2)
+        else:
+            self.remove_pods(pods)
+            raise RuntimeError(f"no {handler} shim process found with {count} pods running")
         pss = rss = 0
         for pid in shims:
             p, r = _pss_rss_kb(pid)
@@ -187,6 +197,14 @@ def _verdict(value: float, target: float) -> str:
     return "holds" if value <= target else f"misses ({value:.2f}× > {target}×)"
 
 
+def _spread(values, unit: str = "ms", digits: int = 0) -> str:
+    return f"{min(values):,.{digits}f}-{max(values):,.{digits}f} {unit}".strip()
+
+
+def _loadavg() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main(argv=None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     if os.geteuid() != 0:
@@ -201,6 +219,7 @@ def main(argv=None) -> int:
     pyrunc = support.pyrunc_binary()
     work = Path(tempfile.mkdtemp(prefix="pyrunc-bench-shim-", dir="/tmp"))
     started_at = time.monotonic()
+    load_before = _loadavg()
     lines: list[str] = []
     parent_cm = contextlib.contextmanager(support.cgroup_parent_below_own)(f"pyrunc-bench-shim-{os.getpid()}")
     with parent_cm as cgroup_parent:
@@ -217,26 +236,50 @@ def main(argv=None) -> int:
             _alternate(handlers, 2, bench.lifecycle)
             print("bench.shim: CRI lifecycles ...", file=sys.stderr, flush=True)
             samples = _alternate(handlers, args.iterations, bench.lifecycle)
-            lifecycle = {h: statistics.median(s[0] for s in v) for h, v in samples.items()}
-            create_start = {h: statistics.median(s[1] for s in v) for h, v in samples.items()}
+            lifecycle_samples = {h: [s[0] for s in v] for h, v in samples.items()}
+            create_start_samples = {h: [s[1] for s in v] for h, v in samples.items()}
             print("bench.shim: ctr run ...", file=sys.stderr, flush=True)
             _alternate(handlers, 2, bench.ctr_run)
-            ctr = {h: statistics.median(v) for h, v in _alternate(handlers, args.iterations, bench.ctr_run).items()}
-            print(f"bench.shim: {args.pods} pods in parallel ...", file=sys.stderr, flush=True)
-            parallel = {}
-            for handler in (RUNC, POD_SHIM, NODE_SHIM):
+            ctr_samples = _alternate(handlers, args.iterations, bench.ctr_run)
+            print(f"bench.shim: {args.pods} pods in parallel, {args.rounds} rounds ...", file=sys.stderr, flush=True)
+
+            def burst(handler):
                 wall, shims, pss, rss, pods = bench.parallel_pods(handler, args.pods)
                 bench.remove_pods(pods)
-                parallel[handler] = (wall, shims, pss, rss)
+                return wall, shims, pss, rss, os.getloadavg()[0]
+            # a node that runs pods already: one pod keeps pyrunc's resident shim process
+            # (one for both groupings) from ending between the bursts, so none pays its
+            # cold start (≈ 0.2 s); runc's shims are per pod, none of them is kept
+            anchor = bench.pod(POD_SHIM)
+            anchor.run()
+            try:
+                bursts = _alternate([RUNC, POD_SHIM, NODE_SHIM], args.rounds, burst)
+            finally:
+                anchor.remove()
         finally:
             engine.stop()
     took = time.monotonic() - started_at
+    load_after = _loadavg()
+    lifecycle = {h: statistics.median(v) for h, v in lifecycle_samples.items()}
+    create_start = {h: statistics.median(v) for h, v in create_start_samples.items()}
+    ctr = {h: statistics.median(v) for h, v in ctr_samples.items()}
+    # per handler: (median wall, shims, median PSS, median RSS), and the samples
+    parallel = {h: (statistics.median(b[0] for b in v), v[-1][1], statistics.median(b[2] for b in v),
+                    statistics.median(b[3] for b in v)) for h, v in bursts.items()}
+    walls = {h: [b[0] for b in v] for h, v in bursts.items()}
+    psses = {h: [b[2] for b in v] for h, v in bursts.items()}
+    # the same round's runc burst is the fairest comparison for each pyrunc one
+    round_ratios = [p[0] / r[0] for p, r in zip(bursts[POD_SHIM], bursts[RUNC])]
+    burst_loads = [b[4] for v in bursts.values() for b in v]
 
     def ratio(table, handler=POD_SHIM):
         return table[handler] / table[RUNC]
     par_ratio = parallel[POD_SHIM][0] / parallel[RUNC][0]
     mem_pod = parallel[POD_SHIM][2] / parallel[RUNC][2]
     mem_node = parallel[NODE_SHIM][2] / parallel[RUNC][2]
+    options = "".join(f" {flag} {value}" for flag, value, default in
+                      (("-n", args.iterations, 20), ("--rounds", args.rounds, 5), ("--pods", args.pods, 20))
+                      if value != default)
     lines += [
         "# Benchmarks: pyrunc's containerd shim",
         "",
@@ -245,47 +288,60 @@ def main(argv=None) -> int:
         "## Command",
         "",
         "```",
-        f"cd {REPO} && python3 -m bench.shim" + (f" -n {args.iterations}" if args.iterations != 10 else "")
-        + (f" --pods {args.pods}" if args.pods != 20 else ""),
+        f"cd {REPO} && python3 -m bench.shim{options}",
         "```",
         "",
         f"As root, `python3` = `{sys.executable}`, pyrunc = `{pyrunc}`. One private containerd "
         f"({cri_support.CONTAINERD}, CRI plugin) serves both handlers: `runc` = io.containerd.runc.v2 "
         "(containerd-shim-runc-v2 running runc), `pyrunc-shim` = io.containerd.pyrunc.v2, "
         "`pyrunc-node` = io.containerd.pyrunc-node.v2. Pods use the host network (no CNI time for "
-        f"anyone). {args.iterations} samples per handler after 2 warm-up rounds, handlers alternating. "
-        f"Wall time as seen by the CRI client (gRPC) or around `ctr`. The run took {took:.0f} s; "
-        f"load average at the end {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.",
+        f"anyone). {args.iterations} samples per handler after 2 warm-up rounds, handlers alternating; "
+        f"{args.rounds} bursts of {args.pods} pods per handler, the order rotating round by round, "
+        "with one more pod (a sandbox) running under pyrunc-shim all along: pyrunc's resident "
+        "shim process is up, as on a node that runs pods (its PSS then counts that pod too). "
+        "Memory is read 2 s after a burst's last pod started. "
+        "Verdicts are on medians; ranges are min-max. "
+        f"Wall time as seen by the CRI client (gRPC) or around `ctr`. The run took {took:.0f} s on "
+        f"{os.cpu_count()} CPUs; load average (1/5/15 min) {load_before} before, {load_after} after, "
+        f"{_spread(burst_loads, '', 1)} (1 min) after the bursts.",
         "",
         "## Targets (issue 17)",
         "",
-        "| target | measured | verdict |",
+        "| target | measured (median) | verdict |",
         "|---|---|---|",
         f"| CRI lifecycle ≤ 0.6× runc | {ratio(lifecycle):.2f}× ({lifecycle[POD_SHIM]:.0f} / {lifecycle[RUNC]:.0f} ms) "
         f"| {_verdict(ratio(lifecycle), 0.6)} |",
         f"| CreateContainer + StartContainer ≤ 0.5× runc | {ratio(create_start):.2f}× "
         f"({create_start[POD_SHIM]:.0f} / {create_start[RUNC]:.0f} ms) | {_verdict(ratio(create_start), 0.5)} |",
         f"| {args.pods} pods in parallel ≤ 0.6× runc | {par_ratio:.2f}× ({parallel[POD_SHIM][0]:.0f} / "
-        f"{parallel[RUNC][0]:.0f} ms) | {_verdict(par_ratio, 0.6)} |",
-        f"| shim memory, per-pod shims ≤ 0.5× runc's | {mem_pod:.2f}× ({parallel[POD_SHIM][2]:,} / "
-        f"{parallel[RUNC][2]:,} kB PSS) | {_verdict(mem_pod, 0.5)} |",
-        f"| shim memory, node-wide shim ≤ 0.1× runc's | {mem_node:.2f}× ({parallel[NODE_SHIM][2]:,} / "
-        f"{parallel[RUNC][2]:,} kB PSS) | {_verdict(mem_node, 0.1)} |",
+        f"{parallel[RUNC][0]:.0f} ms; round by round {_spread(round_ratios, '×', 2)}) | {_verdict(par_ratio, 0.6)} |",
+        f"| shim memory, per-pod shims ≤ 0.5× runc's | {mem_pod:.2f}× ({parallel[POD_SHIM][2]:,.0f} / "
+        f"{parallel[RUNC][2]:,.0f} kB PSS) | {_verdict(mem_pod, 0.5)} |",
+        f"| shim memory, node-wide shim ≤ 0.1× runc's | {mem_node:.2f}× ({parallel[NODE_SHIM][2]:,.0f} / "
+        f"{parallel[RUNC][2]:,.0f} kB PSS) | {_verdict(mem_node, 0.1)} |",
         f"| `ctr run` /bin/true ≤ 0.7× runc's shim | {ratio(ctr):.2f}× ({ctr[POD_SHIM]:.0f} / {ctr[RUNC]:.0f} ms) "
         f"| {_verdict(ratio(ctr), 0.7)} |",
         "",
         "## Results",
         "",
+        "Median, then the range.",
+        "",
         "| benchmark | runc (containerd-shim-runc-v2) | pyrunc-shim | pyrunc-node |",
         "|---|---|---|---|",
-        f"| CRI lifecycle, median | {lifecycle[RUNC]:.1f} ms | {lifecycle[POD_SHIM]:.1f} ms | – |",
-        f"| CreateContainer + StartContainer, median | {create_start[RUNC]:.1f} ms | {create_start[POD_SHIM]:.1f} ms | – |",
-        f"| `ctr run --rm` /bin/true, median | {ctr[RUNC]:.1f} ms | {ctr[POD_SHIM]:.1f} ms | – |",
-        f"| {args.pods} pods started in parallel, wall | {parallel[RUNC][0]:.0f} ms | {parallel[POD_SHIM][0]:.0f} ms "
-        f"| {parallel[NODE_SHIM][0]:.0f} ms |",
+        f"| CRI lifecycle | {lifecycle[RUNC]:.1f} ms ({_spread(lifecycle_samples[RUNC])}) "
+        f"| {lifecycle[POD_SHIM]:.1f} ms ({_spread(lifecycle_samples[POD_SHIM])}) | – |",
+        f"| CreateContainer + StartContainer | {create_start[RUNC]:.1f} ms ({_spread(create_start_samples[RUNC])}) "
+        f"| {create_start[POD_SHIM]:.1f} ms ({_spread(create_start_samples[POD_SHIM])}) | – |",
+        f"| `ctr run --rm` /bin/true | {ctr[RUNC]:.1f} ms ({_spread(ctr_samples[RUNC])}) "
+        f"| {ctr[POD_SHIM]:.1f} ms ({_spread(ctr_samples[POD_SHIM])}) | – |",
+        f"| {args.pods} pods started in parallel, wall | {parallel[RUNC][0]:.0f} ms ({_spread(walls[RUNC])}) "
+        f"| {parallel[POD_SHIM][0]:.0f} ms ({_spread(walls[POD_SHIM])}) "
+        f"| {parallel[NODE_SHIM][0]:.0f} ms ({_spread(walls[NODE_SHIM])}) |",
         f"| shim processes with {args.pods} pods | {parallel[RUNC][1]} | {parallel[POD_SHIM][1]} | {parallel[NODE_SHIM][1]} |",
-        f"| shims' PSS, sum | {parallel[RUNC][2]:,} kB | {parallel[POD_SHIM][2]:,} kB | {parallel[NODE_SHIM][2]:,} kB |",
-        f"| shims' RSS, sum | {parallel[RUNC][3]:,} kB | {parallel[POD_SHIM][3]:,} kB | {parallel[NODE_SHIM][3]:,} kB |",
+        f"| shims' PSS, sum | {parallel[RUNC][2]:,.0f} kB ({_spread(psses[RUNC], 'kB')}) "
+        f"| {parallel[POD_SHIM][2]:,.0f} kB ({_spread(psses[POD_SHIM], 'kB')}) "
+        f"| {parallel[NODE_SHIM][2]:,.0f} kB ({_spread(psses[NODE_SHIM], 'kB')}) |",
+        f"| shims' RSS, sum | {parallel[RUNC][3]:,.0f} kB | {parallel[POD_SHIM][3]:,.0f} kB | {parallel[NODE_SHIM][3]:,.0f} kB |",
         "",
     ]
     text = "\n".join(lines)

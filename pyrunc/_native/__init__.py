@@ -5,12 +5,20 @@ init then runs a plan (see pyrunc/plan.py and plan.h).
 """
 from __future__ import annotations
 
+import _thread  # builtin: costs no file lookup
 import os
 
 INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyrunc-init")
 
 _F_ADD_SEALS = 1033
 _SEALS = 0x0001 | 0x0002 | 0x0004 | 0x0008  # SEAL, SHRINK, GROW, WRITE
+
+# Set by a resident caller (the containerd shim, which spawns for every container): the
+# sealed copy of pyrunc-init is made once per process and every spawn executes it (it is
+# sealed, so no spawn can change what the next one runs), instead of one copy per spawn.
+reuse_sealed_init = False
+_reused = {"pid": 0, "fd": -1}
+_reused_lock = _thread.allocate_lock()
 
 
 def sealed_init_fd() -> int:
@@ -45,7 +53,7 @@ def spawn_init(sync_fd: int, plan_fd: int, keep_fds: list[int], clone_flags: int
     """
     from pyrunc._native._lib import ffi, lib
 
-    exec_fd = sealed_init_fd()
+    exec_fd = _reused_init_fd() if reuse_sealed_init else sealed_init_fd()
     try:
         args = [ffi.new("char[]", a) for a in (b"pyrunc-init", str(sync_fd).encode(), str(plan_fd).encode())]
         argv = ffi.new("char *[]", args + [ffi.NULL])
@@ -54,10 +62,18 @@ def spawn_init(sync_fd: int, plan_fd: int, keep_fds: list[int], clone_flags: int
         pidfd = ffi.new("int *")
         pid = lib.pyrunc_spawn(exec_fd, argv, envp, keep, len(keep_fds), clone_flags, cgroup_fd, pidfd)
     finally:
-        os.close(exec_fd)
+        if not reuse_sealed_init:
+            os.close(exec_fd)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
     return pid, pidfd[0]
+
+
+def _reused_init_fd() -> int:
+    with _reused_lock:
+        if _reused["pid"] != os.getpid():  # none yet in this process (a fork's is its parent's)
+            _reused["fd"], _reused["pid"] = sealed_init_fd(), os.getpid()
+        return _reused["fd"]
 
 
 _PR_SET_CHILD_SUBREAPER = 36

@@ -63,7 +63,18 @@ def may_create_and_join(path: str) -> bool:
 
 
 def mkdirs(mountpoint: str, path: str) -> list[str]:
-    """mkdir -p of `path` below `mountpoint`; returns the directories made, top-down."""
+    """mkdir -p of `path` below `mountpoint`; returns the directories made, top-down.
+    The container's own directory first: its parents usually exist (a mkdir each per
+    hierarchy, instead of one per level)."""
+    try:
+        os.mkdir(path, 0o755)
+        return [path]
+    except FileExistsError:
+        return []
+    except FileNotFoundError:
+        pass  # a parent is missing: walk down from the mount point
+    except OSError as e:
+        raise CgroupError(f"create cgroup {path}: {describe(e)}") from None
     rel = path[len(mountpoint.rstrip("/")) + 1:]
     for _attempt in range(5):
         made: list[str] = []

@@ -6,6 +6,7 @@ the create/delete/state hot path."""
 
 from __future__ import annotations
 
+import _thread  # builtin: costs no file lookup
 import os
 
 from pyrunc.cgroups import fs
@@ -15,7 +16,12 @@ from pyrunc.cgroups._paths import UNIFIED_KEY, CgroupError, is_below
 _SIGKILL = 9
 
 
-def warm_up_migration() -> None:
+# One warm-up thread per process: (pid that runs it, monotonic time it stops at)
+_warm_up = {"pid": 0, "until": 0.0}
+_warm_up_lock = _thread.allocate_lock()
+
+
+def warm_up_migration(seconds: float = 0.1) -> None:
     """Start, in a thread, the wait that this process's first migration into a v1 cgroup
     costs, so that it passes while the caller parses and plans.
 
@@ -23,31 +29,53 @@ def warm_up_migration() -> None:
     first waits for an RCU grace period (5-20 ms on this VM) unless another writer held it
     within the last grace period. The thread migrates this process into the v1 cgroup it
     is already in (a no-op: tasks already in the destination are skipped, no controller
-    callback runs) every 3 ms for 100 ms, so the rcu_sync stays open until the runtime
-    places its init. Nothing on cgroup v2: CLONE_INTO_CGROUP migrates nothing. Best
-    effort: any failure just ends the thread."""
+    callback runs) every 3 ms until `seconds` after the latest call, so the rcu_sync stays
+    open until the runtime places its init. A resident caller (the containerd shim, which
+    creates many containers) calls this for each create and exec and ahead of them: one
+    thread then keeps writing, instead of one per call. That first write holds cgroup_mutex
+    while it waits (a cgroup mkdir waits behind it), so the earlier it starts the better.
+    Nothing on cgroup v2: CLONE_INTO_CGROUP migrates nothing. Best effort: any failure
+    just ends the thread."""
     if fs.mode() == "unified":
         return
+    import time
+    pid = os.getpid()
+    with _warm_up_lock:
+        _warm_up["until"] = max(_warm_up["until"], time.monotonic() + seconds)
+        if _warm_up["pid"] == pid:
+            return  # its thread is running (a forked child has none: pid differs)
+        procs = _own_v1_procs()
+        if procs is None:
+            return
+        _warm_up["pid"] = pid
+    _thread.start_new_thread(_migrate_in_place, (procs, str(pid)))
+
+
+def _own_v1_procs() -> str | None:
+    """The cgroup.procs file of this process's cgroup in the first v1 hierarchy."""
     from pyrunc.cgroups import _paths
     try:
         own = _paths.parse_proc_cgroup(fs.read("/proc/self/cgroup"))
         v1 = [h for h in _paths.hierarchies(fs.cgroup_mounts(), fs.mode(), own) if h.version == 1]
-        if not v1:
-            return
-        procs = _paths.join(v1[0].mountpoint, _paths.own_relative(v1[0], own)) + "/cgroup.procs"
     except (OSError, CgroupError):
-        return
-    import _thread
-    _thread.start_new_thread(_migrate_in_place, (procs, str(os.getpid())))
+        return None
+    if not v1:
+        return None
+    return _paths.join(v1[0].mountpoint, _paths.own_relative(v1[0], own)) + "/cgroup.procs"
 
 
 def _migrate_in_place(procs: str, pid: str) -> None:
     import time
-    deadline = time.monotonic() + 0.1
-    while time.monotonic() < deadline:
+    while True:
+        with _warm_up_lock:  # ends and says so at once: a later call then starts another
+            if time.monotonic() >= _warm_up["until"]:
+                _warm_up["pid"] = 0
+                return
         try:
             fs.write(procs, pid)
         except OSError:
+            with _warm_up_lock:
+                _warm_up["pid"] = 0
             return
         time.sleep(0.003)
 

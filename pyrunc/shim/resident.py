@@ -16,17 +16,45 @@ from __future__ import annotations
 import os
 
 IDLE_EXIT = 3.0
+RELEASE_AFTER = 0.3  # seconds without a new request after which memory is given back
 SHIM_COMM = b"pyrunc-shim"  # the process name (comm), for ps and /proc
 CLIENT_MAGIC = b"pyrunc-shim-client\0"  # a request of pyrunc/_native/shim_front.c
-# what pyrunc's create/exec/delete/stats import lazily: loaded before the first group
+# What the Task service's paths (create, start, exec, pids, stats, pause, resume, update,
+# state, kill, wait, delete) import lazily beyond what this process has loaded anyway,
+# loaded before the first group is served; tests/shim/test_resident.py derives it (a
+# create then imports nothing, and nothing listed goes unused). Not listed, loaded on
+# first use: what only some configs need (a terminal, hooks, LSM labels, file:// logs,
+# a seccomp listener, cgroup v2 on a unified host) and the seccomp compiler with
+# libseccomp (a cache miss: the first container of each profile on the node).
 PRELOAD = (
-    "pyrunc.shim.server", "pyrunc.shim.metrics", "pyrunc.spec", "pyrunc.launch", "pyrunc.initproc",
-    "pyrunc.plan", "pyrunc.cgroups", "pyrunc.cgroups._v1", "pyrunc.cgroups._v2", "pyrunc.cgroups._resources",
-    "pyrunc.cgroups._paths", "pyrunc.cgroups._stats", "pyrunc.seccomp", "pyrunc.seccomp.notify",
-    "pyrunc.hooks", "pyrunc.fds", "pyrunc.lsm", "pyrunc.caps", "pyrunc.rootfs", "pyrunc.ns", "pyrunc.record",
-    "pyrunc.fastjson", "pyrunc.unixsock", "pyrunc.console", "pyrunc.rlimits", "pyrunc.log",
-    "pyrunc._native", "fcntl", "termios", "ctypes", "urllib.parse", "itertools", "queue",
+    "_cffi_backend", "_sha256", "pyrunc._native", "pyrunc._native._lib",
+    "pyrunc._native._lib.lib", "pyrunc.caps", "pyrunc.cgroups", "pyrunc.cgroups._paths",
+    "pyrunc.cgroups._resources", "pyrunc.cgroups._stats", "pyrunc.cgroups._v1",
+    "pyrunc.cgroups.controllers", "pyrunc.cgroups.controllers.blkio",
+    "pyrunc.cgroups.controllers.common", "pyrunc.cgroups.controllers.cpu",
+    "pyrunc.cgroups.controllers.cpuset", "pyrunc.cgroups.controllers.devices",
+    "pyrunc.cgroups.controllers.hugetlb", "pyrunc.cgroups.controllers.memory",
+    "pyrunc.cgroups.controllers.network", "pyrunc.cgroups.controllers.pids",
+    "pyrunc.cgroups.controllers.rdma", "pyrunc.cgroups.controllers.unified",
+    "pyrunc.cgroups.fs", "pyrunc.cgroups.manager", "pyrunc.fds", "pyrunc.initproc",
+    "pyrunc.launch", "pyrunc.log", "pyrunc.ns", "pyrunc.plan", "pyrunc.planner",
+    "pyrunc.process", "pyrunc.record", "pyrunc.rlimits", "pyrunc.rootfs",
+    "pyrunc.rootfs.options", "pyrunc.seccomp", "pyrunc.seccomp.cache",
+    "pyrunc.seccomp.profile", "pyrunc.shim.metrics", "pyrunc.spec", "pyrunc.spec.jsontype",
+    "pyrunc.spec.model", "pyrunc.spec.parser", "pyrunc.textfile", "pyrunc.unixsock",
 )
+
+
+def preload() -> None:
+    """PRELOAD: a pyrunc module that does not import is a bug (raised); the interpreter's
+    own modules vary by version (3.12 renamed _sha256), and their users fall back."""
+    import importlib
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            if name.startswith("pyrunc."):
+                raise
 
 
 def request(path: str, listener, flags) -> int:
@@ -55,21 +83,35 @@ def set_comm(name: bytes) -> None:
     ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
 
 
+def one_malloc_arena() -> None:
+    """Before any thread starts: glibc gives threads malloc arenas of their own (up to 8
+    per CPU, each a 64 MB reservation whose touched pages stay resident); with the GIL only
+    one thread runs Python at a time, so one arena is hardly ever contended."""
+    import ctypes
+    ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
+
+
+def release_memory() -> None:
+    """After a burst of requests: collect what the burst left in cycles (the frozen
+    objects loaded at start are skipped) and give the allocator's free pages back."""
+    import ctypes
+    import gc
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
+
+
 def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> None:
     """The cold start (in the process `start` forked): load everything, serve the first
     group, write this pid to `report_fd`, then answer on the control socket `path` (when
     another process holds it, serve the group alone until it shuts down)."""
     import gc
-    import importlib
     import socket
     listener = socket.socket(fileno=start_listener.detach())
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    preload()
+    from pyrunc import _native
     from pyrunc.shim.server import Service
     from pyrunc.shim.ttrpc import listen
+    _native.reuse_sealed_init = True  # one sealed copy of pyrunc-init for every spawn
     try:
         control = listen(path)
     except OSError:
@@ -77,6 +119,7 @@ def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> N
     gc.collect()
     gc.freeze()  # what is loaded stays put: the collector then walks only new objects
     set_comm(SHIM_COMM)
+    one_malloc_arena()
     work_dir = (path if control is not None else socket_file) + ".d"
     service = Service(flags.namespace, work_dir)
     service.start_threads()
@@ -103,8 +146,14 @@ def _serve(control, service) -> None:
     import select
     import socket
     import time
+
+    from pyrunc.shim.ttrpc import WORKERS
     idle_since = None
+    released_at = 0.0
     while True:
+        if WORKERS.last_call > released_at and time.monotonic() - WORKERS.last_call > RELEASE_AFTER:
+            release_memory()
+            released_at = time.monotonic()
         if not service.idle():
             idle_since = None
         elif idle_since is None:
@@ -159,10 +208,16 @@ def _answer_client(conn, message: bytes, service) -> bool:
         return True
     if flags.action != "start" or not flags.namespace:
         return False
+    # the container's Create follows within milliseconds: its cgroup mkdirs wait for the
+    # migration's grace period unless it has started by then (cgroups.warm_up_migration)
+    from pyrunc import cgroups
+    cgroups.warm_up_migration()
     try:
         path = main.socket_path(flags.address, flags.namespace,
                                 main.group_key(flags, main.grouping_mode(argv0, env)))
-        bound = main.bind_group(path)
+        # the pod's next container: its group is served here (no connect to find out,
+        # which the group's server would accept and serve on a thread of its own)
+        bound = None if service.serves(path) else main.bind_group(path)
         if bound is not None:
             service.add_group(socket.socket(fileno=bound.detach()), path)
         main.record_shim(flags.bundle, "unix://" + path, os.getpid() if bound is not None else 0)

@@ -2,14 +2,17 @@
 u32, stream id u32, type u8, flags u8; big-endian) carrying a protobuf Request (client,
 odd stream ids) or Response. Unary calls only: that is all the Task and Events services use.
 
-The server answers each request on its own thread (Wait blocks until a process exits, so
-calls must not queue behind one another); replies are written whole under a lock."""
+The server answers each request on a thread of its own (Wait blocks until a process exits,
+so calls must not queue behind one another), reused from the requests before it
+(`Workers`); replies are written whole under a lock."""
 from __future__ import annotations
 
+import _thread
 import os
 import socket
 import struct
 import threading
+import time
 
 from pyrunc.shim import shim_pb2 as pb
 
@@ -36,6 +39,91 @@ class Error(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class Workers:
+    """Runs each call at once on an idle thread, or on a new one when none is idle; a
+    thread idle for `idle` seconds ends (an idle one costs ≈ 20 kB: its stack's touched
+    pages, the interpreter's per-thread data). A thread per request costs a clone, a
+    fresh stack's page faults, the start handshake and the unmap at exit each time; the
+    pods' requests come in bursts."""
+
+    def __init__(self, idle: float = 1.0):
+        self.idle = idle
+        self.lock = _thread.allocate_lock()
+        self.parked: list[_Slot] = []  # idle threads, the newest last
+        self.last_call = 0.0  # time.monotonic() of the latest submit
+
+    def submit(self, function, *args) -> None:
+        self.last_call = time.monotonic()
+        with self.lock:
+            slot = self.parked.pop() if self.parked else None  # the newest: its stack is warm
+        if slot is None:
+            threading.Thread(target=self._work, args=((function, args),), daemon=True).start()
+        else:
+            slot.call = (function, args)
+            slot.wake.release()
+
+    def _work(self, call) -> None:
+        while call is not None:
+            try:
+                call[0](*call[1])
+            except BaseException:  # a call reports its own errors; the thread lives on
+                pass
+            call = None  # parked with no reference to the last request
+            call = self._park()
+
+    def _park(self):
+        slot = _Slot()
+        with self.lock:
+            self.parked.append(slot)
+        if slot.wake.acquire(timeout=self.idle):
+            return slot.call
+        with self.lock:
+            if slot in self.parked:
+                self.parked.remove(slot)
+                return None
+        slot.wake.acquire()  # a call was handed over meanwhile
+        return slot.call
+
+
+class _Slot:
+    """An idle worker: `wake` is released once `call` is set."""
+    __slots__ = ("call", "wake")
+
+    def __init__(self):
+        self.call = None
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
+
+
+WORKERS = Workers()  # one for every server of the process
+
+
+class Deferred:
+    """A reply a handler gives later (Wait: when the process exits) instead of keeping a
+    thread blocked until then: resolve() it with the response message."""
+    __slots__ = ("_lock", "_callbacks", "_message")
+
+    def __init__(self):
+        self._lock = _thread.allocate_lock()
+        self._callbacks: list = []
+        self._message = None
+
+    def resolve(self, message) -> None:
+        with self._lock:
+            self._message = message
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(message)
+
+    def then(self, callback) -> None:
+        """callback(message) once resolved (at once when it is)."""
+        with self._lock:
+            if self._message is None:
+                self._callbacks.append(callback)
+                return
+        callback(self._message)
 
 
 def _read_exact(sock: socket.socket, size: int) -> bytes | None:
@@ -96,8 +184,7 @@ class Server:
                 stream_id, kind, payload = got
                 if kind != TYPE_REQUEST:
                     continue
-                threading.Thread(target=self._answer, args=(conn, write_lock, stream_id, payload),
-                                 daemon=True).start()
+                WORKERS.submit(self._answer, conn, write_lock, stream_id, payload)
         except OSError:
             return
         finally:
@@ -114,18 +201,29 @@ class Server:
             if entry is None:
                 raise Error(UNIMPLEMENTED, f"{request.service}/{request.method}: method not implemented")
             request_type, function = entry
-            response.payload = function(request_type.FromString(request.payload)).SerializeToString()
+            result = function(request_type.FromString(request.payload))
+            if isinstance(result, Deferred):
+                result.then(lambda message: self._reply(conn, write_lock, stream_id, message))
+                return
+            response.payload = result.SerializeToString()
         except Error as error:
             response.status.code = error.code
             response.status.message = error.message
         except Exception as error:  # one bad request must not take the shim down
             response.status.code = UNKNOWN
             response.status.message = f"{type(error).__name__}: {error}"
+        self._send(conn, write_lock, stream_id, response)
+
+    def _reply(self, conn, write_lock, stream_id: int, message) -> None:
+        self._send(conn, write_lock, stream_id, pb.Response(payload=message.SerializeToString()))
+
+    @staticmethod
+    def _send(conn, write_lock, stream_id: int, response) -> None:
         data = frame(stream_id, TYPE_RESPONSE, response.SerializeToString())
         with write_lock:
             try:
                 conn.sendall(data)
-            except OSError:
+            except OSError:  # the connection is gone: the reply with it
                 pass
 
 

@@ -579,6 +579,31 @@ def test_spawn_falls_back_when_the_directory_is_no_cgroup(tmp_path):
     assert seen == own
 
 
+def test_warm_up_migration_one_thread_per_process_extended_by_each_call():
+    """A resident caller (the containerd shim) warms up for every create: the calls extend
+    one thread's deadline (`seconds` after the latest) instead of starting a thread each
+    (a 20-pod burst started 40 threads writing cgroup.procs every 3 ms)."""
+    import _thread
+
+    from pyrunc import cgroups
+
+    if mode() == "unified":
+        pytest.skip("cgroup v2 needs no warm-up (CLONE_INTO_CGROUP)")
+    threads = _thread._count()
+    started = time.monotonic()
+    for _ in range(5):
+        cgroups.warm_up_migration(0.3)
+    assert _wait_until(lambda: _thread._count() == threads + 1, timeout=1.0), "no thread started"
+    time.sleep(0.05)
+    assert _thread._count() == threads + 1, "one warm-up thread for all the calls"
+    time.sleep(0.15)
+    cgroups.warm_up_migration(0.3)  # extends it: alive until ~0.5 s after the first calls
+    time.sleep(0.2)
+    assert _thread._count() == threads + 1, "the later call's deadline was not kept"
+    assert _wait_until(lambda: _thread._count() == threads, timeout=5.0), "the thread did not end"
+    assert time.monotonic() - started >= 0.45
+
+
 def test_warm_up_migration_leaves_this_process_where_it_is():
     """The warm-up thread re-migrates this process into its own v1 cgroup for 100 ms (to
     keep the rwsem's grace period open for the real placement): it must start on a v1

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +25,12 @@ from support import pyrunc_binary
 RUNTIME = "io.containerd.pyrunc.v2"
 NODE_RUNTIME = "io.containerd.pyrunc-node.v2"
 SHIM_NAME = "containerd-shim-pyrunc-v2"
+
+
+def own_shims(pyrunc: str) -> str:
+    """What marks this install's shim processes (their argv names the installed command):
+    other checkouts' shims on a shared machine are neither waited for nor killed."""
+    return os.path.join(os.path.dirname(pyrunc), SHIM_NAME)
 
 
 class ShimEngine(CtrEngine):
@@ -72,12 +78,12 @@ class ShimEngine(CtrEngine):
         return (self.bundle(name) / "address").read_text()
 
     def shim_processes(self) -> list[str]:
-        return shim_processes_here()
+        return shim_processes_here(self.pyrunc)
 
 
-def shim_processes_here() -> list[str]:
-    """pyrunc's shim processes in this test's mount namespace, where its containerd runs
-    (other sessions on the machine run theirs in their own)."""
+def shim_processes_here(pyrunc: str) -> list[str]:
+    """This install's shim processes (own_shims) in this test's mount namespace, where
+    its containerd runs (other sessions on the machine run theirs in their own)."""
     ours = os.readlink("/proc/self/ns/mnt")
 
     def here(entry: str) -> bool:
@@ -85,7 +91,7 @@ def shim_processes_here() -> list[str]:
             return os.readlink(f"/proc/{entry.split()[0]}/ns/mnt") == ours
         except OSError:
             return False
-    return [p for p in processes_mentioning(SHIM_NAME) if "containerd-shim-runc" not in p and here(p)]
+    return [p for p in processes_mentioning(own_shims(pyrunc)) if here(p)]
 
 
 def shim_call(address: str, method: str, request, response_type=None):
@@ -127,9 +133,15 @@ def shim_containerd(private_run_dirs, engine_docker_archive, engine_cgroup_paren
             problems.append(str(error))
         left_processes = wait_for_no_processes(str(directory))
         try:
-            wait_until(lambda: not shim_processes_here(), 5, "the shims to exit")
+            wait_until(lambda: not shim_processes_here(pyrunc), 5, "the shims to exit")
         except AssertionError:
-            left_processes += shim_processes_here()
+            left = shim_processes_here(pyrunc)
+            for entry in left:  # by pid, and only this test's
+                try:
+                    os.kill(int(entry.split()[0]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            left_processes += left
         if left_processes:
             problems.append(f"processes left: {left_processes}")
         if mounts_below(str(directory)):

@@ -1,5 +1,6 @@
 """runc's cgroupfs path semantics, checked on mount tables of the three layouts (text as
-the kernel prints it) and on this machine's own /proc files. Nothing is created here."""
+the kernel prints it) and on this machine's own /proc files. Nothing is created in a
+cgroup filesystem here (fs.mkdirs is checked on a temporary directory)."""
 
 from __future__ import annotations
 
@@ -272,3 +273,24 @@ def test_this_machine_relative_paths(tmp_path):
         assert directory.startswith(mounts[key])
         # Our own cgroup (relative to the mount) is the directory's parent.
         assert own[key].rstrip("/").endswith(directory[len(mounts[key]):-len("/pyrunc-unit-probe")])
+
+
+def test_mkdirs_makes_the_leaf_with_one_mkdir_when_its_parents_exist(tmp_path, monkeypatch):
+    """create's cgroup directories: one mkdir per hierarchy when the parents exist (the
+    usual case: a pod's cgroup, the engine's parent), instead of one per path level; a
+    missing parent still makes the whole path, top-down."""
+    import os
+
+    from pyrunc.cgroups import fs
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    calls = []
+    real_mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", lambda path, mode=0o777: calls.append(path) or real_mkdir(path, mode))
+    leaf = str(tmp_path / "a" / "b" / "c" / "d")
+    assert fs.mkdirs(str(tmp_path), leaf) == [leaf]
+    assert calls == [leaf]
+    calls.clear()
+    assert fs.mkdirs(str(tmp_path), leaf) == []
+    assert calls == [leaf]
+    deep = str(tmp_path / "x" / "y")
+    assert fs.mkdirs(str(tmp_path), deep) == [str(tmp_path / "x"), deep]

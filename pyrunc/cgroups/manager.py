@@ -17,8 +17,11 @@ _SIGKILL = 9
 
 
 # One warm-up thread per process: (pid that runs it, monotonic time it stops at)
-_warm_up = {"pid": 0, "until": 0.0}
+_warm_up = {"pid": 0, "until": 0.0, "procs": ""}
 _warm_up_lock = _thread.allocate_lock()
+# held around each in-place write of the warm-up and around a move of this process
+# (move_self): a write of the old cgroup's path landing after a move would undo it
+_self_migration = _thread.allocate_lock()
 
 
 def warm_up_migration(seconds: float = 0.1) -> None:
@@ -48,7 +51,18 @@ def warm_up_migration(seconds: float = 0.1) -> None:
         if procs is None:
             return
         _warm_up["pid"] = pid
-    _thread.start_new_thread(_migrate_in_place, (procs, str(pid)))
+        _warm_up["procs"] = procs
+    _thread.start_new_thread(_migrate_in_place, (str(pid),))
+
+
+def move_self(move) -> None:
+    """Call `move()`, which moves this process into other cgroups, with no warm-up write
+    in between; the warm-up writes into the new v1 cgroup afterwards."""
+    with _self_migration:
+        move()
+        procs = _own_v1_procs()
+        with _warm_up_lock:
+            _warm_up["procs"] = procs or ""
 
 
 def _own_v1_procs() -> str | None:
@@ -64,19 +78,21 @@ def _own_v1_procs() -> str | None:
     return _paths.join(v1[0].mountpoint, _paths.own_relative(v1[0], own)) + "/cgroup.procs"
 
 
-def _migrate_in_place(procs: str, pid: str) -> None:
+def _migrate_in_place(pid: str) -> None:
     import time
     while True:
-        with _warm_up_lock:  # ends and says so at once: a later call then starts another
-            if time.monotonic() >= _warm_up["until"]:
-                _warm_up["pid"] = 0
+        with _self_migration:
+            with _warm_up_lock:  # ends and says so at once: a later call then starts another
+                procs = _warm_up["procs"]
+                if time.monotonic() >= _warm_up["until"] or not procs:
+                    _warm_up["pid"] = 0
+                    return
+            try:
+                fs.write(procs, pid)
+            except OSError:
+                with _warm_up_lock:
+                    _warm_up["pid"] = 0
                 return
-        try:
-            fs.write(procs, pid)
-        except OSError:
-            with _warm_up_lock:
-                _warm_up["pid"] = 0
-            return
         time.sleep(0.003)
 
 

@@ -442,7 +442,9 @@ class Service:
                 raise Error(ttrpc.FAILED_PRECONDITION,
                             f"ShimCgroup {path!r}: this shim process serves every task of namespace "
                             f"{self.namespace} and is in ShimCgroup {self.shim_cgroup!r} already")
-            _join_cgroup(path, os.getpid())
+            from pyrunc import cgroups
+            # not undone by the migration warm-up's writes into this process's cgroup
+            cgroups.move_self(lambda: _join_cgroup(path, os.getpid()))
             self.shim_cgroup = path
 
     def publish(self, topic: str, event) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -622,3 +623,38 @@ def test_warm_up_migration_leaves_this_process_where_it_is():
         assert _wait_until(lambda: _thread._count() == threads + 1, timeout=1.0), "no thread started"
     assert _wait_until(lambda: _thread._count() == threads, timeout=5.0), "the thread did not end"
     assert _own_cgroups() == before
+
+
+MOVE_SELF_SCRIPT = """
+import os, sys, time
+from pyrunc import cgroups
+from pyrunc.cgroups import manager
+cgroups.warm_up_migration(0.5)
+time.sleep(0.05)                        # the warm-up thread is writing every 3 ms
+procs = manager._own_v1_procs()
+child = os.path.join(os.path.dirname(procs), sys.argv[1])
+os.mkdir(child)
+print(child, flush=True)
+cgroups.move_self(lambda: open(os.path.join(child, "cgroup.procs"), "w").write(str(os.getpid())))
+time.sleep(0.2)                         # ~60 more warm-up writes
+moved = manager._own_v1_procs() == os.path.join(child, "cgroup.procs")
+print("moved" if moved else "moved back", flush=True)
+"""
+
+
+def test_move_self_is_not_undone_by_the_warm_up():
+    """The shim's ShimCgroup join moves the resident process while the migration warm-up
+    keeps writing its pid into its own v1 cgroup: a write of the old path landing after
+    the move put the process back (tests/shim's ShimCgroup test saw it)."""
+    if mode() == "unified":
+        pytest.skip("cgroup v2 needs no warm-up (CLONE_INTO_CGROUP)")
+    name = f"pyrunc-moveself-{os.getpid()}"
+    result = subprocess.run([sys.executable, "-c", MOVE_SELF_SCRIPT, name], capture_output=True,
+                            text=True, timeout=30)
+    lines = result.stdout.split()
+    try:
+        assert result.returncode == 0, result.stderr
+        assert lines[1] == "moved", "the warm-up moved the process back into its old cgroup"
+    finally:
+        if lines:
+            os.rmdir(lines[0])  # its only process has exited

@@ -27,7 +27,7 @@ CLIENT_MAGIC = b"pyrunc-shim-client\0"  # a request of pyrunc/_native/shim_front
 # a seccomp listener, cgroup v2 on a unified host) and the seccomp compiler with
 # libseccomp (a cache miss: the first container of each profile on the node).
 PRELOAD = (
-    "_cffi_backend", "_sha256", "pyrunc._native", "pyrunc._native._lib",
+    "_cffi_backend", "_sha256", "gc", "pyrunc._native", "pyrunc._native._lib",
     "pyrunc._native._lib.lib", "pyrunc.caps", "pyrunc.cgroups", "pyrunc.cgroups._paths",
     "pyrunc.cgroups._resources", "pyrunc.cgroups._stats", "pyrunc.cgroups._v1",
     "pyrunc.cgroups.controllers", "pyrunc.cgroups.controllers.blkio",

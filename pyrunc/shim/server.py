@@ -384,9 +384,9 @@ class Service:
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def idle(self) -> bool:
-        """No group left to serve: this process may end."""
+        """No group left to serve and no `delete` or hook running: this process may end."""
         with self.lock:
-            return not self.groups and not self.tasks
+            return not self.groups and not self.tasks and not self.spawning.active
 
     def handlers(self, group: str) -> dict:
         table = {
@@ -983,6 +983,15 @@ class Service:
 
     def remove_work_dir(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def remove_group_sockets(self) -> None:
+        with self.lock:
+            sockets = list(self.groups)
+        for socket_file in sockets:
+            try:
+                os.unlink(socket_file)
+            except FileNotFoundError:
+                pass
 
     # ---------------------------------------------------------------- OOM
     def _watch_oom(self, task: Task) -> None:

@@ -24,8 +24,9 @@ def shim(private_run_dirs, tmp_path):
     from pyrunc.shim import ttrpc
     started = []
 
-    def start(bundle) -> "ttrpc.Client":
-        result = subprocess.run([os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME),
+    def start(bundle, wrapper=()) -> "ttrpc.Client":
+        """`wrapper`: a command line the shim's command is appended to (it runs it)."""
+        result = subprocess.run([*wrapper, os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME),
                                  "-namespace", NAMESPACE, "-address", str(tmp_path / "no-containerd.sock"),
                                  "-publish-binary", "/bin/false", "-id", bundle.name, "start"],
                                 cwd=bundle, capture_output=True, text=True, timeout=20,
@@ -266,6 +267,106 @@ def test_options_refused_by_name_nothing_left(shim, bundle, container_id):
             assert named in raised.value.message, raised.value.message
         assert container_id not in state_dirs(f"/run/containerd/runc/{NAMESPACE}")
         assert not (directory / "options.json").exists()
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()
+
+
+def resident_files(tmp_path) -> list[str]:
+    """The resident shim process's control socket, work dir and cold start lock, those
+    that exist, for the `shim` fixture's containerd address."""
+    from pyrunc.shim.main import resident_path
+    control = resident_path(str(tmp_path / "no-containerd.sock"), NAMESPACE)
+    return [path for path in (control, control + ".d", control + ".lock") if os.path.exists(path)]
+
+
+def exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] in "ZX"
+    except OSError:
+        return True
+
+
+def test_resident_killed_next_start_and_delete_clean_up(shim, bundle, container_id, tmp_path):
+    """A resident process killed by SIGKILL leaves its control socket, work dir and lock:
+    the next cold `start` removes them and takes the control socket over (rather than
+    serving its group alone beside a dead socket nobody removes), and `delete` removes
+    a dead one's too."""
+    from pyrunc.shim import shim_pb2 as pb
+    first, second = bundle(name=f"{container_id}-0"), bundle(name=f"{container_id}-1")
+    shim(first).close()
+    killed = int((first / "shim.pid").read_text())
+    control = resident_files(tmp_path)[0]
+    os.kill(killed, 9)
+    wait_until(lambda: exited(killed), 5, "the resident process to die")
+    assert len(resident_files(tmp_path)) == 3  # what SIGKILL leaves
+
+    client = shim(second)
+    try:
+        resident = int((second / "shim.pid").read_text())
+        assert resident != killed
+        # the new resident process listens on the control socket (the dead one's is gone)
+        from pyrunc.shim.main import _connectable
+        assert _connectable(control)
+        assert len(resident_files(tmp_path)) == 3
+        shim_delete(first, tmp_path)  # the killed one's task: the live resident's files stay
+        assert _connectable(control) and len(resident_files(tmp_path)) == 3
+        call(client, "Shutdown", pb.ShutdownRequest(id=second.name))
+    finally:
+        client.close()
+    wait_until(lambda: exited(resident), 10, "the resident process to end")
+    assert resident_files(tmp_path) == []
+
+    # the same SIGKILL, cleaned up by containerd's `delete` of the dead shim's task
+    third = bundle(name=f"{container_id}-2")
+    shim(third).close()
+    killed = int((third / "shim.pid").read_text())
+    os.kill(killed, 9)
+    wait_until(lambda: exited(killed), 5, "the resident process to die")
+    shim_delete(third, tmp_path)
+    assert resident_files(tmp_path) == []
+
+
+def shim_delete(directory, tmp_path) -> None:
+    """`containerd-shim-pyrunc-v2 delete` of the task of bundle `directory`, as containerd
+    runs it when its shim's connection closes: its group's socket is gone afterwards."""
+    from pyrunc.shim import shim_pb2 as pb
+    result = subprocess.run([os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME), "-namespace", NAMESPACE,
+                             "-address", str(tmp_path / "no-containerd.sock"), "-id", directory.name,
+                             "-bundle", str(directory), "delete"],
+                            cwd=directory, capture_output=True, timeout=20, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result
+    assert pb.DeleteResponse.FromString(result.stdout).exit_status == 137
+    assert not os.path.exists((directory / "address").read_text().removeprefix("unix://"))
+
+
+def test_resident_sigterm_ends_cleanly(shim, bundle, container_id, tmp_path):
+    """SIGTERM ends the resident process as it ends runc's shim (its context cancelled):
+    nothing of it is left, its groups' sockets included."""
+    directory = bundle(name=container_id)
+    shim(directory).close()
+    resident = int((directory / "shim.pid").read_text())
+    group = (directory / "address").read_text().removeprefix("unix://")
+    os.kill(resident, 15)
+    wait_until(lambda: exited(resident), 5, "the resident process to end")
+    assert resident_files(tmp_path) == []
+    assert not os.path.exists(group)
+
+
+def test_resident_oom_score_above_containerd(shim, bundle, container_id):
+    """As runc's shim (containerd's AdjustOOMScore): the shim's oom_score_adj is its
+    parent's (containerd's) plus one, so that the OOM killer takes it before containerd.
+    The resident process serves every pod of the namespace: docs/shim.md says what its
+    OOM kill costs."""
+    from pyrunc.shim import shim_pb2 as pb
+    directory = bundle(name=container_id)
+    # the parent of `start` (containerd here) at 300; `start` itself inherits it
+    client = shim(directory, wrapper=["sh", "-c", 'echo 300 > /proc/$$/oom_score_adj && "$@"; exit $?', "sh"])
+    try:
+        resident = int((directory / "shim.pid").read_text())
+        with open(f"/proc/{resident}/oom_score_adj") as f:
+            assert f.read().strip() == "301"
         call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
     finally:
         client.close()

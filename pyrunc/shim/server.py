@@ -33,6 +33,9 @@ METRICS_V1 = "io.containerd.cgroups.v1.Metrics"
 METRICS_V2 = "io.containerd.cgroups.v2.Metrics"
 # how long a process's exit waits for its output to be copied out (a pty, IoUid's pipes)
 IO_DRAIN_TIMEOUT = 5.0
+# Go's zero time.Time (0001-01-01T00:00:00Z) as a Timestamp: runc's shim's exited_at of a
+# process that has not exited (its gogo stdtime fields are never absent)
+GO_ZERO_SECONDS = -62135596800
 # how long Delete waits for a binary:// logger to exit after SIGTERM (runc's shim: 12 s)
 LOGGER_TERM_TIMEOUT = 12.0
 
@@ -285,8 +288,11 @@ class Process:
             copied.wait(max(0.0, deadline - time.monotonic()))
 
     def timestamp(self, field) -> None:
+        """Its exit time, or Go's zero time until it exits (as runc's shim)."""
         if self.exited_at:
             field.FromNanoseconds(self.exited_at)
+        else:
+            field.seconds = GO_ZERO_SECONDS
 
 
 class Task:
@@ -822,21 +828,23 @@ class Service:
 
     def state(self, r: pb.StateRequest) -> pb.StateResponse:
         proc = self.process(r.id, r.exec_id)
-        out = pb.StateResponse(id=r.exec_id or r.id, exec_id=r.exec_id, bundle=proc.task.bundle,
-                               pid=proc.pid, stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr,
-                               terminal=proc.terminal)
+        # as runc's shim: the process's id (the exec id, or the task's), exec_id unset
+        out = pb.StateResponse(id=r.exec_id or r.id, bundle=proc.task.bundle, pid=proc.pid, stdin=proc.stdin,
+                               stdout=proc.stdout, stderr=proc.stderr, terminal=proc.terminal,
+                               exit_status=proc.exit_status)
+        proc.timestamp(out.exited_at)
         if proc.exited.is_set():
             out.status = pb.STOPPED
-            out.exit_status = proc.exit_status
-            proc.timestamp(out.exited_at)
-        elif r.exec_id:
+            return out
+        status = operations.state(proc.task.globals, r.id)["status"]
+        if r.exec_id and status not in ("paused", "pausing"):
+            # a paused (or pausing) container's processes are too, its exec'd ones included
             out.status = pb.RUNNING if proc.started else pb.CREATED
-        else:
-            status = operations.state(proc.task.globals, r.id)["status"]
-            out.status = {"created": pb.CREATED, "running": pb.RUNNING, "paused": pb.PAUSED,
-                          "pausing": pb.PAUSING}.get(status, pb.STOPPED if status == "stopped" else pb.UNKNOWN)
-            if out.status == pb.STOPPED:  # exited, not reaped yet
-                out.status = pb.RUNNING
+            return out
+        out.status = {"created": pb.CREATED, "running": pb.RUNNING, "paused": pb.PAUSED,
+                      "pausing": pb.PAUSING}.get(status, pb.STOPPED if status == "stopped" else pb.UNKNOWN)
+        if out.status == pb.STOPPED:  # exited, not reaped yet
+            out.status = pb.RUNNING
         return out
 
     def delete(self, r: pb.DeleteRequest) -> pb.DeleteResponse:
@@ -871,7 +879,9 @@ class Service:
 
     def kill(self, r: pb.KillRequest) -> pb.Empty:
         proc = self.process(r.id, r.exec_id)
-        if proc.exited.is_set() or not proc.pid:
+        if not proc.pid:  # an exec not started (runc's shim: errdefs.ErrFailedPrecondition)
+            raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id}: process not created")
+        if proc.exited.is_set():
             raise Error(ttrpc.NOT_FOUND, f"process {r.exec_id or r.id}: process already finished")
         if r.exec_id:
             try:

@@ -370,3 +370,74 @@ def test_resident_oom_score_above_containerd(shim, bundle, container_id):
         call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
     finally:
         client.close()
+
+
+@pytest.fixture
+def created_task(shim, bundle, container_id):
+    """A task of `sleep 60`, created (not started) with an exec process `e1` added (not
+    started), and a client to its shim; deleted and shut down afterwards."""
+    from pyrunc.shim import shim_pb2 as pb
+    directory = bundle(args=["sleep", "60"], name=container_id)
+    client = shim(directory)
+    try:
+        call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(directory)), pb.CreateTaskResponse)
+        try:
+            spec = pb.ExecProcessRequest(id=container_id, exec_id="e1")
+            spec.spec.value = json.dumps({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}).encode()
+            call(client, "Exec", spec)
+            yield client
+        finally:
+            call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()
+
+
+def test_kill_of_exec_not_started_is_a_state_error(created_task, container_id):
+    """runc's shim (pkg/process/exec.go kill): an exec process never started is "process
+    not created", errdefs.ErrFailedPrecondition, not NotFound (which containerd and CRI
+    take for "already exited")."""
+    from pyrunc.shim import shim_pb2 as pb
+    from pyrunc.shim import ttrpc
+    with pytest.raises(ttrpc.Error) as raised:
+        call(created_task, "Kill", pb.KillRequest(id=container_id, exec_id="e1", signal=9))
+    assert raised.value.code == ttrpc.FAILED_PRECONDITION, raised.value
+    assert "process not created" in raised.value.message
+    call(created_task, "Start", pb.StartRequest(id=container_id), pb.StartResponse)
+    call(created_task, "Kill", pb.KillRequest(id=container_id, signal=9))
+    call(created_task, "Wait", pb.WaitRequest(id=container_id), pb.WaitResponse)
+    with pytest.raises(ttrpc.Error) as raised:  # an exited one: NotFound
+        call(created_task, "Kill", pb.KillRequest(id=container_id, signal=9))
+    assert raised.value.code == ttrpc.NOT_FOUND, raised.value
+
+
+def test_state_as_runc_shim(created_task, container_id):
+    """State as runc's shim answers it (runtime/v2/runc/v2/service.go): exited_at is Go's
+    zero time until the exit (a Timestamp of 0001-01-01, never absent), id is the
+    process's (exec id or task id) with exec_id unset, and an exec'd process of a paused
+    container is paused (pkg/process/exec.go Status)."""
+    from pyrunc.shim import shim_pb2 as pb
+    go_zero_seconds = -62135596800  # Go's time.Time{}: 0001-01-01T00:00:00Z
+
+    def state(exec_id: str = ""):
+        return call(created_task, "State", pb.StateRequest(id=container_id, exec_id=exec_id), pb.StateResponse)
+    for exec_id in ("e1", ""):
+        got = state(exec_id)
+        assert (got.id, got.exec_id, got.status) == (exec_id or container_id, "", pb.CREATED)
+        assert got.HasField("exited_at") and got.exited_at.ToJsonString() == "0001-01-01T00:00:00Z", got
+    call(created_task, "Start", pb.StartRequest(id=container_id), pb.StartResponse)
+    call(created_task, "Pause", pb.PauseRequest(id=container_id))
+    try:
+        assert [state(exec_id).status for exec_id in ("e1", "")] == [pb.PAUSED, pb.PAUSED]
+    finally:
+        call(created_task, "Resume", pb.ResumeRequest(id=container_id))
+    got = state()
+    assert got.status == pb.RUNNING and got.exited_at.seconds == go_zero_seconds
+    call(created_task, "Kill", pb.KillRequest(id=container_id, signal=9))
+    waited = call(created_task, "Wait", pb.WaitRequest(id=container_id), pb.WaitResponse)
+    assert waited.exit_status == 137 and waited.exited_at.seconds > 0
+    got = state()
+    assert (got.status, got.exit_status, got.exited_at) == (pb.STOPPED, 137, waited.exited_at)
+    # an exec never started, deleted: runc's shim's zero time too
+    deleted = call(created_task, "Delete", pb.DeleteRequest(id=container_id, exec_id="e1"), pb.DeleteResponse)
+    assert deleted.exited_at.seconds == go_zero_seconds

@@ -339,6 +339,18 @@ def _stop_logger(proc: Process) -> None:
         os.close(pidfd)
 
 
+def _shares_pid_namespace(bundle: str) -> bool:
+    """runc's shim's shouldKillAllOnExit: the container has no pid namespace of its own
+    (none in its config, or one joined by path); False when its config is unreadable."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    namespaces = (config.get("linux") or {}).get("namespaces") or []
+    return not any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
+
+
 def _exit_code(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
@@ -525,6 +537,13 @@ class Service:
             self._exited(proc, code)
 
     def _exited(self, proc: Process, code: int) -> None:
+        if proc is proc.task.init and _shares_pid_namespace(proc.task.bundle):
+            # as runc's shim (shouldKillAllOnExit): no pid namespace of its own, so its
+            # processes do not die with it; they are killed before the exit is reported
+            try:
+                operations.kill(proc.task.globals, proc.task.id, signal.SIGKILL, all_processes=True)
+            except Exception:  # the reaper goes on whatever happens
+                pass
         proc.exit_status = code
         proc.exited_at = time.time_ns()
         if proc.pump is not None:
@@ -881,7 +900,9 @@ class Service:
         proc = self.process(r.id, r.exec_id)
         if not proc.pid:  # an exec not started (runc's shim: errdefs.ErrFailedPrecondition)
             raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id}: process not created")
-        if proc.exited.is_set():
+        if proc.exited.is_set() and (r.exec_id or not r.all):
+            # (runc's shim runs `runc kill --all` for an exited init too: what is left of
+            # its processes in its cgroup)
             raise Error(ttrpc.NOT_FOUND, f"process {r.exec_id or r.id}: process already finished")
         if r.exec_id:
             try:

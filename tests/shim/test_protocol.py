@@ -441,3 +441,42 @@ def test_state_as_runc_shim(created_task, container_id):
     # an exec never started, deleted: runc's shim's zero time too
     deleted = call(created_task, "Delete", pb.DeleteRequest(id=container_id, exec_id="e1"), pb.DeleteResponse)
     assert deleted.exited_at.seconds == go_zero_seconds
+
+
+def test_init_exit_kills_the_rest_without_own_pid_namespace(shim, bundle, container_id):
+    """runc's shim (shouldKillAllOnExit): a container with no pid namespace of its own (a
+    pod's shared one, the host's) keeps its other processes when its init exits; they are
+    killed before the exit is reported. Kill with `all` of the exited init then succeeds, as
+    `runc kill --all` of a stopped container does."""
+    from pyrunc.shim import shim_pb2 as pb
+
+    def no_pid_namespace(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+    directory = bundle(no_pid_namespace, args=["sh", "-c", "sleep 60 & sleep 1"], name=container_id)
+    client = shim(directory)
+    try:
+        call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(directory)), pb.CreateTaskResponse)
+        try:
+            call(client, "Start", pb.StartRequest(id=container_id), pb.StartResponse)
+
+            def background() -> list[int]:
+                pids = call(client, "Pids", pb.PidsRequest(id=container_id), pb.PidsResponse).processes
+                found = []
+                for info in pids:
+                    try:
+                        with open(f"/proc/{info.pid}/cmdline", "rb") as f:
+                            if f.read() == b"sleep\0" + b"60\0":
+                                found.append(info.pid)
+                    except OSError:
+                        pass
+                return found
+            sleeper = wait_until(background, 5, "the background sleep")[0]
+            waited = call(client, "Wait", pb.WaitRequest(id=container_id), pb.WaitResponse)
+            assert waited.exit_status == 0
+            assert exited(sleeper), "the init's exit was reported with its background process alive"
+            call(client, "Kill", pb.KillRequest(id=container_id, signal=9, all=True))
+        finally:
+            call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()

@@ -411,6 +411,14 @@ def test_kill_of_exec_not_started_is_a_state_error(created_task, container_id):
     assert raised.value.code == ttrpc.NOT_FOUND, raised.value
 
 
+def test_resize_pty_without_terminal_is_no_error(created_task, container_id):
+    """runc's shim (pkg/process Init.Resize, execProcess.resize): a process without a
+    terminal has nothing to resize, and says so by succeeding."""
+    from pyrunc.shim import shim_pb2 as pb
+    for exec_id in ("", "e1"):
+        call(created_task, "ResizePty", pb.ResizePtyRequest(id=container_id, exec_id=exec_id, width=80, height=24))
+
+
 def test_state_as_runc_shim(created_task, container_id):
     """State as runc's shim answers it (runtime/v2/runc/v2/service.go): exited_at is Go's
     zero time until the exit (a Timestamp of 0001-01-01, never absent), id is the

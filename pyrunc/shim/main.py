@@ -188,8 +188,10 @@ def start(flags: Flags, argv0: str) -> int:
         lock = os.open(server_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            pid = resident.request(server_path, listener, flags) or \
-                _start_cold(listener, path, server_path, flags, lock)
+            pid = resident.request(server_path, listener, flags)
+            if not pid:
+                _remove_dead_resident(server_path)
+                pid = _start_cold(listener, path, server_path, flags, lock)
         finally:
             os.close(lock)
     listener.close()
@@ -203,10 +205,16 @@ def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) 
     it loads everything, serves the group and reports its pid. containerd reads our stdout to
     its end, so the forked process lets go of it before this one exits; and of the cold
     start `lock` (a flock belongs to the open file, which a fork shares)."""
+    oom_score_adj = _shim_oom_score()
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
+            _set_oom_score(oom_score_adj)
+            import signal
+            # as runc's shim: SIGTERM and SIGINT end it cleanly (its sockets removed)
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, _exit_signalled)
             os.close(lock)
             os.close(read_end)
             os.setsid()
@@ -227,6 +235,39 @@ def _start_cold(listener, path: str, server_path: str, flags: Flags, lock: int) 
     return int(reply)
 
 
+def _exit_signalled(number, _frame) -> None:
+    raise SystemExit(128 + number)
+
+
+def _shim_oom_score() -> int | None:
+    """runc's shim's oom_score_adj (containerd's runtime/v2/shim AdjustOOMScore): its
+    parent's, containerd's, plus one, so that the kernel's OOM killer picks the shim before
+    containerd; capped at the maximum, 1000."""
+    try:
+        with open(f"/proc/{os.getppid()}/oom_score_adj") as f:
+            return min(int(f.read()) + 1, 1000)
+    except (OSError, ValueError):
+        return None
+
+
+def _set_oom_score(score: int | None) -> None:
+    if score is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(score))
+    except OSError:  # lowering it needs CAP_SYS_RESOURCE (a user namespace): keep the inherited one
+        pass
+
+
+def _remove_dead_resident(control: str) -> None:
+    """A resident process that died without its clean-up (SIGKILL): its control socket,
+    cold start lock and work dir. The caller holds the cold start lock, so this is no new
+    resident's socket bound but not yet listening."""
+    if os.path.exists(control) and not _connectable(control):
+        _remove(control, control + ".d")
+
+
 def delete(flags: Flags) -> int:
     sys.stdout.buffer.write(delete_response(flags))
     return 0
@@ -242,32 +283,49 @@ def delete_response(flags: Flags) -> bytes:
     from pyrunc.shim import server
     from pyrunc.shim import shim_pb2 as pb
     bundle = os.path.abspath(flags.bundle or ".")
-    # the task's Root option, as runc's shim reads it back from <bundle>/options.json
-    g = operations.Globals(root=os.path.join(options.read_root(bundle) or STATE_ROOT, flags.namespace))
+    # read first: containerd may remove the bundle meanwhile (a `ctr task delete` of the
+    # task whose shim died)
+    group = _group_address(bundle)
     try:
-        operations.delete(g, flags.id, force=True)
-    except PyruncError as error:
-        sys.stderr.write(f"delete {flags.id}: {error}\n")
-    server.unmount_rootfs(bundle)
-    _remove_dead_sockets(flags, bundle)
+        # the task's Root option, as runc's shim reads it back from <bundle>/options.json
+        g = operations.Globals(root=os.path.join(options.read_root(bundle) or STATE_ROOT, flags.namespace))
+        try:
+            operations.delete(g, flags.id, force=True)
+        except PyruncError as error:
+            sys.stderr.write(f"delete {flags.id}: {error}\n")
+        server.unmount_rootfs(bundle)
+    finally:
+        _remove_dead_sockets(flags, group)
     response = pb.DeleteResponse(exit_status=128 + 9)
     response.exited_at.GetCurrentTime()
     return response.SerializeToString()
 
 
-def _remove_dead_sockets(flags: Flags, bundle: str) -> None:
-    """The group's socket, and the resident process's control socket, work dir and cold
-    start lock, when that process is dead (nobody answers)."""
+def _group_address(bundle: str) -> str:
     try:
         with open(os.path.join(bundle, "address")) as f:
-            group = f.read().strip().removeprefix("unix://")
+            return f.read().strip().removeprefix("unix://")
     except OSError:
-        group = ""
+        return ""
+
+
+def _remove_dead_sockets(flags: Flags, group: str) -> None:
+    """The group's socket (and the work dir of a resident process that served it alone),
+    and a dead resident process's control socket, work dir and cold start lock (under that
+    lock: a cold start in progress binds the control socket before it listens)."""
     if os.path.dirname(group) == SOCKET_DIR and not _connectable(group):
-        _remove(group)
+        _remove(group, group + ".d")
     control = resident_path(flags.address, flags.namespace)
-    if not _connectable(control):
-        _remove(control, control + ".lock", control + ".d")
+    if not any(os.path.exists(control + suffix) for suffix in ("", ".d", ".lock")):
+        return
+    import fcntl
+    lock = os.open(control + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _connectable(control):
+            _remove(control, control + ".d", control + ".lock")
+    finally:
+        os.close(lock)
 
 
 def _remove(*paths: str) -> None:

@@ -130,6 +130,7 @@ def run(path: str, start_listener, socket_file: str, flags, report_fd: int) -> N
         _serve(control, service)
     finally:
         service.remove_work_dir()
+        service.remove_group_sockets()  # an exit with groups left: SIGTERM
         if control is not None:
             # gone before it stops answering: a late `start` then makes a new one
             for name in (path, path + ".lock"):
@@ -203,7 +204,10 @@ def _answer_client(conn, message: bytes, service) -> bool:
         return False  # the Python command reports bad flags itself
     flags.bundle = os.path.join(cwd, flags.bundle or ".")
     if flags.action == "delete":
-        # on a thread: deleting a container may wait (its processes, hooks)
+        # on a thread: deleting a container may wait (its processes, hooks). The spawn gate
+        # is held until the answer is sent: poststop hooks are children the reaper must
+        # leave, and this process does not end meanwhile (Service.idle)
+        service.spawning.__enter__()
         threading.Thread(target=_answer_delete, args=(conn, flags, service), daemon=True).start()
         return True
     if flags.action != "start" or not flags.namespace:
@@ -232,8 +236,7 @@ def _answer_delete(conn, flags, service) -> None:
     from pyrunc.shim import main
     try:
         try:
-            with service.spawning:  # poststop hooks are children the reaper must leave
-                reply = b"0" + main.delete_response(flags)
+            reply = b"0" + main.delete_response(flags)
         except Exception as error:
             reply = f"1delete {flags.id}: {error}".encode()
         conn.sendall(reply)
@@ -241,3 +244,4 @@ def _answer_delete(conn, flags, service) -> None:
         pass
     finally:
         conn.close()
+        service.spawning.__exit__(None, None, None)

@@ -33,6 +33,9 @@ METRICS_V1 = "io.containerd.cgroups.v1.Metrics"
 METRICS_V2 = "io.containerd.cgroups.v2.Metrics"
 # how long a process's exit waits for its output to be copied out (a pty, IoUid's pipes)
 IO_DRAIN_TIMEOUT = 5.0
+# Go's zero time.Time (0001-01-01T00:00:00Z) as a Timestamp: runc's shim's exited_at of a
+# process that has not exited (its gogo stdtime fields are never absent)
+GO_ZERO_SECONDS = -62135596800
 # how long Delete waits for a binary:// logger to exit after SIGTERM (runc's shim: 12 s)
 LOGGER_TERM_TIMEOUT = 12.0
 
@@ -286,8 +289,11 @@ class Process:
             copied.wait(max(0.0, deadline - time.monotonic()))
 
     def timestamp(self, field) -> None:
+        """Its exit time, or Go's zero time until it exits (as runc's shim)."""
         if self.exited_at:
             field.FromNanoseconds(self.exited_at)
+        else:
+            field.seconds = GO_ZERO_SECONDS
 
 
 class Task:
@@ -332,6 +338,18 @@ def _stop_logger(proc: Process) -> None:
         pass
     finally:
         os.close(pidfd)
+
+
+def _shares_pid_namespace(bundle: str) -> bool:
+    """runc's shim's shouldKillAllOnExit: the container has no pid namespace of its own
+    (none in its config, or one joined by path); False when its config is unreadable."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    namespaces = (config.get("linux") or {}).get("namespaces") or []
+    return not any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
 
 
 def _exit_code(status: int) -> int:
@@ -390,9 +408,9 @@ class Service:
             return socket_file in self.groups
 
     def idle(self) -> bool:
-        """No group left to serve: this process may end."""
+        """No group left to serve and no `delete` or hook running: this process may end."""
         with self.lock:
-            return not self.groups and not self.tasks
+            return not self.groups and not self.tasks and not self.spawning.active
 
     def handlers(self, group: str) -> dict:
         table = {
@@ -527,6 +545,13 @@ class Service:
             self._exited(proc, code)
 
     def _exited(self, proc: Process, code: int) -> None:
+        if proc is proc.task.init and _shares_pid_namespace(proc.task.bundle):
+            # as runc's shim (shouldKillAllOnExit): no pid namespace of its own, so its
+            # processes do not die with it; they are killed before the exit is reported
+            try:
+                operations.kill(proc.task.globals, proc.task.id, signal.SIGKILL, all_processes=True)
+            except Exception:  # the reaper goes on whatever happens
+                pass
         proc.exit_status = code
         proc.exited_at = time.time_ns()
         if proc.pump is not None:
@@ -835,21 +860,23 @@ class Service:
 
     def state(self, r: pb.StateRequest) -> pb.StateResponse:
         proc = self.process(r.id, r.exec_id)
-        out = pb.StateResponse(id=r.exec_id or r.id, exec_id=r.exec_id, bundle=proc.task.bundle,
-                               pid=proc.pid, stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr,
-                               terminal=proc.terminal)
+        # as runc's shim: the process's id (the exec id, or the task's), exec_id unset
+        out = pb.StateResponse(id=r.exec_id or r.id, bundle=proc.task.bundle, pid=proc.pid, stdin=proc.stdin,
+                               stdout=proc.stdout, stderr=proc.stderr, terminal=proc.terminal,
+                               exit_status=proc.exit_status)
+        proc.timestamp(out.exited_at)
         if proc.exited.is_set():
             out.status = pb.STOPPED
-            out.exit_status = proc.exit_status
-            proc.timestamp(out.exited_at)
-        elif r.exec_id:
+            return out
+        status = operations.state(proc.task.globals, r.id)["status"]
+        if r.exec_id and status not in ("paused", "pausing"):
+            # a paused (or pausing) container's processes are too, its exec'd ones included
             out.status = pb.RUNNING if proc.started else pb.CREATED
-        else:
-            status = operations.state(proc.task.globals, r.id)["status"]
-            out.status = {"created": pb.CREATED, "running": pb.RUNNING, "paused": pb.PAUSED,
-                          "pausing": pb.PAUSING}.get(status, pb.STOPPED if status == "stopped" else pb.UNKNOWN)
-            if out.status == pb.STOPPED:  # exited, not reaped yet
-                out.status = pb.RUNNING
+            return out
+        out.status = {"created": pb.CREATED, "running": pb.RUNNING, "paused": pb.PAUSED,
+                      "pausing": pb.PAUSING}.get(status, pb.STOPPED if status == "stopped" else pb.UNKNOWN)
+        if out.status == pb.STOPPED:  # exited, not reaped yet
+            out.status = pb.RUNNING
         return out
 
     def delete(self, r: pb.DeleteRequest) -> pb.DeleteResponse:
@@ -884,7 +911,11 @@ class Service:
 
     def kill(self, r: pb.KillRequest) -> pb.Empty:
         proc = self.process(r.id, r.exec_id)
-        if proc.exited.is_set() or not proc.pid:
+        if not proc.pid:  # an exec not started (runc's shim: errdefs.ErrFailedPrecondition)
+            raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id}: process not created")
+        if proc.exited.is_set() and (r.exec_id or not r.all):
+            # (runc's shim runs `runc kill --all` for an exited init too: what is left of
+            # its processes in its cgroup)
             raise Error(ttrpc.NOT_FOUND, f"process {r.exec_id or r.id}: process already finished")
         if r.exec_id:
             try:
@@ -927,7 +958,7 @@ class Service:
     def resizepty(self, r: pb.ResizePtyRequest) -> pb.Empty:
         proc = self.process(r.id, r.exec_id)
         if proc.master < 0:
-            raise Error(ttrpc.FAILED_PRECONDITION, f"process {r.exec_id or r.id}: no terminal")
+            return pb.Empty()  # as runc's shim: nothing to resize without a terminal
         import fcntl
         import struct
         import termios
@@ -994,6 +1025,15 @@ class Service:
 
     def remove_work_dir(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def remove_group_sockets(self) -> None:
+        with self.lock:
+            sockets = list(self.groups)
+        for socket_file in sockets:
+            try:
+                os.unlink(socket_file)
+            except FileNotFoundError:
+                pass
 
     # ---------------------------------------------------------------- OOM
     def _watch_oom(self, task: Task) -> None:

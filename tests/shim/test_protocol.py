@@ -24,8 +24,9 @@ def shim(private_run_dirs, tmp_path):
     from pyrunc.shim import ttrpc
     started = []
 
-    def start(bundle) -> "ttrpc.Client":
-        result = subprocess.run([os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME),
+    def start(bundle, wrapper=()) -> "ttrpc.Client":
+        """`wrapper`: a command line the shim's command is appended to (it runs it)."""
+        result = subprocess.run([*wrapper, os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME),
                                  "-namespace", NAMESPACE, "-address", str(tmp_path / "no-containerd.sock"),
                                  "-publish-binary", "/bin/false", "-id", bundle.name, "start"],
                                 cwd=bundle, capture_output=True, text=True, timeout=20,
@@ -313,6 +314,103 @@ def test_outstanding_waits_hold_no_thread(shim, bundle, rootfs_dir, container_id
             waiter.join(10)
         assert [r.exit_status for r in replies] == [137] * len(waiters)
         call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+
+
+def resident_files(tmp_path) -> list[str]:
+    """The resident shim process's control socket, work dir and cold start lock, those
+    that exist, for the `shim` fixture's containerd address."""
+    from pyrunc.shim.main import resident_path
+    control = resident_path(str(tmp_path / "no-containerd.sock"), NAMESPACE)
+    return [path for path in (control, control + ".d", control + ".lock") if os.path.exists(path)]
+
+
+def exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] in "ZX"
+    except OSError:
+        return True
+
+
+def test_resident_killed_next_start_and_delete_clean_up(shim, bundle, container_id, tmp_path):
+    """A resident process killed by SIGKILL leaves its control socket, work dir and lock:
+    the next cold `start` removes them and takes the control socket over (rather than
+    serving its group alone beside a dead socket nobody removes), and `delete` removes
+    a dead one's too."""
+    from pyrunc.shim import shim_pb2 as pb
+    first, second = bundle(name=f"{container_id}-0"), bundle(name=f"{container_id}-1")
+    shim(first).close()
+    killed = int((first / "shim.pid").read_text())
+    control = resident_files(tmp_path)[0]
+    os.kill(killed, 9)
+    wait_until(lambda: exited(killed), 5, "the resident process to die")
+    assert len(resident_files(tmp_path)) == 3  # what SIGKILL leaves
+
+    client = shim(second)
+    try:
+        resident = int((second / "shim.pid").read_text())
+        assert resident != killed
+        # the new resident process listens on the control socket (the dead one's is gone)
+        from pyrunc.shim.main import _connectable
+        assert _connectable(control)
+        assert len(resident_files(tmp_path)) == 3
+        shim_delete(first, tmp_path)  # the killed one's task: the live resident's files stay
+        assert _connectable(control) and len(resident_files(tmp_path)) == 3
+        call(client, "Shutdown", pb.ShutdownRequest(id=second.name))
+    finally:
+        client.close()
+    wait_until(lambda: exited(resident), 10, "the resident process to end")
+    assert resident_files(tmp_path) == []
+
+    # the same SIGKILL, cleaned up by containerd's `delete` of the dead shim's task
+    third = bundle(name=f"{container_id}-2")
+    shim(third).close()
+    killed = int((third / "shim.pid").read_text())
+    os.kill(killed, 9)
+    wait_until(lambda: exited(killed), 5, "the resident process to die")
+    shim_delete(third, tmp_path)
+    assert resident_files(tmp_path) == []
+
+
+def shim_delete(directory, tmp_path) -> None:
+    """`containerd-shim-pyrunc-v2 delete` of the task of bundle `directory`, as containerd
+    runs it when its shim's connection closes: its group's socket is gone afterwards."""
+    from pyrunc.shim import shim_pb2 as pb
+    result = subprocess.run([os.path.join(os.path.dirname(pyrunc_binary()), SHIM_NAME), "-namespace", NAMESPACE,
+                             "-address", str(tmp_path / "no-containerd.sock"), "-id", directory.name,
+                             "-bundle", str(directory), "delete"],
+                            cwd=directory, capture_output=True, timeout=20, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result
+    assert pb.DeleteResponse.FromString(result.stdout).exit_status == 137
+    assert not os.path.exists((directory / "address").read_text().removeprefix("unix://"))
+
+
+def test_resident_sigterm_ends_cleanly(shim, bundle, container_id, tmp_path):
+    """SIGTERM ends the resident process as it ends runc's shim (its context cancelled):
+    nothing of it is left, its groups' sockets included."""
+    directory = bundle(name=container_id)
+    shim(directory).close()
+    resident = int((directory / "shim.pid").read_text())
+    group = (directory / "address").read_text().removeprefix("unix://")
+    os.kill(resident, 15)
+    wait_until(lambda: exited(resident), 5, "the resident process to end")
+    assert resident_files(tmp_path) == []
+    assert not os.path.exists(group)
+
+
+def test_resident_oom_score_above_containerd(shim, bundle, container_id):
+    """As runc's shim (containerd's AdjustOOMScore): the shim's oom_score_adj is its
+    parent's (containerd's) plus one, so that the OOM killer takes it before containerd.
+    The resident process serves every pod of the namespace: docs/shim.md says what its
+    OOM kill costs."""
+    from pyrunc.shim import shim_pb2 as pb
+    directory = bundle(name=container_id)
+    # the parent of `start` (containerd here) at 300; `start` itself inherits it
+    client = shim(directory, wrapper=["sh", "-c", 'echo 300 > /proc/$$/oom_score_adj && "$@"; exit $?', "sh"])
+    try:
+        resident = int((directory / "shim.pid").read_text())
+        with open(f"/proc/{resident}/oom_score_adj") as f:
+            assert f.read().strip() == "301"
         call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
     finally:
         client.close()
@@ -389,3 +487,121 @@ def test_workers_reuse_idle_threads_and_never_queue_a_call():
     release.set()
     time.sleep(1.5)
     assert not workers.parked, "idle threads end after `idle` seconds"
+
+
+@pytest.fixture
+def created_task(shim, bundle, container_id):
+    """A task of `sleep 60`, created (not started) with an exec process `e1` added (not
+    started), and a client to its shim; deleted and shut down afterwards."""
+    from pyrunc.shim import shim_pb2 as pb
+    directory = bundle(args=["sleep", "60"], name=container_id)
+    client = shim(directory)
+    try:
+        call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(directory)), pb.CreateTaskResponse)
+        try:
+            spec = pb.ExecProcessRequest(id=container_id, exec_id="e1")
+            spec.spec.value = json.dumps({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}).encode()
+            call(client, "Exec", spec)
+            yield client
+        finally:
+            call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()
+
+
+def test_kill_of_exec_not_started_is_a_state_error(created_task, container_id):
+    """runc's shim (pkg/process/exec.go kill): an exec process never started is "process
+    not created", errdefs.ErrFailedPrecondition, not NotFound (which containerd and CRI
+    take for "already exited")."""
+    from pyrunc.shim import shim_pb2 as pb
+    from pyrunc.shim import ttrpc
+    with pytest.raises(ttrpc.Error) as raised:
+        call(created_task, "Kill", pb.KillRequest(id=container_id, exec_id="e1", signal=9))
+    assert raised.value.code == ttrpc.FAILED_PRECONDITION, raised.value
+    assert "process not created" in raised.value.message
+    call(created_task, "Start", pb.StartRequest(id=container_id), pb.StartResponse)
+    call(created_task, "Kill", pb.KillRequest(id=container_id, signal=9))
+    call(created_task, "Wait", pb.WaitRequest(id=container_id), pb.WaitResponse)
+    with pytest.raises(ttrpc.Error) as raised:  # an exited one: NotFound
+        call(created_task, "Kill", pb.KillRequest(id=container_id, signal=9))
+    assert raised.value.code == ttrpc.NOT_FOUND, raised.value
+
+
+def test_resize_pty_without_terminal_is_no_error(created_task, container_id):
+    """runc's shim (pkg/process Init.Resize, execProcess.resize): a process without a
+    terminal has nothing to resize, and says so by succeeding."""
+    from pyrunc.shim import shim_pb2 as pb
+    for exec_id in ("", "e1"):
+        call(created_task, "ResizePty", pb.ResizePtyRequest(id=container_id, exec_id=exec_id, width=80, height=24))
+
+
+def test_state_as_runc_shim(created_task, container_id):
+    """State as runc's shim answers it (runtime/v2/runc/v2/service.go): exited_at is Go's
+    zero time until the exit (a Timestamp of 0001-01-01, never absent), id is the
+    process's (exec id or task id) with exec_id unset, and an exec'd process of a paused
+    container is paused (pkg/process/exec.go Status)."""
+    from pyrunc.shim import shim_pb2 as pb
+    go_zero_seconds = -62135596800  # Go's time.Time{}: 0001-01-01T00:00:00Z
+
+    def state(exec_id: str = ""):
+        return call(created_task, "State", pb.StateRequest(id=container_id, exec_id=exec_id), pb.StateResponse)
+    for exec_id in ("e1", ""):
+        got = state(exec_id)
+        assert (got.id, got.exec_id, got.status) == (exec_id or container_id, "", pb.CREATED)
+        assert got.HasField("exited_at") and got.exited_at.ToJsonString() == "0001-01-01T00:00:00Z", got
+    call(created_task, "Start", pb.StartRequest(id=container_id), pb.StartResponse)
+    call(created_task, "Pause", pb.PauseRequest(id=container_id))
+    try:
+        assert [state(exec_id).status for exec_id in ("e1", "")] == [pb.PAUSED, pb.PAUSED]
+    finally:
+        call(created_task, "Resume", pb.ResumeRequest(id=container_id))
+    got = state()
+    assert got.status == pb.RUNNING and got.exited_at.seconds == go_zero_seconds
+    call(created_task, "Kill", pb.KillRequest(id=container_id, signal=9))
+    waited = call(created_task, "Wait", pb.WaitRequest(id=container_id), pb.WaitResponse)
+    assert waited.exit_status == 137 and waited.exited_at.seconds > 0
+    got = state()
+    assert (got.status, got.exit_status, got.exited_at) == (pb.STOPPED, 137, waited.exited_at)
+    # an exec never started, deleted: runc's shim's zero time too
+    deleted = call(created_task, "Delete", pb.DeleteRequest(id=container_id, exec_id="e1"), pb.DeleteResponse)
+    assert deleted.exited_at.seconds == go_zero_seconds
+
+
+def test_init_exit_kills_the_rest_without_own_pid_namespace(shim, bundle, container_id):
+    """runc's shim (shouldKillAllOnExit): a container with no pid namespace of its own (a
+    pod's shared one, the host's) keeps its other processes when its init exits; they are
+    killed before the exit is reported. Kill with `all` of the exited init then succeeds, as
+    `runc kill --all` of a stopped container does."""
+    from pyrunc.shim import shim_pb2 as pb
+
+    def no_pid_namespace(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+    directory = bundle(no_pid_namespace, args=["sh", "-c", "sleep 60 & sleep 1"], name=container_id)
+    client = shim(directory)
+    try:
+        call(client, "Create", pb.CreateTaskRequest(id=container_id, bundle=str(directory)), pb.CreateTaskResponse)
+        try:
+            call(client, "Start", pb.StartRequest(id=container_id), pb.StartResponse)
+
+            def background() -> list[int]:
+                pids = call(client, "Pids", pb.PidsRequest(id=container_id), pb.PidsResponse).processes
+                found = []
+                for info in pids:
+                    try:
+                        with open(f"/proc/{info.pid}/cmdline", "rb") as f:
+                            if f.read() == b"sleep\0" + b"60\0":
+                                found.append(info.pid)
+                    except OSError:
+                        pass
+                return found
+            sleeper = wait_until(background, 5, "the background sleep")[0]
+            waited = call(client, "Wait", pb.WaitRequest(id=container_id), pb.WaitResponse)
+            assert waited.exit_status == 0
+            assert exited(sleeper), "the init's exit was reported with its background process alive"
+            call(client, "Kill", pb.KillRequest(id=container_id, signal=9, all=True))
+        finally:
+            call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()

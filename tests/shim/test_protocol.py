@@ -314,6 +314,82 @@ def test_outstanding_waits_hold_no_thread(shim, bundle, rootfs_dir, container_id
             waiter.join(10)
         assert [r.exit_status for r in replies] == [137] * len(waiters)
         call(client, "Delete", pb.DeleteRequest(id=container_id), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
+    finally:
+        client.close()
+
+
+def test_spawns_share_one_sealed_init(shim, bundle, rootfs_dir, container_id):
+    """The resident process makes one sealed copy of pyrunc-init and every spawn executes
+    it (a copy per spawn cost a memfd, an 800 kB copy and the seals each time); it stays
+    sealed against writes."""
+    import fcntl
+    from pyrunc.shim import shim_pb2 as pb
+    directories = []
+    for i in range(2):
+        directory = bundle(name=f"{container_id}-{i}")
+        config = json.loads((directory / "config.json").read_text())
+        config["root"]["path"] = "rootfs"
+        (directory / "config.json").write_text(json.dumps(config))
+        directories.append(directory)
+    client = shim(directories[0])
+    created = []
+    try:
+        inits = []
+        for directory in directories:
+            request = pb.CreateTaskRequest(id=directory.name, bundle=str(directory))
+            request.rootfs.add(type="bind", source=str(rootfs_dir), options=["rbind", "ro"])
+            inits.append(call(client, "Create", request, pb.CreateTaskResponse).pid)
+            created.append(directory.name)
+        # created, not started: each init is still pyrunc-init, run from the memfd
+        executables = [os.stat(f"/proc/{pid}/exe") for pid in inits]
+        assert os.readlink(f"/proc/{inits[0]}/exe").startswith("/memfd:pyrunc-init")
+        assert executables[0].st_ino == executables[1].st_ino, "one sealed copy for both spawns"
+        fd = os.open(f"/proc/{inits[0]}/exe", os.O_RDONLY)
+        try:
+            seals = fcntl.fcntl(fd, 1034)  # F_GET_SEALS
+        finally:
+            os.close(fd)
+        assert seals & 0x8 and seals & 0x1, "sealed against writes and further seal changes"
+    finally:
+        for name in created:
+            call(client, "Delete", pb.DeleteRequest(id=name), pb.DeleteResponse)
+        call(client, "Shutdown", pb.ShutdownRequest(id=directories[0].name))
+        client.close()
+
+
+def test_workers_reuse_idle_threads_and_never_queue_a_call():
+    """ttrpc's request threads: a call runs at once even while others block (Wait did),
+    on an idle thread when there is one (no thread started per request), and an idle
+    thread ends after `idle` seconds."""
+    import threading
+    from pyrunc.shim.ttrpc import Workers
+    workers = Workers(idle=0.5)
+    ran = []
+    done = threading.Semaphore(0)
+
+    def record() -> None:
+        ran.append(threading.get_ident())
+        done.release()
+    for _ in range(10):
+        workers.submit(record)
+        assert done.acquire(timeout=5)
+        time.sleep(0.01)  # the worker parks again
+    assert len(set(ran)) == 1, "sequential calls reuse one thread"
+    release = threading.Event()
+    blocked = threading.Semaphore(0)
+
+    def block() -> None:
+        blocked.release()
+        release.wait(10)
+    for _ in range(3):
+        workers.submit(block)
+    assert all(blocked.acquire(timeout=5) for _ in range(3)), "a call queued behind a blocked one"
+    workers.submit(record)
+    assert done.acquire(timeout=5)
+    release.set()
+    time.sleep(1.5)
+    assert not workers.parked, "idle threads end after `idle` seconds"
 
 
 def resident_files(tmp_path) -> list[str]:
@@ -414,79 +490,6 @@ def test_resident_oom_score_above_containerd(shim, bundle, container_id):
         call(client, "Shutdown", pb.ShutdownRequest(id=container_id))
     finally:
         client.close()
-
-
-def test_spawns_share_one_sealed_init(shim, bundle, rootfs_dir, container_id):
-    """The resident process makes one sealed copy of pyrunc-init and every spawn executes
-    it (a copy per spawn cost a memfd, an 800 kB copy and the seals each time); it stays
-    sealed against writes."""
-    import fcntl
-    from pyrunc.shim import shim_pb2 as pb
-    directories = []
-    for i in range(2):
-        directory = bundle(name=f"{container_id}-{i}")
-        config = json.loads((directory / "config.json").read_text())
-        config["root"]["path"] = "rootfs"
-        (directory / "config.json").write_text(json.dumps(config))
-        directories.append(directory)
-    client = shim(directories[0])
-    created = []
-    try:
-        inits = []
-        for directory in directories:
-            request = pb.CreateTaskRequest(id=directory.name, bundle=str(directory))
-            request.rootfs.add(type="bind", source=str(rootfs_dir), options=["rbind", "ro"])
-            inits.append(call(client, "Create", request, pb.CreateTaskResponse).pid)
-            created.append(directory.name)
-        # created, not started: each init is still pyrunc-init, run from the memfd
-        executables = [os.stat(f"/proc/{pid}/exe") for pid in inits]
-        assert os.readlink(f"/proc/{inits[0]}/exe").startswith("/memfd:pyrunc-init")
-        assert executables[0].st_ino == executables[1].st_ino, "one sealed copy for both spawns"
-        fd = os.open(f"/proc/{inits[0]}/exe", os.O_RDONLY)
-        try:
-            seals = fcntl.fcntl(fd, 1034)  # F_GET_SEALS
-        finally:
-            os.close(fd)
-        assert seals & 0x8 and seals & 0x1, "sealed against writes and further seal changes"
-    finally:
-        for name in created:
-            call(client, "Delete", pb.DeleteRequest(id=name), pb.DeleteResponse)
-        call(client, "Shutdown", pb.ShutdownRequest(id=directories[0].name))
-        client.close()
-
-
-def test_workers_reuse_idle_threads_and_never_queue_a_call():
-    """ttrpc's request threads: a call runs at once even while others block (Wait did),
-    on an idle thread when there is one (no thread started per request), and an idle
-    thread ends after `idle` seconds."""
-    import threading
-    from pyrunc.shim.ttrpc import Workers
-    workers = Workers(idle=0.5)
-    ran = []
-    done = threading.Semaphore(0)
-
-    def record() -> None:
-        ran.append(threading.get_ident())
-        done.release()
-    for _ in range(10):
-        workers.submit(record)
-        assert done.acquire(timeout=5)
-        time.sleep(0.01)  # the worker parks again
-    assert len(set(ran)) == 1, "sequential calls reuse one thread"
-    release = threading.Event()
-    blocked = threading.Semaphore(0)
-
-    def block() -> None:
-        blocked.release()
-        release.wait(10)
-    for _ in range(3):
-        workers.submit(block)
-    assert all(blocked.acquire(timeout=5) for _ in range(3)), "a call queued behind a blocked one"
-    workers.submit(record)
-    assert done.acquire(timeout=5)
-    release.set()
-    time.sleep(1.5)
-    assert not workers.parked, "idle threads end after `idle` seconds"
 
 
 @pytest.fixture

@@ -466,6 +466,8 @@ def run(g: Globals, container_id: str, bundle: str, *, pid_file: str = "",
         if console:
             console.close()
         raise
+    from pyrunc import cgroups
+    cgroups.end_warm_up()  # the init is placed: ~33 more writes would only cost CPU
     try:
         if console:
             console.receive_master()

@@ -62,6 +62,6 @@ from __future__ import annotations
 
 from pyrunc.cgroups._paths import CgroupError
 from pyrunc.cgroups.fs import mode
-from pyrunc.cgroups.manager import Manager, move_self, warm_up_migration
+from pyrunc.cgroups.manager import Manager, end_warm_up, move_self, warm_up_migration
 
-__all__ = ["CgroupError", "Manager", "mode", "move_self", "warm_up_migration"]
+__all__ = ["CgroupError", "Manager", "end_warm_up", "mode", "move_self", "warm_up_migration"]

@@ -55,6 +55,15 @@ def warm_up_migration(seconds: float = 0.1) -> None:
     _thread.start_new_thread(_migrate_in_place, (str(pid),))
 
 
+def end_warm_up() -> None:
+    """The placement it was for is done: the warm-up thread ends at its next write
+    instead of writing for the rest of its 100 ms (~17 µs of CPU each, every 3 ms), for a
+    caller that stays (`run`). Not for a resident caller: its other creates may still
+    need it."""
+    with _warm_up_lock:
+        _warm_up["until"] = 0.0
+
+
 def move_self(move) -> None:
     """Call `move()`, which moves this process into other cgroups, with no warm-up write
     in between; the warm-up writes into the new v1 cgroup afterwards."""

@@ -658,3 +658,19 @@ def test_move_self_is_not_undone_by_the_warm_up():
     finally:
         if lines:
             os.rmdir(lines[0])  # its only process has exited
+
+
+def test_end_warm_up_ends_the_thread_at_once():
+    """`run` ends the warm-up once its init is placed: the thread stops at its next write
+    instead of writing every 3 ms for the rest of its time."""
+    import _thread
+
+    from pyrunc import cgroups
+
+    if mode() == "unified":
+        pytest.skip("cgroup v2 needs no warm-up (CLONE_INTO_CGROUP)")
+    threads = _thread._count()
+    cgroups.warm_up_migration(5.0)
+    assert _wait_until(lambda: _thread._count() == threads + 1, timeout=1.0), "no thread started"
+    cgroups.end_warm_up()
+    assert _wait_until(lambda: _thread._count() == threads, timeout=0.5), "the thread kept writing"

@@ -13,4 +13,4 @@ from engine_support import (  # noqa: E402,F401  (fixtures are found by name)
     engine_rootfs_tar,
     private_run_dirs,
 )
-from shim_support import shim_containerd  # noqa: E402,F401
+from shim_support import ctr, shim_containerd  # noqa: E402,F401

@@ -175,3 +175,17 @@ def assert_clean(engine: ShimEngine, names: list[str]) -> None:
     except AssertionError as error:
         problems.append(str(error))
     assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def ctr(shim_containerd):
+    """shim_containerd, whose containers (named with new_name) are checked gone after the test."""
+    names: list[str] = []
+    shim_containerd.names = names
+    yield shim_containerd
+    assert_clean(shim_containerd, names)
+
+
+def new_name(ctr, engine_name: str, suffix: str = "") -> str:
+    ctr.names.append(engine_name + suffix)
+    return engine_name + suffix

@@ -52,6 +52,13 @@ def netns_of(pod: Pod) -> str:
     return next((n.get("path", "") for n in spec["linux"]["namespaces"] if n["type"] == "network"), "")
 
 
+def assert_pod_gone(cri, pod: Pod, netns: str) -> None:
+    """Nothing of the removed pod is left, and its shim has ended."""
+    problems = residue_of(pod, netns)
+    assert not problems, problems
+    wait_until(lambda: not shims(cri, SHIM), 10, "the pod's shim to exit")
+
+
 def test_pod_lifecycle_one_shim_per_pod(cri):
     pod = Pod(cri, "pyrunc-shim", unique_name("shim-pod"))
     netns = ""
@@ -77,9 +84,7 @@ def test_pod_lifecycle_one_shim_per_pod(cri):
     finally:
         if pod.id:
             pod.remove()
-    problems = residue_of(pod, netns)
-    assert not problems, problems
-    wait_until(lambda: not shims(cri, SHIM), 10, "the pod's shim to exit")
+    assert_pod_gone(cri, pod, netns)
 
 
 def test_node_wide_shim_serves_every_pod(cri):
@@ -122,6 +127,4 @@ def test_handler_options_from_config_path(cri):
     finally:
         if pod.id:
             pod.remove()
-    problems = residue_of(pod, netns)
-    assert not problems, problems
-    wait_until(lambda: not shims(cri, SHIM), 10, "the pod's shim to exit")
+    assert_pod_gone(cri, pod, netns)

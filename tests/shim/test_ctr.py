@@ -5,22 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
-from shim_support import RUNTIME, assert_clean
-
-
-@pytest.fixture
-def ctr(shim_containerd):
-    names: list[str] = []
-    shim_containerd.names = names
-    yield shim_containerd
-    assert_clean(shim_containerd, names)
-
-
-def new_name(ctr, engine_name: str, suffix: str = "") -> str:
-    ctr.names.append(engine_name + suffix)
-    return engine_name + suffix
+from shim_support import RUNTIME, new_name
 
 
 def test_run_exit_code_stdout_stderr_stdin(ctr, engine_name):

@@ -12,20 +12,7 @@ import subprocess
 import pytest
 
 from engine_support import wait_until
-from shim_support import assert_clean
-
-
-@pytest.fixture
-def ctr(shim_containerd):
-    names: list[str] = []
-    shim_containerd.names = names
-    yield shim_containerd
-    assert_clean(shim_containerd, names)
-
-
-def new_name(ctr, engine_name: str, suffix: str = "") -> str:
-    ctr.names.append(engine_name + suffix)
-    return engine_name + suffix
+from shim_support import new_name
 
 
 def options_file(tmp_path, text: str) -> str:

@@ -202,7 +202,21 @@ def shim_cgroup():
                                 value = f.read()
                             with open(os.path.join(path, name), "w") as f:
                                 f.write(value)
-        yield parent
+        try:
+            yield parent
+        finally:
+            # the resident process stays in it until it ends (IDLE_EXIT after its last
+            # task): the directories can only go once it has
+            wait_until(lambda: not any(_cgroup_procs(mountpoint, parent) for mountpoint in cgroup_hierarchies()),
+                       15, "the shim process to leave its ShimCgroup")
+
+
+def _cgroup_procs(mountpoint: str, cgroup: str) -> str:
+    try:
+        with open(os.path.join(mountpoint, cgroup.strip("/"), "cgroup.procs")) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def runc_options(**fields):

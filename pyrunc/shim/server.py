@@ -606,18 +606,21 @@ class Service:
                     proc.pid = run(console_path)
                 finally:
                     self.stdio.fds = ()
+                if console is not None:
+                    conn, _ = console.accept()
+                    with conn:
+                        _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+                    proc.master = fds[0]
+                    # the terminal's output goes where stdout goes (runc's shim: its
+                    # platform's CopyConsole, to the FIFO, file or logger)
+                    self._copy(proc, proc.master, outputs[0], own_source=False)
+                    outputs[0] = -1
+                # known to the reaper only now, with its copy registered: a process that
+                # exits at once (`tty; echo`) then has its exit published after its output
+                # is drained, not before the copy existed (still the gate's: unreaped)
                 with self.lock:
                     self.by_pid[proc.pid] = proc
             self.children.set()
-            if console is not None:
-                conn, _ = console.accept()
-                with conn:
-                    _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
-                proc.master = fds[0]
-                # the terminal's output goes where stdout goes (runc's shim: its platform's
-                # CopyConsole, to the FIFO, file or logger)
-                self._copy(proc, proc.master, outputs[0], own_source=False)
-                outputs[0] = -1
             if proc.pump is not None:
                 if proc.master >= 0:
                     proc.pump.redirect(proc.master)

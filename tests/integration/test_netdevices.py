@@ -97,6 +97,17 @@ def _pid(pyrunc_in, ns, container_id) -> int:
     return json.loads(result.stdout)["pid"]
 
 
+def _assert_veth_peer_gone(host, timeout: float = 10.0) -> None:
+    """vh0's peer vp0 goes with the container's network namespace: the kernel destroys a
+    namespace (and the veth pairs in it) in a workqueue after its last reference is gone,
+    a moment after the container's processes, longer on a loaded machine."""
+    import time
+    deadline = time.monotonic() + timeout
+    while "vp0" in host.links():
+        assert time.monotonic() < deadline, f"vp0 still there {timeout} s after the container ended"
+        time.sleep(0.05)
+
+
 def test_moved_renamed_up_with_its_global_address(pyrunc_in, host, bundle, container_id, state_root,
                                                    assert_no_residue):
     """`ip` in the container sees vh0 as ctr0, up, mtu kept, 10.99.0.2/24 kept, the
@@ -110,8 +121,8 @@ def test_moved_renamed_up_with_its_global_address(pyrunc_in, host, bundle, conta
     assert "inet 10.99.0.2/24" in result.stdout
     assert "127.0.0.99" not in result.stdout
     assert "vh0" not in result.stdout
-    links = host.links()
-    assert "vh0" not in links and "vp0" not in links and "ctr0" not in links
+    assert "vh0" not in host.links() and "ctr0" not in host.links()
+    _assert_veth_peer_gone(host)
     assert_no_residue(state_root, [container_id])
 
 
@@ -127,7 +138,8 @@ def test_moved_before_start_and_gone_after_delete_force(pyrunc_in, host, bundle,
     result = pyrunc_in(host, "delete", "--force", container_id)
     assert result.returncode == 0, result.stderr
     assert_no_residue(state_root, [container_id])
-    assert "vh0" not in host.links() and "vp0" not in host.links()
+    assert "vh0" not in host.links()
+    _assert_veth_peer_gone(host)
 
 
 def test_joined_namespace_keeps_the_device_after_delete(pyrunc_in, host, netns, bundle, container_id, state_root,
